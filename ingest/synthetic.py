@@ -1,0 +1,137 @@
+"""Synthetic but schema-valid event streams, for benchmarks and property tests.
+
+Nothing here is used by nasdb's own commands: it makes event logs that look like a real search
+(datasets, models with layers, epochs, per-class metrics, steering actions) so the store, the
+projections and the query language can be measured at sizes no CPU could train in a session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from collections.abc import Iterator
+
+from nasdb.ingest._store import NewEvent
+
+DIGIT_CLASSES = [str(i) for i in range(10)]
+_LAYER_CHOICES = ("Conv2D", "Activation", "MaxPool2D", "Dropout", "Dense", "BatchNorm")
+
+
+def dataset_event(dataset_id: str = "synthetic", classes: list[str] | None = None) -> NewEvent:
+    classes = classes or DIGIT_CLASSES
+    return NewEvent(
+        "DatasetRegistered",
+        {
+            "dataset_id": dataset_id,
+            "name": dataset_id,
+            "kind": "synthetic",
+            "source": "nasdb.ingest.synthetic",
+            "fingerprint": hashlib.sha256(dataset_id.encode()).hexdigest(),
+            "shape": [1, 8, 8],
+            "classes": classes,
+            "train_size": 1000,
+            "val_size": 200,
+            "test_size": 300,
+            "val_seed": 0,
+        },
+        idempotency_key="registered",
+    )
+
+
+def _layers(rng: random.Random) -> list[dict[str, object]]:
+    layers: list[dict[str, object]] = []
+    for _ in range(rng.randint(1, 8)):
+        kind = rng.choice(_LAYER_CHOICES)
+        if kind == "Conv2D":
+            layers.append({"type": "Conv2D", "filters": rng.choice([16, 32, 64, 128]),
+                           "kernel": rng.choice([1, 3, 5]), "stride": 1, "padding": "same"})
+        elif kind == "Activation":
+            layers.append({"type": "Activation", "fn": rng.choice(["relu", "tanh", "sigmoid"])})
+        elif kind == "MaxPool2D":
+            layers.append({"type": "MaxPool2D", "size": 2, "stride": 2})
+        elif kind == "Dropout":
+            layers.append({"type": "Dropout", "rate": rng.choice([0.125, 0.25, 0.5])})
+        elif kind == "Dense":
+            layers.append({"type": "Dense", "units": rng.choice([16, 64, 128, 256])})
+        else:
+            layers.append({"type": "BatchNorm"})
+    return layers
+
+
+def model_lifecycle(
+    rng: random.Random,
+    model_id: str,
+    dataset_id: str = "synthetic",
+    classes: list[str] | None = None,
+    *,
+    epochs: int = 3,
+    parent_id: str | None = None,
+    finish: bool = True,
+) -> list[NewEvent]:
+    """Proposed -> requested -> claimed -> epochs -> completed, with plausible numbers."""
+    classes = classes or DIGIT_CLASSES
+    layers = _layers(rng)
+    params = rng.randint(1_000, 3_000_000)
+    quality = rng.random()
+    hp = {"optimizer": rng.choice(["adam", "sgd", "adamw"]), "lr": 10 ** rng.uniform(-4, -2),
+          "weight_decay": 0.0, "batch_size": rng.choice([64, 128, 256]), "epochs": epochs,
+          "schedule": "step", "step_gamma": 0.75, "seed": 0, "early_stop_patience": 3,
+          "early_stop_delta": 0.005}
+    origin = "variation" if parent_id else rng.choice(["sampled", "sampled", "ablation"])
+    events = [
+        NewEvent("ArchitectureProposed", {
+            "model_id": model_id, "dataset_id": dataset_id, "origin": origin,
+            "parent_id": parent_id, "changes": ["synthetic"] if parent_id else [],
+            "architecture": {"layers": layers, "reference": None}, "hyperparameters": hp,
+            "glyph": "-".join(str(layer["type"])[:2] for layer in layers) + f"-D{len(classes)}",
+            "layer_types": [str(layer["type"]) for layer in layers], "depth": len(layers) + 1,
+            "params": params, "flops": params * rng.randint(2, 60), "input_shape": [1, 8, 8],
+            "num_classes": len(classes),
+        }, idempotency_key="proposed"),
+        NewEvent("TrainingRequested", {"priority": 0}, idempotency_key="requested"),
+    ]
+    if not finish:
+        return events
+    events.append(NewEvent("JobClaimed", {"worker": "synthetic", "attempt": 1,
+                                          "lease_seconds": 60.0}, idempotency_key="claim-1"))
+    acc = 0.1
+    for epoch in range(1, epochs + 1):
+        acc = min(0.99, acc + (1 - acc) * quality * 0.5)
+        events.append(NewEvent("EpochCompleted", {
+            "epoch": epoch, "train_loss": 2.3 * (1 - acc), "train_acc": acc,
+            "val_loss": 2.3 * (1 - acc) + 0.05, "val_acc": acc - 0.01,
+            "class_acc": {c: max(0.0, min(1.0, acc + rng.uniform(-0.1, 0.1))) for c in classes},
+            "lr": hp["lr"], "seconds": rng.uniform(0.1, 2.0),
+        }, idempotency_key=f"epoch-1-{epoch}"))
+    n = len(classes)
+    per_class = [max(0.0, min(1.0, acc + rng.uniform(-0.15, 0.1))) for _ in classes]
+    labels = bytes(rng.randrange(n) for _ in range(64))
+    events.append(NewEvent("TrainingCompleted", {
+        "epochs_trained": epochs, "test_acc": acc, "test_loss": 2.3 * (1 - acc),
+        "class_names": classes, "class_accuracy": [0.9 + a / 10 for a in per_class],
+        "class_precision": per_class, "class_recall": per_class,
+        "class_specificity": [0.95] * n, "class_support": [30] * n,
+        "confusion_matrix": [[0] * n for _ in range(n)],
+        "predictions": base64.b64encode(labels).decode(),
+        "predictions_digest": hashlib.sha256(labels).hexdigest(),
+        "latency_ms": rng.uniform(0.01, 1.0), "train_seconds": rng.uniform(1, 30),
+    }, idempotency_key="completed"))
+    return events
+
+
+def search_log(
+    n_models: int, seed: int = 0, dataset_id: str = "synthetic"
+) -> Iterator[tuple[str, list[NewEvent]]]:
+    """(stream id, events) pairs for a dataset and ``n_models`` models, some steered."""
+    rng = random.Random(seed)
+    yield f"dataset-{dataset_id}", [dataset_event(dataset_id)]
+    for i in range(1, n_models + 1):
+        parent = f"m{rng.randint(1, i - 1)}" if i > 1 and rng.random() < 0.2 else None
+        events = model_lifecycle(rng, f"m{i}", dataset_id, parent_id=parent,
+                                 finish=rng.random() < 0.9)
+        if rng.random() < 0.1:
+            events.append(NewEvent("Pinned", {}))
+        if rng.random() < 0.1:
+            events.append(NewEvent("Tagged", {"tag": rng.choice(["baseline", "small", "keep"])}))
+        yield f"model-m{i}", events

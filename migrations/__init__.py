@@ -1,0 +1,1 @@
+"""nasdb.migrations: the Alembic environment."""

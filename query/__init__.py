@@ -1,0 +1,31 @@
+"""nasdb.query: the query language.
+
+``run(text, db)`` parses, compiles to parameterised SQL over the public views and runs a query;
+``parse`` and ``compile`` expose the two steps; ``format_result`` renders a `Result`.
+See docs/query.md for the language.
+"""
+
+from __future__ import annotations
+
+from nasdb.query._ast import Query, to_text
+from nasdb.query._compiler import DEFAULT_LIMIT, Catalog, CompiledQuery, compile
+from nasdb.query._fields import FIELDS
+from nasdb.query._format import FORMATS, format_result
+from nasdb.query._parser import GRAMMAR_PATH, parse
+from nasdb.query._run import Result, run
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "FIELDS",
+    "FORMATS",
+    "GRAMMAR_PATH",
+    "Catalog",
+    "CompiledQuery",
+    "Query",
+    "Result",
+    "compile",
+    "format_result",
+    "parse",
+    "run",
+    "to_text",
+]

@@ -1,0 +1,89 @@
+"""The one entry point: text -> rows, for the CLI, the web UI and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+
+from nasdb.query._compiler import Catalog, CompiledQuery, compile
+from nasdb.query._parser import parse
+from nasdb.schema.errors import QuerySyntaxError
+
+__all__ = ["Result", "run"]
+
+
+class _Connectable(Protocol):
+    def connect(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a query returned: rows (dicts keyed by `columns`), what was asked, and how.
+
+    `kind` is the compiled query's kind (rows, pareto, top, count, group, lineage) or ``explain``
+    when nothing was run (then `rows` is empty and `sql` / `params` say what would run).
+    """
+
+    rows: list[dict[str, Any]]
+    columns: tuple[str, ...]
+    description: str
+    sql: str
+    params: dict[str, Any]
+    kind: str
+    query_kind: str = field(default="")
+
+
+def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
+    """Parse, compile and run `text` against `db` (anything with ``.connect()`` giving a psycopg 3
+    connection context manager, such as `nasdb.schema.Database`).
+
+    ``explain=True`` (or the ``explain`` keyword in the text) returns the SQL and parameters
+    without running them; then `db` may be None (no catalog: class names are not checked).
+    Runs in a read-only transaction. Raises `QuerySyntaxError` for a bad query and lets the
+    database layer's `DatabaseUnavailable` through.
+    """
+    query = parse(text)
+    explain = explain or query.explain is not None
+    if db is None:
+        if not explain:
+            raise ValueError("run() needs a database unless explain=True")
+        return _explained(compile(query))
+    with db.connect() as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        compiled = compile(query, Catalog.load(conn))
+        if explain:
+            return _explained(compiled)
+        with conn.cursor(row_factory=dict_row) as cur:
+            try:
+                cur.execute(compiled.sql, compiled.params)
+            except psycopg.errors.InvalidRegularExpression as e:
+                reason = str(e).strip().splitlines()[0]
+                raise QuerySyntaxError(
+                    f"query error: the database rejected a regular expression: {reason}",
+                    text=text,
+                ) from e
+            rows = [dict(r) for r in cur.fetchall()]
+    return Result(
+        rows=rows,
+        columns=compiled.columns,
+        description=compiled.description,
+        sql=compiled.sql,
+        params=compiled.params,
+        kind=compiled.kind,
+        query_kind=compiled.kind,
+    )
+
+
+def _explained(compiled: CompiledQuery) -> Result:
+    return Result(
+        rows=[],
+        columns=compiled.columns,
+        description=compiled.description,
+        sql=compiled.sql,
+        params=compiled.params,
+        kind="explain",
+        query_kind=compiled.kind,
+    )

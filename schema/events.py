@@ -1,0 +1,328 @@
+"""Event payload types: the catalogue of everything that can happen in nasdb.
+
+Each payload is a frozen pydantic model with a stable ``TYPE`` name (past tense) and a payload
+schema ``VERSION``. The store validates a payload against its type on append and refuses unknown
+types. Old payloads are never rewritten: `upcast` lifts a stored payload of an older version to the
+current one with small ``upcast_vN_vM`` functions registered in `UPCASTERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nasdb.schema.errors import InvalidEvent
+
+JsonDict = dict[str, Any]
+Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", "reference"]
+
+
+class Payload(BaseModel):
+    """Base of every event payload: frozen, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+# --- dataset-<id> ---------------------------------------------------------------------------
+
+
+class DatasetRegistered(Payload):
+    TYPE = "DatasetRegistered"
+    dataset_id: str
+    name: str
+    kind: str
+    source: str
+    fingerprint: str
+    shape: list[int] = Field(min_length=3, max_length=3)
+    classes: list[str] = Field(min_length=2)
+    train_size: int = Field(ge=1)
+    val_size: int = Field(ge=0)
+    test_size: int = Field(ge=1)
+    val_seed: int = 0
+
+
+# --- study-<id> -----------------------------------------------------------------------------
+
+
+class StudyCreated(Payload):
+    TYPE = "StudyCreated"
+    study_id: str
+    dataset_id: str
+    strategy: str
+    settings: JsonDict = Field(default_factory=dict)
+    space: JsonDict = Field(default_factory=dict)
+    objectives: list[str] = Field(default_factory=lambda: ["acc", "params"])
+    budget: JsonDict = Field(default_factory=dict)
+    previous_study_id: str | None = None
+
+
+class StudyPaused(Payload):
+    TYPE = "StudyPaused"
+    reason: str = ""
+
+
+class StudyResumed(Payload):
+    TYPE = "StudyResumed"
+
+
+class StudyStopped(Payload):
+    TYPE = "StudyStopped"
+    reason: str = ""
+
+
+class StudyCompleted(Payload):
+    TYPE = "StudyCompleted"
+    reason: str = ""
+
+
+class SearchSpaceRefined(Payload):
+    TYPE = "SearchSpaceRefined"
+    space: JsonDict
+    changes: list[str] = Field(default_factory=list)
+    next_study_id: str | None = None
+
+
+# --- model-<id> -----------------------------------------------------------------------------
+
+
+class ArchitectureProposed(Payload):
+    TYPE = "ArchitectureProposed"
+    model_id: str
+    dataset_id: str
+    study_id: str | None = None
+    origin: Origin
+    parent_id: str | None = None
+    changes: list[str] = Field(default_factory=list)
+    architecture: JsonDict
+    hyperparameters: JsonDict
+    glyph: str
+    layer_types: list[str] = Field(default_factory=list)
+    depth: int = Field(ge=1)
+    params: int = Field(ge=0)
+    flops: int = Field(ge=0)
+    input_shape: list[int] = Field(min_length=3, max_length=3)
+    num_classes: int = Field(ge=2)
+    predicted_acc: float | None = None
+    proposal: JsonDict = Field(default_factory=dict)
+
+
+class TrainingRequested(Payload):
+    TYPE = "TrainingRequested"
+    priority: int = 0
+    epochs: int | None = None
+    resume_from: str | None = None
+
+
+class JobClaimed(Payload):
+    TYPE = "JobClaimed"
+    worker: str
+    attempt: int = Field(ge=1)
+    lease_seconds: float = Field(gt=0)
+    device: str = "cpu"
+
+
+class LeaseRenewed(Payload):
+    TYPE = "LeaseRenewed"
+    worker: str
+    lease_seconds: float = Field(gt=0)
+
+
+class EpochCompleted(Payload):
+    TYPE = "EpochCompleted"
+    epoch: int = Field(ge=1)
+    attempt: int = 1
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    class_acc: dict[str, float] = Field(default_factory=dict)
+    lr: float
+    seconds: float
+
+
+class TrainingCompleted(Payload):
+    TYPE = "TrainingCompleted"
+    attempt: int = 1
+    epochs_trained: int
+    test_acc: float
+    test_loss: float
+    class_names: list[str]
+    class_accuracy: list[float]
+    class_precision: list[float]
+    class_recall: list[float]
+    class_specificity: list[float]
+    class_support: list[int]
+    confusion_matrix: list[list[int]]
+    predictions: str = Field(description="base64 of one uint8 label per test image")
+    predictions_digest: str
+    latency_ms: float
+    train_seconds: float
+    checkpoint: str | None = None
+
+
+class TrainingFailed(Payload):
+    TYPE = "TrainingFailed"
+    attempt: int = 1
+    error: str
+    epoch: int | None = None
+
+
+class TrainingCancelled(Payload):
+    TYPE = "TrainingCancelled"
+    reason: str = ""
+
+
+class PriorityChanged(Payload):
+    TYPE = "PriorityChanged"
+    priority: int
+
+
+class Pinned(Payload):
+    TYPE = "Pinned"
+
+
+class Unpinned(Payload):
+    TYPE = "Unpinned"
+
+
+class Tagged(Payload):
+    TYPE = "Tagged"
+    tag: str = Field(min_length=1, max_length=64)
+
+
+class Untagged(Payload):
+    TYPE = "Untagged"
+    tag: str
+
+
+class Noted(Payload):
+    TYPE = "Noted"
+    text: str = Field(min_length=1)
+
+
+class AccuracyPredicted(Payload):
+    TYPE = "AccuracyPredicted"
+    predicted_acc: float
+    lower: float | None = None
+    upper: float | None = None
+    recommender_id: str
+
+
+# --- worker-<id> ----------------------------------------------------------------------------
+
+
+class WorkerStarted(Payload):
+    TYPE = "WorkerStarted"
+    worker: str
+    host: str
+    pid: int
+    device: str
+
+
+class WorkerStopped(Payload):
+    TYPE = "WorkerStopped"
+    worker: str
+    jobs_done: int = 0
+    reason: str = ""
+
+
+# --- recommender-<id> -----------------------------------------------------------------------
+
+
+class RecommenderTrained(Payload):
+    TYPE = "RecommenderTrained"
+    recommender_id: str
+    kind: str
+    artifact: str
+    data_fingerprint: str
+    training_rows: int
+    metrics: JsonDict = Field(default_factory=dict)
+
+
+# --- session-<id> ---------------------------------------------------------------------------
+
+
+class UiAction(Payload):
+    TYPE = "UiAction"
+    action: str
+    detail: JsonDict = Field(default_factory=dict)
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        DatasetRegistered,
+        StudyCreated,
+        StudyPaused,
+        StudyResumed,
+        StudyStopped,
+        StudyCompleted,
+        SearchSpaceRefined,
+        ArchitectureProposed,
+        TrainingRequested,
+        JobClaimed,
+        LeaseRenewed,
+        EpochCompleted,
+        TrainingCompleted,
+        TrainingFailed,
+        TrainingCancelled,
+        PriorityChanged,
+        Pinned,
+        Unpinned,
+        Tagged,
+        Untagged,
+        Noted,
+        AccuracyPredicted,
+        WorkerStarted,
+        WorkerStopped,
+        RecommenderTrained,
+        UiAction,
+    )
+}
+
+Upcaster = Callable[[JsonDict], JsonDict]
+# (type, stored version) -> function lifting that payload one version up.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def validate_payload(event_type: str, data: JsonDict) -> JsonDict:
+    """Return ``data`` normalised by its type's schema; raise `InvalidEvent` if it does not fit."""
+    cls = PAYLOAD_TYPES.get(event_type)
+    if cls is None:
+        known = ", ".join(sorted(PAYLOAD_TYPES))
+        raise InvalidEvent(f"unknown event type {event_type!r}; known types: {known}")
+    try:
+        return cls.model_validate(data).model_dump(mode="json")
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise InvalidEvent(f"{event_type} payload is invalid: {problems}") from e
+
+
+def current_version(event_type: str) -> int:
+    """The payload schema version new events of this type are written with."""
+    cls = PAYLOAD_TYPES.get(event_type)
+    return cls.VERSION if cls is not None else 1
+
+
+def upcast(event_type: str, version: int, data: JsonDict) -> JsonDict:
+    """Lift a stored payload to the current version of its type, one registered step at a time."""
+    target = current_version(event_type)
+    while version < target:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise InvalidEvent(f"no upcaster for {event_type} v{version} -> v{version + 1}")
+        data = step(data)
+        version += 1
+    return data
+
+
+def payload(event_type: str, data: JsonDict) -> Payload:
+    """The typed payload object of a stored event (after upcasting)."""
+    return PAYLOAD_TYPES[event_type].model_validate(data)

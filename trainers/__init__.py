@@ -1,0 +1,1 @@
+"""nasdb.trainers."""
