@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import platform
 import shlex
@@ -36,14 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR, LoadedDataset, load_dataset
+from nasdb.trainers.loop import train
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
-
-from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR, LoadedDataset, load_dataset
-from nasdb.trainers.loop import train
 
 # --------------------------------------------------------------------------------------------------
 # architectures
@@ -71,11 +71,11 @@ def sampled_architectures(data: LoadedDataset, seeds: int = 400) -> tuple[list[C
         pool.append((count_flops(arch, shape, k), seed, arch))
     chosen = []
     for target in FLOP_TARGETS:
-        flops, seed, arch = min(pool, key=lambda t: (abs(np.log(max(t[0], 1) / target)), t[1]))
+        _, seed, arch = min(pool, key=lambda t: (abs(np.log(max(t[0], 1) / target)), t[1]))
         chosen.append(
             Candidate(
                 name=f"{arch.glyph(k)} (seed {seed})",
-                make=lambda arch=arch: build_module(arch, shape, k),
+                make=functools.partial(build_module, arch, shape, k),
             )
         )
     return chosen, "sampled from nasdb.search's REMAP chain, built by nasdb.trainers.build"
@@ -223,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="fashion-mnist or digits (default: fashion-mnist if installed)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     parser.add_argument("--fixed", action="store_true", help="use the fixed CNNs, not sampled ones")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     limit = args.limit if args.limit is not None else (10_000 if args.quick else None)
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 2)
 

@@ -379,7 +379,7 @@ class _Compiler:
             if types is None:
                 canonical = sorted({t for ts in LAYER_TYPES.values() for t in ts})
                 raise self.error(expr.layer, f"unknown layer type '{expr.layer.text}'"
-                                 + suggestion(expr.layer.text, [*canonical, *LAYER_TYPES]),
+                                 + suggestion(expr.layer.text, [*LAYER_TYPES, *canonical]),
                                  [f"layer types: {', '.join(canonical)}"])
             return f"m.layer_types && {self.bind(list(types))}::text[]"
         if isinstance(expr, Flag):

@@ -96,7 +96,7 @@ _FIELDS: list[Field] = [
     Field("layers", "m.glyph", Kind.LAYERS, "layers", "regex on the glyph or the layer types"),
     Field("params", "m.params", Kind.COUNT, "parameters", "parameter count", noun=True),
     Field("flops", "m.flops", Kind.COUNT, "FLOPs", "FLOPs per image", noun=True),
-    Field("depth", "m.depth", Kind.COUNT, "layers deep", "body layers + head", noun=True),
+    Field("depth", "m.depth", Kind.COUNT, "layers (depth)", "body layers + head", noun=True),
     Field("epochs", "m.epochs_trained", Kind.COUNT, "epochs trained", "epochs trained", noun=True),
     Field("epochs_planned", "m.epochs_planned", Kind.COUNT, "epochs planned", "epochs planned",
           noun=True),

@@ -516,11 +516,10 @@ def _translate(text: str, e: UnexpectedInput) -> QuerySyntaxError:
     else:
         found_words = what
     words = sorted({_TERMINAL_WORDS.get(t, t) for t in expected} - {"a name"})
-    if "_RPAR" in expected and "','" in words:
-        words = ["','", "')'"]
     hint = f"; expected {_join(words)}" if words and len(words) <= 4 else ""
     if isinstance(e, UnexpectedCharacters):
-        return fail(f"unexpected character '{found}'{hint}")
+        return fail(f"unexpected character '{found}'; values with spaces or symbols go in "
+                    'quotes, e.g. tag="v1 @ lab"')
     return fail(f"unexpected {found_words}{hint}")
 
 

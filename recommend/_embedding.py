@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from nasdb.schema.errors import InvalidRequest
 from scipy.optimize import minimize
 from scipy.spatial.distance import cdist
 from sklearn.manifold import MDS, TSNE
+
+from nasdb.schema.errors import InvalidRequest
 
 __all__ = ["embed_2d", "place_new"]
 

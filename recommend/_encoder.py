@@ -15,7 +15,10 @@ families better than the final state in our tests) or the final hidden state (``
 Both have length ``dim``.
 
 Fitting is deterministic given ``seed`` on CPU (single-threaded word2vec with a process-independent
-hash; torch seeded in a forked RNG so the caller's global torch RNG is untouched).
+hash; torch seeded in a forked RNG so the caller's global torch RNG is untouched). Fitting runs
+torch on one thread (the process-wide setting is restored afterwards, so do not fit from several
+threads at once): the model is tiny, and on a busy machine intra-op threads made fitting ten times
+slower, not faster.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from gensim.models import Word2Vec
-from nasdb.schema.errors import InvalidRequest, NotFound
 from torch import nn
+
+from nasdb.schema.errors import InvalidRequest, NotFound
 
 from ._tokens import BOS, EOS, PAD, UNK, Architecture, Vocabulary, tokenize
 
@@ -58,6 +63,16 @@ def _corrupt(
             mask = rng.random(len(sequence)) < unk_rate
             out.append([UNK if m else t for t, m in zip(sequence, mask, strict=True)])
     return out
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class _LanguageModel(nn.Module):
@@ -174,7 +189,7 @@ class ArchitectureEncoder:
             epochs=w2v_epochs,
             hashfxn=_stable_hash,
         )
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _one_thread():
             torch.manual_seed(seed)
             model = _LanguageModel(len(vocabulary), dim, layers)
             with torch.no_grad():

@@ -27,7 +27,6 @@ from typing import Any
 
 import joblib
 import numpy as np
-from nasdb.schema.errors import InvalidRequest, NotFound
 from scipy import stats
 from sklearn.base import clone
 from sklearn.ensemble import AdaBoostRegressor, GradientBoostingRegressor, RandomForestRegressor
@@ -37,6 +36,9 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
+from threadpoolctl import threadpool_limits
+
+from nasdb.schema.errors import InvalidRequest, NotFound
 
 __all__ = [
     "MIN_TRAINED_MODELS",
@@ -255,7 +257,14 @@ class AccuracyPredictor:
         self.datasets = sorted({name for r in rows for name in r.similarity})
         self.architecture_dim = int(np.asarray(rows[0].architecture).size)
         x = self._matrix(rows)
-        folds = list(KFold(_FOLDS, shuffle=True, random_state=seed).split(x))
+        with threadpool_limits(1):
+            self._fit_matrix(x, y, candidates)
+        self.n_rows = len(rows)
+        self.fingerprint = _fingerprint(rows, y)
+        return self
+
+    def _fit_matrix(self, x: np.ndarray, y: np.ndarray, candidates: dict[str, Pipeline]) -> None:
+        folds = list(KFold(_FOLDS, shuffle=True, random_state=self.seed).split(x))
         out_of_fold: dict[str, np.ndarray] = {}
         scores = []
         for name, template in candidates.items():
@@ -280,9 +289,6 @@ class AccuracyPredictor:
         self._residual_low = float(np.quantile(residuals, 0.05))
         self._residual_high = float(np.quantile(residuals, 0.95))
         self._model = clone(candidates[self.best]).fit(x, y)
-        self.n_rows = len(rows)
-        self.fingerprint = _fingerprint(rows, y)
-        return self
 
     # ------------------------------------------------------------------ predicting
     def predict(self, rows: Sequence[PredictorRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,7 +302,8 @@ class AccuracyPredictor:
         if len(rows) == 0:
             empty = np.zeros(0)
             return empty, empty.copy(), empty.copy()
-        mean = np.asarray(self._model.predict(self._matrix(rows)), dtype=np.float64)
+        with threadpool_limits(1):
+            mean = np.asarray(self._model.predict(self._matrix(rows)), dtype=np.float64)
         lower = np.clip(mean + self._residual_low, 0.0, 1.0)
         upper = np.clip(mean + self._residual_high, 0.0, 1.0)
         mean = np.clip(mean, 0.0, 1.0)

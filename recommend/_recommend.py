@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
 from nasdb.schema.errors import InvalidRequest
 
 from ._predictor import AccuracyPredictor, PredictorRow

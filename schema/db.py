@@ -88,7 +88,8 @@ class Database:
                 )
             return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as e:
-            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            lines = str(e).strip().splitlines()
+            reason = lines[0].removeprefix("connection failed: ") if lines else type(e).__name__
             raise DatabaseUnavailable(
                 f"cannot reach the database at {self.display_url}: {reason}. "
                 "Check that the server is running and NASDB_DATABASE_URL is right "
@@ -107,7 +108,7 @@ class Database:
         from sqlalchemy import create_engine
 
         return create_engine(
-            "postgresql+psycopg://", creator=lambda: psycopg.connect(self.url), pool_pre_ping=True
+            "postgresql+psycopg://", creator=lambda: self.connect(), pool_pre_ping=True
         )
 
     def ensure_schema(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from nasdb.schema.errors import InvalidArchitecture
 
-from ._layers import Layer, layer_from_dict
+from ._layers import Layer, _Layer, layer_from_dict
 
 #: The reference classifiers (AutoCl), built by `nasdb.trainers.build`; names are stable.
 REFERENCE_NAMES: tuple[str, ...] = ("cnn", "vgg", "alexnet", "resnet18", "densenet", "mobilenet")
@@ -28,6 +28,9 @@ class Architecture:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, _Layer):
+                raise InvalidArchitecture(f"layer {index}: expected a layer, got {layer!r}")
         if self.reference is not None:
             if self.reference not in REFERENCE_NAMES:
                 raise InvalidArchitecture(

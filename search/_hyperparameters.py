@@ -152,6 +152,24 @@ class HyperparameterSpace:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """A JSON-ready object (tuples as lists, ``base`` as the hyperparameters JSON)."""
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
         data["base"] = self.base.to_dict()
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HyperparameterSpace:
+        """The inverse of `to_dict`; unknown keys raise `InvalidRequest`."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown hyperparameter space setting {unknown[0]!r}; known: "
+                f"{', '.join(sorted(names))}"
+            )
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "base"
+        }
+        if "base" in data:
+            values["base"] = Hyperparameters.from_json(data["base"])
+        return cls(**values)

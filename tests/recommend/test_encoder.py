@@ -12,8 +12,6 @@ import torch
 from nasdb.recommend import ENCODER_FORMAT, ArchitectureEncoder, tokenize
 from nasdb.schema.errors import InvalidRequest, NotFound
 
-from .conftest import random_architecture, vgg_architecture
-
 
 def _cosine(a: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
@@ -21,11 +19,11 @@ def _cosine(a: np.ndarray) -> np.ndarray:
 
 
 def test_vgg_variants_sit_closer_to_each_other_than_to_random_architectures(
-    encoder: ArchitectureEncoder,
+    encoder: ArchitectureEncoder, archgen: Any
 ) -> None:
     rng = np.random.default_rng(2024)  # fresh draws, not the training corpus's
-    vgg = encoder.encode_many([vgg_architecture(rng) for _ in range(30)])
-    rnd = encoder.encode_many([random_architecture(rng) for _ in range(30)])
+    vgg = encoder.encode_many([archgen.vgg(rng) for _ in range(30)])
+    rnd = encoder.encode_many([archgen.random(rng) for _ in range(30)])
     distances = _cosine(np.vstack([vgg, rnd]))
     n = len(vgg)
     within = distances[:n, :n][np.triu_indices(n, 1)].mean()
@@ -37,12 +35,14 @@ def test_vgg_variants_sit_closer_to_each_other_than_to_random_architectures(
     assert nearest_is_vgg >= 0.9
 
 
-def test_vectors_have_fixed_length_for_any_architecture(encoder: ArchitectureEncoder) -> None:
+def test_vectors_have_fixed_length_for_any_architecture(
+    encoder: ArchitectureEncoder, archgen: Any
+) -> None:
     for architecture in (
         [],
         [{"type": "Dense", "units": 16}],
         {"layers": [], "reference": "resnet18"},
-        vgg_architecture(np.random.default_rng(0)),
+        archgen.vgg(np.random.default_rng(0)),
     ):
         vector = encoder.encode(architecture)  # type: ignore[arg-type]
         assert vector.shape == (32,)
@@ -60,9 +60,9 @@ def test_unknown_layers_and_unseen_combinations_encode_as_unk(encoder: Architect
     assert not np.allclose(a, c)
 
 
-def test_fitting_is_deterministic_given_the_seed(corpus: list[Any]) -> None:
+def test_fitting_is_deterministic_given_the_seed(corpus: list[Any], archgen: Any) -> None:
     tokens = [tokenize(a) for a in corpus[:150]]
-    probe = [vgg_architecture(np.random.default_rng(1)), corpus[0]]
+    probe = [archgen.vgg(np.random.default_rng(1)), corpus[0]]
     state_before = torch.random.get_rng_state()
     first = ArchitectureEncoder.fit(tokens, dim=16, seed=3, epochs=2).encode_many(probe)
     assert torch.equal(torch.random.get_rng_state(), state_before)  # global RNG untouched
@@ -77,11 +77,13 @@ def test_language_model_loss_falls(encoder: ArchitectureEncoder) -> None:
     assert encoder.history[-1] < encoder.history[0]
 
 
-def test_save_and_load_round_trip(encoder: ArchitectureEncoder, tmp_path: Path) -> None:
+def test_save_and_load_round_trip(
+    encoder: ArchitectureEncoder, archgen: Any, tmp_path: Path
+) -> None:
     path = tmp_path / "encoder.pt"
     encoder.save(path)
     loaded = ArchitectureEncoder.load(path)
-    probe = [vgg_architecture(np.random.default_rng(9)), [{"type": "Dense", "units": 64}]]
+    probe = [archgen.vgg(np.random.default_rng(9)), [{"type": "Dense", "units": 64}]]
     np.testing.assert_array_equal(loaded.encode_many(probe), encoder.encode_many(probe))
     assert loaded.vocabulary == encoder.vocabulary
     assert loaded.corpus_fingerprint == encoder.corpus_fingerprint

@@ -8,7 +8,6 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 from nasdb.search import (
     Activation,
@@ -214,5 +213,6 @@ def test_hyperparameter_space_samples_reproducibly_within_bounds() -> None:
     # log-uniform: about half the draws fall below the geometric midpoint 1e-3
     below = sum(hp.lr < 1e-3 for hp in samples) / len(samples)
     assert 0.4 < below < 0.6
+    assert HyperparameterSpace.from_dict(space.to_dict()) == space
     with pytest.raises(InvalidRequest):
         HyperparameterSpace(optimizers=("lion",))

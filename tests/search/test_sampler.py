@@ -6,7 +6,6 @@ import random
 from collections import Counter
 
 import pytest
-
 from nasdb.schema.errors import InvalidRequest
 from nasdb.search import (
     REMAP_TABLE,

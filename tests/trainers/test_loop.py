@@ -246,3 +246,52 @@ def test_confusion_matrix_and_evaluate_agree(digits: LoadedDataset) -> None:
         logits = module(digits.x_val)
     expected = nn.functional.cross_entropy(logits, digits.y_val).item()
     assert ev.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_out_of_memory_becomes_a_training_error(digits: LoadedDataset) -> None:
+    class Hungry(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:  # what torch's CPU allocator raises when malloc fails
+                raise RuntimeError(
+                    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+                    "memory: you tried to allocate 1099511627776 bytes."
+                )
+            return self.linear(x.flatten(1))
+
+    with pytest.raises(TrainingError) as err:
+        train(Hungry(), digits, {**FAST, "epochs": 2})
+    assert str(err.value) == (
+        "out of memory on cpu at epoch 1 with batch_size 64: "
+        "try a smaller batch_size or a smaller model"
+    )
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory(digits: LoadedDataset) -> None:
+    bad = nn.Sequential(nn.Flatten(), nn.Linear(63, 10))  # wrong input size: a shape error
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        train(bad, digits, {**FAST, "epochs": 1})
+
+
+def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None:
+    search = pytest.importorskip("nasdb.search")
+    build = pytest.importorskip("nasdb.trainers.build")
+    arch = search.Architecture.from_json(
+        {
+            "layers": [
+                {"type": "Conv2D", "filters": 16, "kernel": 3, "stride": 1, "padding": "same"},
+                {"type": "Activation", "fn": "relu"},
+                {"type": "MaxPool2D", "size": 2, "stride": 2},
+            ]
+        }
+    )
+    torch.manual_seed(0)
+    module = build.build_module(arch, digits.input_shape, digits.num_classes)
+    hp = search.Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
+    result = train(module, digits, hp)
+    assert result.config.to_dict() == hp.to_dict()
+    assert result.epochs_trained == 3 and result.test_acc > 0.5
