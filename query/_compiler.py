@@ -87,7 +87,7 @@ class CompiledQuery:
     kind: str
 
 
-def compile(query: Query, catalog: Catalog | None = None) -> CompiledQuery:  # noqa: A001
+def compile(query: Query, catalog: Catalog | None = None) -> CompiledQuery:
     """Compile a parsed query; raises `QuerySyntaxError` for unknown names or mismatched values."""
     return _Compiler(query, catalog or Catalog()).compile()
 
@@ -195,11 +195,11 @@ class _Compiler:
         """(where, class names) for suggestions: the filtered dataset's, else all datasets'."""
         if not self.catalog.classes:
             return None
-        wanted = None
+        wanted: str | None = None
         for f in self.query.filters:
             if isinstance(f, Comparison) and f.field.name.lower() == "dataset" and f.op == "=":
                 wanted = f.values[0].text
-        if wanted in self.catalog.classes:
+        if wanted is not None and wanted in self.catalog.classes:
             return f"dataset {wanted}", self.catalog.classes[wanted]
         if len(self.catalog.classes) == 1:
             (name, classes), = self.catalog.classes.items()
@@ -300,6 +300,8 @@ class _Compiler:
     # ---------------------------------------------------------------------------- values
     def number(self, value: Value, term: _Term, name: str) -> tuple[Any, str]:
         """A value as a bound number for a numeric term, and how to say it in English."""
+        if not isinstance(value, Number) and term.kind in {Kind.TIME, Kind.AGE}:
+            raise self.error(value, f"{name} takes a duration such as 2h, not '{value.text}'")
         if not isinstance(value, Number):
             raise self.error(value, f"{name} is a number; expected a number such as "
                              f"{_EXAMPLE.get(term.kind, '100k')}, not '{value.text}'")
@@ -540,8 +542,7 @@ class _Compiler:
         term = self.term(c.field)
         op = c.op
         if term.kind in NUMERIC and op != "~":
-            said = [self.number(v, term, c.field.to_text())[1] for v in c.values]
-            value = " or ".join(said)
+            value = " or ".join(self.number(v, term, c.field.to_text())[1] for v in c.values)
             if term.noun:
                 return "with", f"{_NOUN_WORDS[op]} {value} {term.label}"
             return "with", f"{term.label} {_OPS_WORDS[op]} {value}"

@@ -346,7 +346,7 @@ class _Builder(Transformer[Token, Query]):
         if not clashes:
             return
         a, b = clashes[0]
-        first, second = sorted((slots[a], slots[b]), key=lambda n: (n.line, n.column))
+        _first, second = sorted((slots[a], slots[b]), key=lambda n: (n.line, n.column))
         later = a if second is slots[a] else b
         earlier = b if later == a else a
         why = {
@@ -452,8 +452,8 @@ def _translate(text: str, e: UnexpectedInput) -> QuerySyntaxError:
         at_end = False
     else:  # UnexpectedEOF (not produced by LALR, kept for safety)
         expected, found, at_end, pos = set(), "", True, len(text)
-    line = text.count("\n", 0, pos) + 1
-    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    text.count("\n", 0, pos) + 1
+    pos - (text.rfind("\n", 0, pos) + 1) + 1
     length = max(1, len(found))
 
     def fail(message: str, *, at: int | None = None, span: int | None = None) -> QuerySyntaxError:
@@ -511,12 +511,10 @@ def _translate(text: str, e: UnexpectedInput) -> QuerySyntaxError:
         return fail(f"expected a field name before '{found}', e.g. params<100k")
     if found == ",":
         return fail("a ',' separates values after = or inside in (...); nothing to separate here")
-    if not found and not at_end:
-        found_words = "this character"
-    else:
-        found_words = what
-    words = sorted({_TERMINAL_WORDS.get(t, t) for t in expected} - {"a name"})
-    hint = f"; expected {_join(words)}" if words and len(words) <= 4 else ""
+    found_words = "this character" if not found and not at_end else what
+    expected_words = sorted({_TERMINAL_WORDS.get(t, t) for t in expected} - {"a name"})
+    hint = (f"; expected {_join(expected_words)}"
+            if expected_words and len(expected_words) <= 4 else "")
     if isinstance(e, UnexpectedCharacters):
         return fail(f"unexpected character '{found}'; values with spaces or symbols go in "
                     'quotes, e.g. tag="v1 @ lab"')

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial.distance import cdist
 from sklearn.manifold import MDS, TSNE
+from threadpoolctl import threadpool_limits
 
 from nasdb.schema.errors import InvalidRequest
 
@@ -58,10 +59,12 @@ def embed_2d(
             random_state=seed,
             normalized_stress="auto",
         )
-        return np.asarray(mds.fit_transform(cdist(x, x)), dtype=np.float64)
+        with threadpool_limits(1):
+            return np.asarray(mds.fit_transform(cdist(x, x)), dtype=np.float64)
     perplexity = max(1.0, min(30.0, (len(x) - 1) / 3.0))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
-    return np.asarray(tsne.fit_transform(x), dtype=np.float64)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=1)
+    with threadpool_limits(1):
+        return np.asarray(tsne.fit_transform(x), dtype=np.float64)
 
 
 def place_new(

@@ -252,16 +252,16 @@ class AccuracyPredictor:
                 )
             candidates = {k: v for k, v in candidates.items() if k in regressors}
 
-        self = cls(curve_epochs)
-        self.seed = seed
-        self.datasets = sorted({name for r in rows for name in r.similarity})
-        self.architecture_dim = int(np.asarray(rows[0].architecture).size)
-        x = self._matrix(rows)
+        predictor = cls(curve_epochs)
+        predictor.seed = seed
+        predictor.datasets = sorted({name for r in rows for name in r.similarity})
+        predictor.architecture_dim = int(np.asarray(rows[0].architecture).size)
+        x = predictor._matrix(rows)
         with threadpool_limits(1):
-            self._fit_matrix(x, y, candidates)
-        self.n_rows = len(rows)
-        self.fingerprint = _fingerprint(rows, y)
-        return self
+            predictor._fit_matrix(x, y, candidates)
+        predictor.n_rows = len(rows)
+        predictor.fingerprint = _fingerprint(rows, y)
+        return predictor
 
     def _fit_matrix(self, x: np.ndarray, y: np.ndarray, candidates: dict[str, Pipeline]) -> None:
         folds = list(KFold(_FOLDS, shuffle=True, random_state=self.seed).split(x))

@@ -43,6 +43,7 @@ class DatasetRegistered(Payload):
     val_size: int = Field(ge=0)
     test_size: int = Field(ge=1)
     val_seed: int = 0
+    limit: int | None = None
 
 
 # --- study-<id> -----------------------------------------------------------------------------
@@ -84,6 +85,20 @@ class SearchSpaceRefined(Payload):
     space: JsonDict
     changes: list[str] = Field(default_factory=list)
     next_study_id: str | None = None
+
+
+class SearchStepTaken(Payload):
+    """One step of a study's driver: the models it proposed (appended in the same transaction).
+
+    Appended with the study stream's expected version, so two drivers of one study cannot both
+    take step ``step``; ``state`` is the strategy's bookkeeping for the step (bracket, rung, ...).
+    """
+
+    TYPE = "SearchStepTaken"
+    step: int = Field(ge=1)
+    model_ids: list[str] = Field(default_factory=list)
+    note: str = ""
+    state: JsonDict = Field(default_factory=dict)
 
 
 # --- model-<id> -----------------------------------------------------------------------------
@@ -262,6 +277,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StudyStopped,
         StudyCompleted,
         SearchSpaceRefined,
+        SearchStepTaken,
         ArchitectureProposed,
         TrainingRequested,
         JobClaimed,

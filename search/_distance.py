@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from nasdb.schema.errors import InvalidRequest
 from scipy.optimize import linear_sum_assignment
+
+from nasdb.schema.errors import InvalidRequest
 
 from ._architecture import Architecture
 from ._layers import Activation, Conv2D, Dense, Dropout, Layer, _Pool

@@ -15,6 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import DenseNet, MobileNetV2, resnet18
+from torchvision.ops.misc import Conv2dNormActivation
+
 from nasdb.schema.errors import InvalidArchitecture
 from nasdb.search import (
     REFERENCE_NAMES,
@@ -31,10 +36,6 @@ from nasdb.search import (
     MaxPool2D,
     infer_shapes,
 )
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-from torchvision.models import DenseNet, MobileNetV2, resnet18
-from torchvision.ops.misc import Conv2dNormActivation
 
 __all__ = ["REFERENCES", "build_module", "reference_stats"]
 
@@ -215,6 +216,16 @@ def build_module(
     else:
         model = _sequential(arch, shape, num_classes)
     return model.to(device) if device is not None else model
+
+
+def build_seeded(
+    arch: Architecture, input_shape: Sequence[int], num_classes: int, seed: int
+) -> nn.Module:
+    """`build_module` with its initial weights drawn from ``seed`` (global RNG left untouched):
+    the same architecture and seed always start from the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_module(arch, input_shape, num_classes)
 
 
 @functools.lru_cache(maxsize=256)

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from nasdb.schema.errors import DatasetError
 
 __all__ = [
@@ -386,9 +387,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
     for candidate in (directory / f"{stem}.gz", directory / stem):
         if candidate.is_file():
             return candidate
-    raise DatasetError(
-        f"fashion-mnist: {directory} has no {stem}(.gz); expected {_FMNIST_EXPECTED}"
-    )
+    raise DatasetError(f"fashion-mnist: {directory} has no {stem}(.gz); expected {_FMNIST_EXPECTED}")
 
 
 def _read_bytes(kind: str, path: Path, expected: str) -> bytes:
@@ -399,9 +398,7 @@ def _read_bytes(kind: str, path: Path, expected: str) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise DatasetError(
-            f"{kind}: {path} is truncated or not gzip data; expected {expected}"
-        ) from e
+        raise DatasetError(f"{kind}: {path} is truncated or not gzip data; expected {expected}") from e
     except OSError as e:
         raise DatasetError(f"{kind}: cannot read {path} ({e.strerror}); expected {expected}") from e
 
@@ -415,9 +412,7 @@ def read_idx(path: Path, ndim: int, kind: str = "fashion-mnist") -> np.ndarray:
     data = _read_bytes(kind, path, f"an IDX file with {ndim} dimension(s)")
     expected_magic = (_IDX_UBYTE << 8) | ndim
     if len(data) < 4:
-        raise DatasetError(
-            f"{kind}: {path} is truncated: {len(data)} bytes, too short for an IDX header"
-        )
+        raise DatasetError(f"{kind}: {path} is truncated: {len(data)} bytes, too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
         raise DatasetError(
@@ -426,9 +421,7 @@ def read_idx(path: Path, ndim: int, kind: str = "fashion-mnist") -> np.ndarray:
         )
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DatasetError(
-            f"{kind}: {path} is truncated: {len(data)} bytes, too short for an IDX header"
-        )
+        raise DatasetError(f"{kind}: {path} is truncated: {len(data)} bytes, too short for an IDX header")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     need = math.prod(dims)
     have = len(data) - header
@@ -436,8 +429,7 @@ def read_idx(path: Path, ndim: int, kind: str = "fashion-mnist") -> np.ndarray:
         shape = "x".join(str(d) for d in dims)
         word = "truncated" if have < need else "too long"
         raise DatasetError(
-            f"{kind}: {path} is {word}: its header promises {shape} = {need} bytes of data, "
-            f"found {have}"
+            f"{kind}: {path} is {word}: its header promises {shape} = {need} bytes of data, found {have}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -470,9 +462,7 @@ def _load_fashion_mnist(path: str | None, val_seed: int, limit: int | None) -> L
         )
     for file, ys in ((files[1], y_all), (files[3], y_test)):
         if ys.size and int(ys.max()) >= len(FASHION_MNIST_CLASSES):
-            raise DatasetError(
-                f"fashion-mnist: {file} holds label {int(ys.max())}; expected labels 0..9"
-            )
+            raise DatasetError(f"fashion-mnist: {file} holds label {int(ys.max())}; expected labels 0..9")
     train, val = _split_train_val(len(y_all), val_seed)
     train, val, test = _limit_indices(train, val, np.arange(len(y_test)), limit, val_seed)
     raw = _Raw(
@@ -534,9 +524,7 @@ def _unpickle(file: Path, content: bytes) -> dict[Any, Any]:
             f"cifar10: {file} is not a readable CIFAR-10 pickle; expected {_CIFAR_EXPECTED}"
         ) from e
     if not isinstance(obj, dict):
-        raise DatasetError(
-            f"cifar10: {file} is not a readable CIFAR-10 pickle; expected {_CIFAR_EXPECTED}"
-        )
+        raise DatasetError(f"cifar10: {file} is not a readable CIFAR-10 pickle; expected {_CIFAR_EXPECTED}")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
@@ -616,9 +604,7 @@ def _load_imagefolder(path: str | None, val_seed: int, limit: int | None) -> Loa
     try:
         folder = ImageFolder(str(directory), loader=lambda p: p)
     except FileNotFoundError as e:
-        raise DatasetError(
-            f"imagefolder: {directory} has no images; expected {_IMAGEFOLDER_EXPECTED}"
-        ) from e
+        raise DatasetError(f"imagefolder: {directory} has no images; expected {_IMAGEFOLDER_EXPECTED}") from e
     samples = [(Path(p), int(c)) for p, c in folder.samples]
     if len(samples) < 3:
         raise DatasetError(

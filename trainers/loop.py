@@ -38,9 +38,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from nasdb.schema.errors import InvalidRequest, TrainingError
 from nasdb.trainers.datasets import LoadedDataset
-from torch import nn
 
 __all__ = [
     "OPTIMIZERS",
@@ -130,9 +131,7 @@ class TrainConfig:
         elif dataclasses.is_dataclass(hp) and not isinstance(hp, type):
             values = dataclasses.asdict(hp)
         else:
-            values = {
-                f.name: getattr(hp, f.name) for f in dataclasses.fields(cls) if hasattr(hp, f.name)
-            }
+            values = {f.name: getattr(hp, f.name) for f in dataclasses.fields(cls) if hasattr(hp, f.name)}
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in values or values[f.name] is None:
@@ -301,9 +300,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def class_metrics(
-    confusion: np.ndarray, class_names: list[str] | tuple[str, ...]
-) -> list[ClassMetrics]:
+def class_metrics(confusion: np.ndarray, class_names: list[str] | tuple[str, ...]) -> list[ClassMetrics]:
     """AutoCl's one-vs-rest metrics per class from a confusion matrix (module docstring)."""
     cm = np.asarray(confusion, dtype=np.float64)
     n = cm.sum()
@@ -418,9 +415,7 @@ def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay
-        )
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay)
     return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -450,9 +445,7 @@ def _is_oom(e: BaseException) -> bool:
 
 
 @contextmanager
-def _translate_oom(
-    device: torch.device, cfg: TrainConfig, where: Callable[[], str]
-) -> Iterator[None]:
+def _translate_oom(device: torch.device, cfg: TrainConfig, where: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except Exception as e:

@@ -34,7 +34,7 @@ def test_init_status_events_replay_sql(db: Database) -> None:
     total = store.last_position()
 
     init = nasdb(db.url, "init")
-    assert init.returncode == 0 and "schema revision 0002" in init.stdout
+    assert init.returncode == 0 and "schema revision 0003" in init.stdout
 
     status = json.loads(nasdb(db.url, "status", "--format", "json").stdout)[0]
     assert status["events"] == total

@@ -3,6 +3,7 @@ and missing metrics)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ FLOPS = st.sampled_from([10, 20, 30])
 ROWS = st.lists(st.tuples(ACC, PARAMS, LATENCY, FLOPS), max_size=40)
 
 
-def brute_front(points: dict[str, tuple[float, ...]]) -> set[str]:
+def brute_front(points: Mapping[str, tuple[float, ...]]) -> set[str]:
     """Ids whose point (all to minimise) no other point dominates."""
 
     def dominates(q: tuple[float, ...], p: tuple[float, ...]) -> bool:

@@ -115,7 +115,7 @@ def queries(draw: st.DrawFn) -> Query:
     if draw(st.booleans()):
         slots["explain"] = Explain()
     filters = tuple(draw(st.lists(exprs, max_size=4)))
-    return Query(filters, **slots)  # type: ignore[arg-type]
+    return Query(filters, **slots)
 
 
 @settings(max_examples=400, deadline=None)
@@ -152,7 +152,7 @@ INJECTIONS = [
     "x'; DROP TABLE models; --",
     "' OR '1'='1",
     'a"b); DELETE FROM events; --',
-    "%(p1)s",
+    "%(p1)s OR 1=1",
     "1; SELECT pg_sleep(10)",
     "$$ || version() || $$",
     "m1\\' UNION SELECT * FROM events --",
@@ -169,26 +169,37 @@ TEMPLATES = [
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(TEMPLATES), st.one_of(st.sampled_from(INJECTIONS), st.text(min_size=1)))
 def test_values_never_reach_sql_text(template: str, payload: str) -> None:
+    """The SQL text is the same whatever the value: values only ever travel as parameters."""
     text = template.format(v=String(payload).to_text())
     try:
         compiled = compile(parse(text))
     except QuerySyntaxError:
         return  # refused with a message (not a number, unknown layer type, bad regex ...)
+    if template not in {"created>{v}"}:  # an ISO date in quotes is fine there, zzz is not
+        neutral = compile(parse(template.format(v="zzz")))
+        assert compiled.sql == neutral.sql
     bound = [v for p in compiled.params.values() for v in (p if isinstance(p, list) else [p])]
     assert payload in bound or payload.lower() in bound
-    if len(payload) >= 3 and payload not in "%(p1)s":
-        assert payload not in compiled.sql
 
 
 def test_every_injection_is_bound_for_every_template() -> None:
+    refused = {"created>{v}", "optimizer={v}", "has:{v}", "metric={v} class=x", "params={v}"}
     for template in TEMPLATES:
+        if template in refused:
+            for payload in INJECTIONS:
+                try:
+                    compile(parse(template.format(v=String(payload).to_text())))
+                except QuerySyntaxError:
+                    continue
+                raise AssertionError(f"{template} accepted {payload!r}")
+            continue
+        neutral = compile(parse(template.format(v="zzz")))
         for payload in INJECTIONS:
             text = template.format(v=String(payload).to_text())
             try:
                 compiled = compile(parse(text))
             except QuerySyntaxError:
-                assert template in {"created>{v}", "optimizer={v}", "has:{v}", "metric={v} class=x",
-                                    "params={v}", "glyph~{v}", "layers~{v}", "not id={v} or tag~{v}"}
+                assert template in refused or "~" in template  # a bad regex is refused too
                 continue
+            assert compiled.sql == neutral.sql
             assert payload not in compiled.sql
-            assert "DROP" not in compiled.sql and "DELETE" not in compiled.sql

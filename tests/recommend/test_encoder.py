@@ -123,3 +123,14 @@ def test_empty_corpus_is_an_error() -> None:
     with pytest.raises(InvalidRequest) as info:
         ArchitectureEncoder.fit([["relu"]], unk_rate=1.0)
     assert str(info.value) == "unk_rate must be in [0, 1); got 1.0"
+
+
+def test_fits_on_nasdb_search_samples_with_every_sampled_layer_known() -> None:
+    search = pytest.importorskip("nasdb.search")
+    pairs = search.sample((1, 28, 28), 10, 200, seed=0)
+    architectures = [arch.to_dict() for arch, _ in pairs]
+    encoder = ArchitectureEncoder.fit_architectures(architectures, dim=16, seed=0, epochs=2)
+    tokens = [tokenize(a) for a in architectures]
+    assert all(t != "UNK" and t in encoder.vocabulary for seq in tokens for t in seq)
+    vectors = encoder.encode_many(architectures)
+    assert vectors.shape == (200, 16) and np.all(np.isfinite(vectors))

@@ -36,7 +36,7 @@ def test_reports_all_eight_regressors_and_picks_the_best_by_kendall(
 def test_predict_gives_a_mean_inside_its_interval(
     predictor: AccuracyPredictor, predictor_data: Data
 ) -> None:
-    rows, targets, _ = predictor_data
+    rows, _, _ = predictor_data
     mean, lower, upper = predictor.predict(rows[:10])
     assert mean.shape == lower.shape == upper.shape == (10,)
     assert np.all((lower <= mean) & (mean <= upper))

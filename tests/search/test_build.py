@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from nasdb.schema.errors import InvalidRequest
 from nasdb.search import REFERENCE_NAMES, Architecture, count_flops, count_params, infer_shapes
 from nasdb.trainers.build import REFERENCES, build_module, reference_stats

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+
 from nasdb.schema.errors import InvalidRequest
 from nasdb.search import (
     Activation,

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from nasdb.schema.errors import InvalidRequest
 from nasdb.search import (
     REMAP_TABLE,

@@ -6,6 +6,8 @@ import random
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 from nasdb.search import (
     Activation,
@@ -26,7 +28,6 @@ from nasdb.search import (
     sample_architecture,
 )
 from nasdb.trainers.build import build_module
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def _error(arch: Architecture, input_shape: tuple[int, int, int], num_classes: int = 10) -> str:

@@ -7,6 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 from nasdb.search import (
     Activation,

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from nasdb.schema.errors import DatasetError
 from nasdb.trainers.datasets import (
     FASHION_MNIST_CLASSES,
@@ -18,7 +20,6 @@ from nasdb.trainers.datasets import (
     describe,
     load_dataset,
 )
-from PIL import Image
 
 FMNIST_EXPECTED = "the four IDX files from Debian's dataset-fashion-mnist package"
 CIFAR_EXPECTED = (
@@ -201,8 +202,7 @@ def test_fashion_mnist_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("fashion-mnist", tmp_path / "nope")
     assert str(err.value) == (
-        f"fashion-mnist: {tmp_path / 'nope'} does not exist; expected a directory holding "
-        f"{FMNIST_EXPECTED}"
+        f"fashion-mnist: {tmp_path / 'nope'} does not exist; expected a directory holding {FMNIST_EXPECTED}"
     )
 
 
@@ -235,8 +235,7 @@ def test_fashion_mnist_truncated_idx(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("fashion-mnist", tmp_path)
     assert str(err.value) == (
-        f"fashion-mnist: {images} is truncated: its header promises 20x28x28 = 15680 bytes of "
-        "data, found 984"
+        f"fashion-mnist: {images} is truncated: its header promises 20x28x28 = 15680 bytes of data, found 984"
     )
 
 
@@ -247,8 +246,7 @@ def test_fashion_mnist_truncated_gzip(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("fashion-mnist", tmp_path)
     assert str(err.value) == (
-        f"fashion-mnist: {images} is truncated or not gzip data; "
-        "expected an IDX file with 3 dimension(s)"
+        f"fashion-mnist: {images} is truncated or not gzip data; expected an IDX file with 3 dimension(s)"
     )
 
 
@@ -287,19 +285,13 @@ def test_cifar10_missing_batch(tmp_path: Path) -> None:
     (tmp_path / "c" / "data_batch_3").unlink()
     with pytest.raises(DatasetError) as err:
         load_dataset("cifar10", tmp_path / "c")
-    assert (
-        str(err.value)
-        == f"cifar10: {tmp_path / 'c'} has no data_batch_3; expected {CIFAR_EXPECTED}"
-    )
+    assert str(err.value) == f"cifar10: {tmp_path / 'c'} has no data_batch_3; expected {CIFAR_EXPECTED}"
 
 
 def test_cifar10_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("cifar10", tmp_path / "missing")
-    assert (
-        str(err.value)
-        == f"cifar10: {tmp_path / 'missing'} does not exist; expected {CIFAR_EXPECTED}"
-    )
+    assert str(err.value) == f"cifar10: {tmp_path / 'missing'} does not exist; expected {CIFAR_EXPECTED}"
 
 
 def test_cifar10_corrupt_pickle(tmp_path: Path) -> None:
@@ -308,10 +300,7 @@ def test_cifar10_corrupt_pickle(tmp_path: Path) -> None:
     batch.write_bytes(batch.read_bytes()[:300])
     with pytest.raises(DatasetError) as err:
         load_dataset("cifar10", tmp_path / "c")
-    assert (
-        str(err.value)
-        == f"cifar10: {batch} is not a readable CIFAR-10 pickle; expected {CIFAR_EXPECTED}"
-    )
+    assert str(err.value) == f"cifar10: {batch} is not a readable CIFAR-10 pickle; expected {CIFAR_EXPECTED}"
 
 
 def test_cifar10_pickle_cannot_run_code(tmp_path: Path) -> None:
@@ -356,9 +345,7 @@ def test_imagefolder_grayscale_keeps_one_channel(tmp_path: Path) -> None:
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         for j in range(3):
-            Image.fromarray(np.full((5, 5), 40 * j, dtype=np.uint8), "L").save(
-                tmp_path / name / f"{j}.png"
-            )
+            Image.fromarray(np.full((5, 5), 40 * j, dtype=np.uint8), "L").save(tmp_path / name / f"{j}.png")
     data = load_dataset("imagefolder", tmp_path)
     assert data.input_shape == (1, 5, 5)
 
@@ -368,17 +355,14 @@ def test_imagefolder_empty(tmp_path: Path) -> None:
     (tmp_path / "cat" / "notes.txt").write_text("not an image")
     with pytest.raises(DatasetError) as err:
         load_dataset("imagefolder", tmp_path)
-    assert (
-        str(err.value) == f"imagefolder: {tmp_path} has no images; expected {IMAGEFOLDER_EXPECTED}"
-    )
+    assert str(err.value) == f"imagefolder: {tmp_path} has no images; expected {IMAGEFOLDER_EXPECTED}"
 
 
 def test_imagefolder_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("imagefolder", tmp_path / "x")
     assert str(err.value) == (
-        f"imagefolder: {tmp_path / 'x'} does not exist; expected a directory with "
-        f"{IMAGEFOLDER_EXPECTED}"
+        f"imagefolder: {tmp_path / 'x'} does not exist; expected a directory with {IMAGEFOLDER_EXPECTED}"
     )
 
 
@@ -388,9 +372,7 @@ def test_imagefolder_corrupt_image(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG not really")
     with pytest.raises(DatasetError) as err:
         load_dataset("imagefolder", tmp_path)
-    assert str(err.value) == (
-        f"imagefolder: {bad} is not a readable image; expected {IMAGEFOLDER_EXPECTED}"
-    )
+    assert str(err.value) == (f"imagefolder: {bad} is not a readable image; expected {IMAGEFOLDER_EXPECTED}")
 
 
 def test_path_required_for_cifar_and_imagefolder() -> None:

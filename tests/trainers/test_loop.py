@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from nasdb.schema.errors import InvalidRequest, TrainingError
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
@@ -18,7 +20,6 @@ from nasdb.trainers.loop import (
     select_device,
     train,
 )
-from torch import nn
 
 FAST = {"batch_size": 64, "lr": 3e-3, "schedule": "step", "early_stop_patience": 0}
 
@@ -138,17 +139,13 @@ def test_sgd_at_absurd_lr_diverges_with_a_clear_message(digits: LoadedDataset) -
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     hp = {"optimizer": "sgd", "lr": 1e6, "epochs": 5, "batch_size": 32, "schedule": "none"}
-    with pytest.raises(
-        TrainingError, match=r"^training diverged at epoch \d: (validation )?loss is "
-    ):
+    with pytest.raises(TrainingError, match=r"^training diverged at epoch \d: (validation )?loss is "):
         train(mlp, digits, hp)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd", "rmsprop"])
 @pytest.mark.parametrize("schedule", ["none", "cosine"])
-def test_every_optimizer_and_schedule_trains(
-    digits: LoadedDataset, optimizer: str, schedule: str
-) -> None:
+def test_every_optimizer_and_schedule_trains(digits: LoadedDataset, optimizer: str, schedule: str) -> None:
     lr = {"adamw": 3e-3, "sgd": 0.05, "rmsprop": 1e-3}[optimizer]
     hp = {**FAST, "optimizer": optimizer, "schedule": schedule, "epochs": 2, "lr": lr}
     result = train(small_cnn(), digits, hp)
@@ -265,8 +262,7 @@ def test_out_of_memory_becomes_a_training_error(digits: LoadedDataset) -> None:
     with pytest.raises(TrainingError) as err:
         train(Hungry(), digits, {**FAST, "epochs": 2})
     assert str(err.value) == (
-        "out of memory on cpu at epoch 1 with batch_size 64: "
-        "try a smaller batch_size or a smaller model"
+        "out of memory on cpu at epoch 1 with batch_size 64: try a smaller batch_size or a smaller model"
     )
     assert isinstance(err.value.__cause__, RuntimeError)
 

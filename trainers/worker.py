@@ -1,0 +1,379 @@
+"""The training worker: claim a queued job, train it, append every epoch, let go.
+
+Claiming. A worker reads candidate jobs from the `jobs` view (queued, or claimed with an expired
+lease; highest priority first; never a job of a paused or stopped study), then decides from the
+model's own stream — not the possibly lagging read model — whether the job is still claimable, and
+appends JobClaimed with ``expected_version`` equal to the version it decided at. Two workers can
+never both win: the store lets exactly one append at that version. Workers never block each
+other; a loser just tries the next candidate.
+
+Fencing. Every later append of the job (LeaseRenewed heartbeats, EpochCompleted,
+TrainingCompleted/Failed) also carries the expected version. If anything else was appended to
+the stream meanwhile — another worker's JobClaimed after this worker's lease expired (it was
+paused too long, say), or a person's TrainingCancelled — the append fails and the worker stops
+work on that job without writing anything more: a worker that lost its lease cannot report
+results (the hole plain Postgres job queues leave open).
+
+A killed worker costs nothing: its lease expires and the job is offered again; the retry trains
+from scratch and its epochs replace the dead attempt's in the read models.
+
+Waking. Appends NOTIFY channel ``nasdb_events``; an idle worker LISTENs with a polling fallback.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import torch
+
+from nasdb.ingest import CHANNEL, EventStore, NewEvent, Projector, get_artifact, put_artifact
+from nasdb.ingest._store import RecordedEvent
+from nasdb.schema import settings
+from nasdb.schema.db import Database
+from nasdb.schema.errors import ConcurrencyConflict, LeaseLost, NasdbError, TrainingError
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.trainers.build import build_seeded
+from nasdb.trainers.loop import EpochResult, TrainResult, select_device, train
+from nasdb.trainers.registry import load_registered
+
+_FINISHED = ("TrainingCompleted", "TrainingFailed", "TrainingCancelled")
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job's state folded from its model's stream."""
+
+    version: int
+    state: str  # proposed | queued | claimed | finished
+    attempt: int
+    lease_until: datetime | None
+    worker: str | None
+    request: dict[str, Any]
+    cancelled: bool
+
+
+def fold_job(events: list[RecordedEvent]) -> JobState:
+    """The job state after these events (a model stream, in version order)."""
+    state, attempt, lease_until, worker = "proposed", 0, None, None
+    request: dict[str, Any] = {}
+    cancelled = False
+    lease = timedelta(0)
+    for e in events:
+        if e.type == "TrainingRequested":
+            state, request, cancelled = "queued", e.data, False
+        elif e.type == "JobClaimed":
+            state, attempt, worker = "claimed", e.data["attempt"], e.data["worker"]
+            lease = timedelta(seconds=e.data["lease_seconds"])
+            lease_until = e.recorded_at + lease
+        elif e.type == "LeaseRenewed":
+            lease = timedelta(seconds=e.data["lease_seconds"])
+            lease_until = e.recorded_at + lease
+        elif e.type == "EpochCompleted" and state == "claimed":
+            lease_until = e.recorded_at + lease
+        elif e.type in _FINISHED:
+            state = "finished"
+            cancelled = e.type == "TrainingCancelled"
+    version = events[-1].version if events else 0
+    return JobState(version, state, attempt, lease_until, worker, request, cancelled)
+
+
+@dataclass
+class Claim:
+    model_id: str
+    attempt: int
+    version: int
+    request: dict[str, Any]
+
+
+class _Fence:
+    """The job's expected stream version, shared by the training thread and the heartbeat."""
+
+    def __init__(self, store: EventStore, model_id: str, version: int, meta: dict[str, Any]):
+        self.store = store
+        self.stream = f"model-{model_id}"
+        self.version = version
+        self.meta = meta
+        self.lock = threading.Lock()
+        self.lost: str | None = None
+
+    def append(self, event: NewEvent) -> None:
+        """Append at the expected version; raise `LeaseLost` if the job moved on."""
+        with self.lock:
+            if self.lost:
+                raise LeaseLost(self.lost)
+            try:
+                recorded = self.store.append(
+                    self.stream, [NewEvent(event.type, event.data, self.meta,
+                                           event.idempotency_key)], self.version)
+            except ConcurrencyConflict:
+                events = self.store.read_stream(self.stream, self.version)
+                if any(e.type == "TrainingCancelled" for e in events):
+                    self.lost = "cancelled"
+                else:
+                    taker = next((e.data["worker"] for e in events if e.type == "JobClaimed"), "?")
+                    self.lost = f"lease lost: {self.stream} was claimed by {taker}"
+                raise LeaseLost(self.lost) from None
+            self.version = recorded[-1].version
+
+
+class Worker:
+    """Claims and trains jobs until told to stop (see the module docstring for the protocol)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        device: str | None = None,
+        name: str | None = None,
+        lease_seconds: float | None = None,
+        poll_seconds: float | None = None,
+        log: Callable[[str], None] | None = None,
+        on_epoch: Callable[[str, EpochResult], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.store = EventStore(db=db)
+        self.device = select_device(device or settings.get("device"))
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.lease_seconds = float(lease_seconds or settings.get("lease_seconds") or 60)
+        self.poll_seconds = float(poll_seconds or settings.get("poll_seconds") or 2)
+        self.log = log or (lambda message: None)
+        self.on_epoch = on_epoch
+        self.stopping = False
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, max_jobs: int | None = None, *, idle_exit: bool = True) -> int:
+        """Train jobs until ``max_jobs`` are done, or (with ``idle_exit``) the queue is empty."""
+        stream = f"worker-{self.name}"
+        self.store.append(stream, [NewEvent("WorkerStarted", {
+            "worker": self.name, "host": socket.gethostname(), "pid": os.getpid(),
+            "device": str(self.device)})])
+        done = 0
+        try:
+            with self.db.connect(autocommit=True) as listener:
+                listener.execute(f"listen {CHANNEL}")
+                while not self.stopping and (max_jobs is None or done < max_jobs):
+                    Projector(self.db).catch_up()
+                    claim = self.claim()
+                    if claim is None:
+                        if idle_exit and not self._jobs_in_flight():
+                            break
+                        for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                            pass
+                        continue
+                    if self.train(claim):
+                        done += 1
+        finally:
+            self.store.append(stream, [NewEvent("WorkerStopped", {
+                "worker": self.name, "jobs_done": done})])
+            Projector(self.db).catch_up()
+        return done
+
+    def _jobs_in_flight(self) -> bool:
+        """Jobs queued but not claimable now (paused study) do not count; claimed ones do."""
+        with self.db.connect() as conn:
+            row = conn.execute(
+                "select count(*) from jobs where state = 'claimed'"
+            ).fetchone()
+        return bool(row and row[0])
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def candidates(self, limit: int = 20) -> list[str]:
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                """select j.model_id from jobs j left join studies s on s.id = j.study_id
+                   where (j.state = 'queued'
+                          or (j.state = 'claimed' and j.lease_expires_at < now()))
+                     and coalesce(s.state, 'running') not in ('paused', 'stopped', 'done')
+                   order by j.priority desc, j.queued_at, j.model_id
+                   limit %s""",
+                (limit,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def claim(self) -> Claim | None:
+        """Claim the best claimable job, or return None. Never blocks on other workers."""
+        for model_id in self.candidates():
+            stream = f"model-{model_id}"
+            job = fold_job(self.store.read_stream(stream))
+            now = self._now()
+            expired = job.state == "claimed" and job.lease_until is not None and \
+                job.lease_until < now
+            if job.state != "queued" and not expired:
+                continue
+            attempt = job.attempt + 1
+            try:
+                recorded = self.store.append(stream, [NewEvent("JobClaimed", {
+                    "worker": self.name, "attempt": attempt,
+                    "lease_seconds": self.lease_seconds, "device": str(self.device)},
+                    idempotency_key=f"claim-{attempt}")], job.version)
+            except ConcurrencyConflict:
+                continue  # another worker (or a person) got there first
+            if recorded[-1].data["worker"] != self.name:
+                continue  # an identical claim by another worker was already recorded
+            return Claim(model_id, attempt, recorded[-1].version, job.request)
+        return None
+
+    def _now(self) -> datetime:
+        with self.db.connect() as conn:
+            row = conn.execute("select now()").fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+    # --- training ---------------------------------------------------------------------------
+
+    def _provenance(self, proposed: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+        return {"worker": self.name, "torch_version": torch.__version__,
+                "device": str(self.device), "seed": proposed["hyperparameters"].get("seed", 0),
+                "dataset_fingerprint": fingerprint}
+
+    def train(self, claim: Claim) -> bool:
+        """Train a claimed job; True when it completed (False: failed, cancelled or lease lost)."""
+        stream = f"model-{claim.model_id}"
+        events = self.store.read_stream(stream)
+        proposed = next(e.data for e in events if e.type == "ArchitectureProposed")
+        fence = _Fence(self.store, claim.model_id, claim.version, {"worker": self.name})
+        try:
+            data = load_registered(self.store, proposed["dataset_id"])
+            fence.meta = self._provenance(proposed, data.fingerprint)
+            arch = Architecture.from_json(proposed["architecture"])
+            hp = Hyperparameters.from_json(proposed["hyperparameters"]).to_dict()
+            if claim.request.get("epochs"):
+                hp["epochs"] = claim.request["epochs"]
+            module = build_seeded(arch, data.input_shape, data.num_classes, int(hp["seed"]))
+            if claim.request.get("resume_from"):
+                module.load_state_dict(self._load_checkpoint(claim.request["resume_from"]))
+        except NasdbError as e:
+            return self._fail(fence, claim, f"could not start training: {e}")
+        self.log(f"{self.name}: training {claim.model_id} ({proposed['glyph']}, attempt "
+                 f"{claim.attempt}) on {self.device}")
+        heartbeat = _Heartbeat(fence, self.name, self.lease_seconds)
+        heartbeat.start()
+
+        def on_epoch(result: EpochResult) -> bool:
+            fence.append(NewEvent("EpochCompleted", {**result.to_dict(), "attempt": claim.attempt},
+                                  idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
+            if self.on_epoch is not None:
+                self.on_epoch(claim.model_id, result)
+            return self.stopping
+
+        try:
+            result = train(module, data, hp, self.device, on_epoch=on_epoch,
+                           should_stop=lambda: fence.lost is not None)
+            if fence.lost:
+                raise LeaseLost(fence.lost)
+            checkpoint = put_artifact(self.db, _state_bytes(result), "checkpoint")
+            fence.append(NewEvent("TrainingCompleted", _completed(result, claim, checkpoint),
+                                  idempotency_key=f"completed-{claim.attempt}"))
+        except LeaseLost as e:
+            self.log(f"{self.name}: stopped {claim.model_id}: {e}")
+            return False
+        except TrainingError as e:
+            return self._fail(fence, claim, str(e))
+        except Exception as e:  # a crash inside torch: record it, keep the worker alive
+            return self._fail(fence, claim, f"{type(e).__name__}: {e}")
+        finally:
+            heartbeat.stop()
+        self.log(f"{self.name}: {claim.model_id} done: test accuracy {result.test_acc:.4f} "
+                 f"after {result.epochs_trained} epochs")
+        return True
+
+    def _fail(self, fence: _Fence, claim: Claim, error: str) -> bool:
+        self.log(f"{self.name}: {claim.model_id} failed: {error}")
+        try:
+            fence.append(NewEvent("TrainingFailed", {"attempt": claim.attempt, "error": error},
+                                  idempotency_key=f"failed-{claim.attempt}"))
+        except LeaseLost:
+            pass
+        return False
+
+    def _load_checkpoint(self, reference: str) -> dict[str, torch.Tensor]:
+        content = get_artifact(self.db, reference)
+        state: dict[str, torch.Tensor] = torch.load(io.BytesIO(content), map_location="cpu",
+                                                    weights_only=True)
+        return state
+
+
+class _Heartbeat:
+    """Renews the lease every third of its length while a job trains."""
+
+    def __init__(self, fence: _Fence, worker: str, lease_seconds: float) -> None:
+        self.fence = fence
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self.fence.append(NewEvent("LeaseRenewed", {
+                    "worker": self.worker, "lease_seconds": self.lease_seconds}))
+            except (LeaseLost, NasdbError):
+                return
+
+
+def _state_bytes(result: TrainResult) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(result.state_dict, buffer)
+    return buffer.getvalue()
+
+
+def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> dict[str, Any]:
+    metrics = result.class_metrics
+    return {
+        "attempt": claim.attempt,
+        "epochs_trained": result.epochs_trained,
+        "test_acc": result.test_acc,
+        "test_loss": result.test_loss,
+        "class_names": [m.class_name for m in metrics],
+        "class_accuracy": [m.accuracy for m in metrics],
+        "class_precision": [m.precision for m in metrics],
+        "class_recall": [m.recall for m in metrics],
+        "class_specificity": [m.specificity for m in metrics],
+        "class_support": [m.support for m in metrics],
+        "confusion_matrix": result.confusion_matrix,
+        "predictions": base64.b64encode(result.predictions).decode(),
+        "predictions_digest": result.predictions_digest,
+        "latency_ms": result.latency_ms,
+        "train_seconds": result.train_seconds,
+        "checkpoint": checkpoint,
+    }
+
+
+def run_worker(db: Database, **kwargs: Any) -> int:
+    """Convenience: a worker that trains until the queue is empty."""
+    max_jobs = kwargs.pop("max_jobs", None)
+    idle_exit = kwargs.pop("idle_exit", True)
+    return Worker(db, **kwargs).run(max_jobs, idle_exit=idle_exit)
+
+
+def wait_for(db: Database, predicate_sql: str, timeout: float = 60.0) -> bool:
+    """Poll (projecting) until ``select <predicate_sql>`` is true; for tests and the demo."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        Projector(db).catch_up()
+        with db.connect() as conn:
+            row = conn.execute(f"select {predicate_sql}").fetchone()
+        if row and row[0]:
+            return True
+        time.sleep(0.2)
+    return False

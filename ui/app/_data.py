@@ -1,0 +1,179 @@
+"""Reads for the web app: small functions over the public views (and the log), one query each.
+
+Everything here only SELECTs from the documented views (`models`, `epochs`, `class_metrics`,
+`jobs`, `workers`, `studies`, `datasets`, `predictions`, `events`); the app never touches the
+private read-model tables. Each function opens its own short connection, so they are safe to call
+from any thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nasdb.schema.db import Database
+
+#: The columns of the `models` view the overview needs (kept small: 100k rows load fast).
+MODEL_COLUMNS = (
+    "id", "study_id", "dataset_id", "origin", "parent_id", "glyph", "depth", "params", "flops",
+    "optimizer", "lr", "batch_size", "status", "priority", "epochs_trained", "best_val_acc",
+    "last_val_acc", "test_acc", "latency_ms", "pinned", "tags", "changes", "created_at",
+    "finished_at",
+)
+
+
+def _frame(db: Database, sql: str, params: Any = None, columns: list[str] | None = None
+           ) -> pd.DataFrame:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        names = [d.name for d in cur.description] if cur.description else (columns or [])
+        rows = cur.fetchall()
+    return pd.DataFrame(rows, columns=names)
+
+
+def last_position(db: Database) -> int:
+    """The log's last position (0 when empty)."""
+    with db.connect() as conn:
+        row = conn.execute("select coalesce(max(position), 0) from events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_models(db: Database) -> pd.DataFrame:
+    """One row per model with `acc` (test accuracy, else best validation accuracy) and
+    `log_params` added, ordered by creation."""
+    df = _frame(db, f"select {', '.join(MODEL_COLUMNS)} from models order by created_at, id")
+    if df.empty:
+        df = pd.DataFrame(columns=[*MODEL_COLUMNS])
+    for col in ("best_val_acc", "last_val_acc", "test_acc", "latency_ms", "lr"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["params"] = pd.to_numeric(df["params"], errors="coerce").fillna(1).astype(np.int64)
+    df["acc"] = df["test_acc"].fillna(df["best_val_acc"])
+    df["log_params"] = np.log10(df["params"].clip(lower=1).astype(float))
+    df["pinned"] = df["pinned"].fillna(False).astype(bool)
+    return df.reset_index(drop=True)
+
+
+def dataset_classes(db: Database) -> list[str]:
+    """Class names over all registered datasets, in dataset order (duplicates removed)."""
+    with db.connect() as conn:
+        rows = conn.execute("select classes from datasets order by registered_at, id").fetchall()
+    out: list[str] = []
+    for (classes,) in rows:
+        out.extend(c for c in classes if c not in out)
+    return out
+
+
+def class_accuracy(db: Database, classes: list[str], metric: str = "accuracy") -> pd.Series:
+    """Per model, the mean of `metric` over the given classes (the class-focus colour)."""
+    if metric not in ("accuracy", "precision", "recall", "specificity"):
+        raise ValueError(f"unknown class metric {metric!r}")
+    df = _frame(
+        db,
+        f"select model_id, avg({metric}) as value from class_metrics "
+        "where class_name = any(%s) group by model_id",
+        (classes,),
+    )
+    if df.empty:
+        return pd.Series(dtype=float)
+    return df.set_index("model_id")["value"].astype(float)
+
+
+def class_metrics(db: Database, model_ids: list[str] | None = None) -> pd.DataFrame:
+    """Rows of `class_metrics` (for the given models, or all)."""
+    if model_ids is None:
+        return _frame(db, "select * from class_metrics order by model_id, class_index")
+    return _frame(db, "select * from class_metrics where model_id = any(%s) "
+                      "order by model_id, class_index", (model_ids,))
+
+
+def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
+    with db.connect(dict_rows=True) as conn:
+        row = conn.execute("select * from models where id = %s", (model_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def epochs(db: Database, model_ids: list[str]) -> pd.DataFrame:
+    return _frame(db, "select model_id, epoch, train_loss, train_acc, val_loss, val_acc, lr, "
+                      "seconds, recorded_at from epochs where model_id = any(%s) "
+                      "order by model_id, epoch", (model_ids,))
+
+
+def completed(db: Database, model_id: str) -> dict[str, Any] | None:
+    """The model's last TrainingCompleted payload (confusion matrix, per-class metrics), from the
+    log itself: the confusion matrix has no read model of its own."""
+    with db.connect() as conn:
+        row = conn.execute(
+            "select data from events where stream_id = %s and type = 'TrainingCompleted' "
+            "order by position desc limit 1", (f"model-{model_id}",)
+        ).fetchone()
+    return dict(row[0]) if row else None
+
+
+def predictions(db: Database, model_ids: list[str]) -> dict[str, bytes]:
+    with db.connect() as conn:
+        rows = conn.execute("select model_id, labels from predictions where model_id = any(%s)",
+                            (model_ids,)).fetchall()
+    return {r[0]: bytes(r[1]) for r in rows}
+
+
+def architectures(db: Database, model_ids: list[str]) -> dict[str, dict[str, Any]]:
+    with db.connect() as conn:
+        rows = conn.execute("select id, architecture from models where id = any(%s)",
+                            (model_ids,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def jobs(db: Database) -> pd.DataFrame:
+    """The queue (jobs not finished first, then the most recent finished ones)."""
+    return _frame(
+        db,
+        "select j.model_id, j.study_id, j.priority, j.state, j.worker, j.attempt, "
+        "j.heartbeat_at, j.lease_expires_at, j.queued_at, j.claimed_at, j.finished_at, "
+        "j.cancel_requested, m.glyph, m.params, m.epochs_trained, m.epochs_planned, m.acc "
+        "from jobs j left join (select id, glyph, params, epochs_trained, epochs_planned, "
+        "coalesce(test_acc, best_val_acc) as acc from models) m on m.id = j.model_id "
+        "order by (j.state in ('queued', 'claimed')) desc, "
+        "case when j.state in ('queued', 'claimed') then j.priority end desc nulls last, "
+        "j.queued_at desc limit 500",
+    )
+
+
+def workers(db: Database) -> pd.DataFrame:
+    return _frame(db, "select worker, host, device, state, current_model, jobs_done, started_at, "
+                      "last_seen from workers order by last_seen desc")
+
+
+def studies(db: Database) -> pd.DataFrame:
+    return _frame(db, "select id, dataset_id, strategy, settings, space, objectives, budget, "
+                      "state, previous_study_id, created_at, models_count from studies "
+                      "order by created_at")
+
+
+def study_models(db: Database, study_id: str | None) -> pd.DataFrame:
+    """Models of one study (or of none = all) with hyperparameters, for the study views."""
+    where = "where study_id = %s" if study_id else ""
+    df = _frame(
+        db,
+        "select id, origin, parent_id, changes, hyperparameters, params, latency_ms, status, "
+        "epochs_trained, coalesce(test_acc, best_val_acc) as acc, created_at, finished_at "
+        f"from models {where} order by created_at, id",
+        (study_id,) if study_id else None,
+    )
+    return df
+
+
+def timeline(db: Database, limit: int = 200_000) -> pd.DataFrame:
+    """The model-level events of the log, in order, with what the replay needs."""
+    return _frame(
+        db,
+        "select position, stream_id, type, recorded_at, "
+        "(data->>'test_acc')::float as test_acc, (data->>'val_acc')::float as val_acc, "
+        "data->>'origin' as origin, data->'changes' as changes, data->>'parent_id' as parent_id, "
+        "(data->>'params')::bigint as params "
+        "from events where type in ('ArchitectureProposed', 'TrainingCompleted', "
+        "'TrainingFailed', 'TrainingCancelled', 'Pinned', 'Unpinned') "
+        "order by position limit %s",
+        (limit,),
+    )
