@@ -48,22 +48,24 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, default_metadata, event_id_for
 from nasdb.ingest.synthetic import model_lifecycle
 from nasdb.schema import Database
 from nasdb.schema import events as catalogue
+from nasdb.schema.db import mask_url
 
 EPOCHS_PER_STREAM = 10
 SINGLE_TARGET = 0.80
+MODES = ("raw-insert", "store-single", "raw-copy", "raw-executemany", "store-batch")
 BATCH_TARGET = 0.50
 
 RAW_COLUMNS = "event_id, stream_id, version, type, schema_version, data, metadata"
@@ -196,16 +198,21 @@ class Measurement:
     writers: int
     events: int
     seconds: float
+    median: float | None = None  # over rounds; None for one round's measurement
+    low: float = 0.0
+    high: float = 0.0
 
     @property
     def rate(self) -> float:
+        if self.median is not None:
+            return self.median
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
 def measure(mode: str, url: str, writers: int, total: int, batch: int, run: int) -> Measurement:
     """Run ``writers`` processes writing ``total`` events between them; wall time of the writes."""
     # fork: no set-up cost per writer (the parent holds no connection while writers run)
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     barrier = ctx.Barrier(writers + 1)
     results = ctx.Queue()
     tag = f"r{run}{mode.split('-')[-1][:3]}{writers}"
@@ -216,10 +223,8 @@ def measure(mode: str, url: str, writers: int, total: int, batch: int, run: int)
     ]
     for p in procs:
         p.start()
-    try:
+    with suppress(Exception):  # a writer failed during set-up: its error is in the queue
         barrier.wait(timeout=300)
-    except Exception:
-        pass  # a writer failed during set-up; its error is in the queue
     got = [results.get(timeout=3600) for _ in procs]
     for p in procs:
         p.join()
@@ -252,10 +257,8 @@ def bench_database(admin_url: str) -> Iterator[str]:
     name = f"nasdb_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
-    params = conninfo_to_dict(admin_url)
-    params["dbname"] = name
     try:
-        yield make_conninfo(**params)
+        yield make_conninfo(admin_url, dbname=name)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
@@ -307,12 +310,24 @@ def payload_bytes(url: str, table: str) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
+def summarise(mode: str, writers: int, runs: list[Measurement]) -> Measurement:
+    """One row from several rounds: their events and seconds summed, the median round's rate."""
+    rates = sorted(r.rate for r in runs)
+    mid = len(rates) // 2
+    median = rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
+    events, seconds = sum(r.events for r in runs), sum(r.seconds for r in runs)
+    return Measurement(mode, writers, events, seconds, median, low=rates[0], high=rates[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes: runs in under 90 s")
     parser.add_argument("--url", help="a PostgreSQL server (default: NASDB_DATABASE_URL, else embedded)")
-    parser.add_argument("--single", type=int, help="events for the single-event modes (20000; quick 2000)")
-    parser.add_argument("--batched", type=int, help="events for the batched modes (200000; quick 20000)")
+    parser.add_argument("--single", type=int,
+                        help="events per single-event mode, over all rounds (20000; quick 2000)")
+    parser.add_argument("--batched", type=int,
+                        help="events per batched mode, over all rounds (200000; quick 20000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds, median reported (4; quick 2)")
     parser.add_argument("--batch-size", type=int, default=500, help="events per batch (500)")
     parser.add_argument("--writers", type=int, default=8, help="concurrent writers (8), besides 1")
     parser.add_argument("--raw-indexes", choices=["pk", "same"], default="pk",
@@ -320,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     single = args.single or (2_000 if args.quick else 20_000)
     batched = args.batched or (20_000 if args.quick else 200_000)
+    rounds = max(1, args.rounds or (2 if args.quick else 4))
 
-    print("$ " + shlex.join(["python", "benchmarks/ingest.py", *(sys.argv[1:] if argv is None else argv)]))
+    shown = [mask_url(a) for a in (sys.argv[1:] if argv is None else argv)]
+    print("$ " + shlex.join(["python", "benchmarks/ingest.py", *shown]))
     sys.stdout.flush()
     admin_url = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url()
     counts = sorted({1, args.writers})
@@ -334,32 +351,41 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"client: Python {platform.python_version()}, psycopg {psycopg.__version__} "
             f"({psycopg.pq.__impl__}), {os.cpu_count()} CPUs; raw table indexes: {args.raw_indexes}; "
-            f"batch size {args.batch_size} events ({EPOCHS_PER_STREAM} per stream)"
+            f"batch size {args.batch_size} events ({EPOCHS_PER_STREAM} per stream); {rounds} rounds, "
+            "each mode next to its baselines, order reversed every other round; events/s is the "
+            "median round (min-max shown), seconds the sum over rounds"
         )
         sys.stdout.flush()
 
-        plan = [(m, w, single) for w in counts for m in ("raw-insert", "store-single")]
-        plan += [
-            (m, w, batched)
-            for w in counts
-            for m in ("raw-copy", "raw-executemany", "store-batch")
-        ]
-        done: dict[tuple[str, int], Measurement] = {}
-        for run, (mode, writers, total) in enumerate(plan):
-            done[(mode, writers)] = measure(mode, url, writers, total, args.batch_size, run)
+        runs: dict[tuple[str, int], list[Measurement]] = {}
+        run = 0
+        for r in range(rounds):
+            groups: list[tuple[tuple[str, ...], int, int]] = [
+                (("raw-insert", "store-single"), single, w) for w in counts
+            ]
+            groups += [(("raw-copy", "raw-executemany", "store-batch"), batched, w) for w in counts]
+            for modes, total, writers in groups:
+                share = total // rounds + (1 if r < total % rounds else 0)
+                for mode in modes if r % 2 == 0 else modes[::-1]:
+                    run += 1
+                    m = measure(mode, url, writers, share, args.batch_size, run)
+                    runs.setdefault((mode, writers), []).append(m)
         print(
             f"payload: EpochCompleted, mean {payload_bytes(url, 'events'):.0f} bytes of data+metadata "
             f"per event in events, {payload_bytes(url, 'raw_events'):.0f} in raw_events"
         )
+    keys = sorted(runs, key=lambda k: (k[1], MODES.index(k[0])))
+    done = {key: summarise(*key, runs[key]) for key in keys}
 
-    header = ("mode", "writers", "events", "seconds", "events/s", "baseline", "base ev/s", "ratio",
-              "target", "result")
+    header = ("mode", "writers", "events", "seconds", "events/s", "min-max", "baseline", "base ev/s",
+              "ratio", "target", "result")
     lines: list[tuple[str, ...]] = []
     verdicts: list[bool] = []
-    comparisons = [("store-single", "raw-insert", SINGLE_TARGET)]
+    comparisons: list[tuple[str, str, float | None]] = [("store-single", "raw-insert", SINGLE_TARGET)]
     comparisons += [("store-batch", "raw-copy", BATCH_TARGET), ("store-batch", "raw-executemany", None)]
     for (mode, writers), m in done.items():
-        row = (mode, str(writers), str(m.events), f"{m.seconds:.2f}", f"{m.rate:,.0f}")
+        row = (mode, str(writers), str(m.events), f"{m.seconds:.2f}", f"{m.rate:,.0f}",
+               f"{m.low:,.0f}-{m.high:,.0f}")
         if mode.startswith("raw"):
             lines.append((*row, "-", "-", "-", "-", "-"))
             continue
@@ -375,9 +401,13 @@ def main(argv: list[str] | None = None) -> int:
                 verdict, shown_target = ("PASS" if ratio >= target else "MISS"), f">={target:.2f}"
             lines.append((*row, base_mode, f"{base.rate:,.0f}", f"{ratio:.2f}", shown_target, verdict))
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    right = {1, 2, 3, 4, 6, 7}
-    for r in [header, *lines]:
-        print("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    right = {1, 2, 3, 4, 5, 7, 8}
+    for cols in [header, *lines]:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
     print(
         f"targets: store-batch >= {BATCH_TARGET:.0%} of raw-copy, store-single >= {SINGLE_TARGET:.0%} "
         f"of raw-insert (1 and {args.writers} writers): {sum(verdicts)} of {len(verdicts)} met"

@@ -56,6 +56,19 @@ from ._shapes import LayerInfo, count_flops, count_params, infer_shapes
 from ._space import REMAP_TABLE, REMAP_TABLE_AFTER_DENSE, SOFTMAX, START, SearchSpace
 from ._steering import STEERING_MAX_PARAMS, ablations, variations
 
+# --- studies and search strategies (issue 5) ---
+from ._study import (
+    create_study,
+    get_study,
+    load_view,
+    pause_study,
+    refine_study,
+    resume_study,
+    run_study,
+    stop_study,
+    study_status,
+)
+
 __all__ = [
     "ACTIVATIONS",
     "CHANGE_KINDS",
@@ -114,4 +127,16 @@ __all__ = [
     "structural_distance",
     "tag",
     "variations",
+]
+
+__all__ += [  # studies and search strategies (issue 5)
+    "create_study",
+    "get_study",
+    "load_view",
+    "pause_study",
+    "refine_study",
+    "resume_study",
+    "run_study",
+    "stop_study",
+    "study_status",
 ]

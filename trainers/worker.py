@@ -23,6 +23,7 @@ Waking. Appends NOTIFY channel ``nasdb_events``; an idle worker LISTENs with a p
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import socket
@@ -229,7 +230,7 @@ class Worker:
         with self.db.connect() as conn:
             row = conn.execute("select now()").fetchone()
         assert row is not None
-        return row[0]  # type: ignore[no-any-return]
+        return row[0]
 
     # --- training ---------------------------------------------------------------------------
 
@@ -291,11 +292,9 @@ class Worker:
 
     def _fail(self, fence: _Fence, claim: Claim, error: str) -> bool:
         self.log(f"{self.name}: {claim.model_id} failed: {error}")
-        try:
+        with contextlib.suppress(LeaseLost):
             fence.append(NewEvent("TrainingFailed", {"attempt": claim.attempt, "error": error},
                                   idempotency_key=f"failed-{claim.attempt}"))
-        except LeaseLost:
-            pass
         return False
 
     def _load_checkpoint(self, reference: str) -> dict[str, torch.Tensor]:

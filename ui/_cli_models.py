@@ -174,7 +174,7 @@ def model_rows(ctx: Context, where: str = "true", args: tuple[Any, ...] = (),
     if limit:
         sql += f" limit {int(limit)}"
     with ctx.db.connect(dict_rows=True) as conn:
-        return list(conn.execute(sql, args).fetchall())  # type: ignore[arg-type]
+        return list(conn.execute(sql, args).fetchall())
 
 
 @click.command("models")

@@ -114,7 +114,7 @@ def ablate(ctx: Context, model: str, layers: str | None, epochs: int | None, pri
     """One child of MODEL per removed layer; invalid children are skipped with the reason."""
     from nasdb.search import Proposal, ablations, propose
 
-    row, arch, hp, dataset = _parent(ctx, model)
+    _, arch, hp, dataset = _parent(ctx, model)
     children, skipped = ablations(arch, dataset.input_shape, dataset.num_classes,
                                   _parse_indices(layers, "--layers"))
     hp = _training(hp, epochs)
@@ -145,7 +145,7 @@ def vary(ctx: Context, model: str, n: int, changes: int, freeze: str | None,
     """N distinct valid children of MODEL with random changes each."""
     from nasdb.search import Proposal, propose, variations
 
-    row, arch, hp, dataset = _parent(ctx, model)
+    _, arch, hp, dataset = _parent(ctx, model)
     frozen = _parse_indices(freeze, "--freeze")
     children = variations(arch, dataset.input_shape, dataset.num_classes, n=n, changes=changes,
                           seed=seed, constraints=_parse_only(only),
@@ -178,7 +178,8 @@ def parse_edit(text: str) -> dict[str, Any]:
             raise InvalidRequest(f"edit {text!r}: remove takes only an index")
         return {"op": "remove", "index": index}
     if not rest:
-        raise InvalidRequest(f"edit {text!r} needs a {'PARAM=VALUE' if op in ('set', 'reparameterize') else 'layer'}")
+        what = "PARAM=VALUE" if op in ("set", "reparameterize") else "layer"
+        raise InvalidRequest(f"edit {text!r} needs a {what}")
     if op in ("set", "reparameterize"):
         param, sep, value = rest.partition("=")
         if not sep:
@@ -210,9 +211,9 @@ def handcraft(ctx: Context, parent: str, layers_json: str | None, edits: tuple[s
 
     if (layers_json is None) == (not edits):
         raise InvalidRequest("give either --layers JSON or one or more --edit, not both")
-    row, arch, hp, dataset = _parent(ctx, parent)
+    _, arch, hp, dataset = _parent(ctx, parent)
     if study is not None:
-        from nasdb.search.strategies import get_study
+        from nasdb.search import get_study
 
         get_study(ctx.db, study)
     if layers_json is not None:

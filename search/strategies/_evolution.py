@@ -9,7 +9,7 @@ random change (a variation with 1 change). Models a person adds to the study (``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from nasdb.schema.errors import InvalidRequest
 
@@ -19,7 +19,7 @@ from ._base import Strategy, StudyView, Suggestion, fresh
 
 class RegularisedEvolution(Strategy):
     name = "evolution"
-    defaults: dict[str, Any] = {"population": 8, "sample": 3, "changes": 1}
+    defaults: ClassVar[dict[str, Any]] = {"population": 8, "sample": 3, "changes": 1}
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
@@ -52,10 +52,15 @@ class RegularisedEvolution(Strategy):
             if parent.architecture.reference is not None:
                 out.append(fresh(view, rng, {"strategy": self.name, "role": "initial"}))
                 continue
-            (child, changes), = variations(
-                parent.architecture, view.dataset.input_shape, view.dataset.num_classes, n=1,
-                changes=int(self.settings["changes"]), rng=rng, space=view.space.architecture,
-            )
+            try:
+                (child, changes), = variations(
+                    parent.architecture, view.dataset.input_shape, view.dataset.num_classes,
+                    n=1, changes=int(self.settings["changes"]), rng=rng,
+                    space=view.space.architecture,
+                )
+            except InvalidRequest:  # no valid one-change neighbour: explore instead
+                out.append(fresh(view, rng, {"strategy": self.name, "role": "initial"}))
+                continue
             out.append(Suggestion(
                 child, parent.hyperparameters, "mutation", parent_id=parent.model_id,
                 changes=tuple(changes),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from ._base import Strategy, StudyView, Suggestion, fresh
 
 
 class RandomSearch(Strategy):
     name = "random"
-    defaults: dict[str, object] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def ask(self, view: StudyView, slots: int) -> list[Suggestion]:
         rng = view.rng()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 
@@ -213,11 +213,13 @@ class StudySpace:
     def build_from_params(self, params: dict[str, Any], dataset: DatasetInfo
                           ) -> tuple[Architecture, Hyperparameters]:
         """The model an Optuna trial's params describe; always valid for the dataset."""
-        c, height, width = dataset.input_shape
+        _, height, width = dataset.input_shape
         side = min(height, width)
         layers: list[Layer] = []
         fn = params.get("activation", self.architecture.activations[0])
-        padding = "same" if "same" in self.architecture.paddings else "valid"
+        padding: Literal["valid", "same"] = (
+            "same" if "same" in self.architecture.paddings else "valid"
+        )
         for i in range(int(params.get("blocks", 0))):
             kernel = int(params[f"kernel_{i}"])
             if padding == "valid" and side < kernel:

@@ -1,0 +1,139 @@
+"""The web app in a real headless Chromium: what the page shows, and the events that result."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from nasdb.ingest import EventStore
+from nasdb.schema import Database
+
+from .conftest import shot
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _tab(page: Any, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(600)
+
+
+def _wait(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    return predicate()
+
+
+def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
+    store = EventStore(db=db)
+    try:
+        return [e for e in store.read_all(types=[type_])
+                if stream is None or e.stream_id == stream]
+    finally:
+        store.close()
+
+
+def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
+    for name in ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline"):
+        assert page.get_by_role("tab", name=name).is_visible()
+    assert "models" in page.inner_text("body")
+    shot(page, "overview")
+
+
+def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) -> None:
+    db, _ = ui_db
+    box = page.locator(".query-input input")
+    box.fill("pareto params<1M")
+    box.press("Enter")
+    page.wait_for_selector(".query-table .tabulator-row")
+    status = page.inner_text(".query-status")
+    n = int(status.split()[0])
+    assert n > 0
+    rows = page.locator(".query-table .tabulator-row")
+    assert rows.count() == min(n, 50)
+    assert rows.first.inner_text().startswith("m")
+    shot(page, "query")
+    queries = _wait(lambda: [e for e in _events(db, "UiAction")
+                             if e.data["action"] == "query"
+                             and e.data["detail"]["text"] == "pareto params<1M"])
+    assert queries and queries[-1].data["detail"]["rows"] == n
+    box.fill("params<<100k")
+    box.press("Enter")
+    page.wait_for_selector(".query-error")
+    text = page.inner_text(".query-error")
+    assert "query error at column" in text and "^" in text
+    shot(page, "query-error")
+
+
+def test_pin_from_the_drawer_appends_pinned(page: Any, ui_db: Any) -> None:
+    db, mid = ui_db
+    box = page.locator(".query-input input")
+    box.fill(f"id={mid}" if False else "top 5 by acc")
+    box.press("Enter")
+    page.wait_for_selector(".query-table .tabulator-row")
+    first = page.locator(".query-table .tabulator-row").first
+    model = first.locator(".tabulator-cell").first.inner_text().strip()
+    first.click()
+    page.wait_for_selector(f".model-card[data-model='{model}']")
+    before = len(_events(db, "Pinned", f"model-{model}"))
+    page.locator(".pin-button button").click()
+    after = _wait(lambda: len(_events(db, "Pinned", f"model-{model}")) > before)
+    assert after, "no Pinned event appended"
+    page.wait_for_selector(f".pinned-table .tabulator-cell:text-is('{model}')")
+    shot(page, "drawer-pinned")
+
+
+def test_ablation_from_the_page_queues_jobs(page: Any, ui_db: Any) -> None:
+    db, mid = ui_db
+    page.locator(".query-input input").fill("origin=handcrafted sort acc desc")
+    page.locator(".query-input input").press("Enter")
+    page.wait_for_selector(f".query-table .tabulator-cell:text-is('{mid}')")
+    page.locator(f".query-table .tabulator-cell:text-is('{mid}')").click()
+    page.wait_for_selector(f".model-card[data-model='{mid}']")
+    _tab(page, "Generate")
+    buttons = page.locator(".ablate-layers button")
+    assert buttons.count() == 6
+    buttons.nth(0).click()
+    buttons.nth(5).click()
+    page.locator(".queue-ablations button").click()
+    page.wait_for_selector(".generate-message:has-text('queued 2 ablations')")
+    with db.connect() as conn:
+        rows = conn.execute(
+            "select j.model_id, j.state from jobs j join models m on m.id = j.model_id "
+            "where m.parent_id = %s and m.origin = 'ablation'", (mid,)).fetchall()
+    assert len(rows) == 2 and {r[1] for r in rows} == {"queued"}
+    page.wait_for_selector(".children-table .tabulator-row")
+    assert page.locator(".children-table .tabulator-row").count() >= 2
+    shot(page, "generate")
+    _tab(page, "Queue")
+    page.wait_for_selector(f".jobs-table .tabulator-cell:text-is('{rows[0][0]}')")
+    shot(page, "queue")
+
+
+def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
+    _, mid = ui_db
+    page.locator(".query-input input").fill("origin=handcrafted")
+    page.locator(".query-input input").press("Enter")
+    page.locator(f".query-table .tabulator-cell:text-is('{mid}')").first.click()
+    page.wait_for_selector(f".model-card[data-model='{mid}']")
+    _tab(page, "Inspect")
+    page.wait_for_selector(".confusion-matrix canvas")
+    assert "Inspect " + mid in page.inner_text("body")
+    assert "class(es) 7" in page.inner_text("body")  # the all-zero row is called out
+    assert page.locator(".inspect-glyph .snac-chip").count() >= 6
+    shot(page, "inspect")
+
+
+@pytest.mark.parametrize("name", ["Studies", "Classes", "Timeline", "Compare"])
+def test_other_views_render(page: Any, name: str) -> None:
+    _tab(page, name)
+    page.wait_for_timeout(800)
+    body = page.inner_text("body")
+    assert "Traceback" not in body
+    shot(page, name.lower())

@@ -1,0 +1,135 @@
+"""The model overview (REMAP Fig. 1A): accuracy vs log(params) with the Pareto front, or a
+structural / prediction-distance layout; datashader beyond `AppState.large_threshold` points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import datashader as ds
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import CustomJSTickFormatter
+from holoviews.operation.datashader import dynspread, rasterize
+
+from ._state import PROJECTIONS, AppState
+
+LOG_TICKS = CustomJSTickFormatter(code="""
+    const v = Math.pow(10, tick);
+    if (v >= 1e9) return (v / 1e9).toFixed(v >= 1e10 ? 0 : 1) + 'G';
+    if (v >= 1e6) return (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + 'M';
+    if (v >= 1e3) return (v / 1e3).toFixed(v >= 1e4 ? 0 : 1) + 'k';
+    return v.toFixed(0);
+""")
+
+HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
+         ("accuracy", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
+VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
+
+
+class OverviewView(pn.viewable.Viewer):
+    """The scatter, bound to `AppState`; a tap selects the nearest model."""
+
+    state = param.ClassSelector(class_=AppState)
+
+    def __init__(self, state: AppState, **params: Any) -> None:
+        super().__init__(state=state, **params)
+        self._frame: pd.DataFrame | None = None
+
+    # --- elements --------------------------------------------------------------------------
+
+    def _axes(self) -> dict[str, Any]:
+        s = self.state
+        if s.projection == PROJECTIONS[0]:
+            ylabel = ("accuracy on " + ", ".join(s.class_focus)) if s.class_focus else "accuracy"
+            return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": LOG_TICKS}
+        return {"xlabel": f"MDS 1 ({s.projection})", "ylabel": "MDS 2"}
+
+    def _current(self) -> pd.DataFrame:
+        self._frame = self.state.frame()
+        return self._frame
+
+    def _points(self, revision: int, projection: str) -> hv.Points:
+        df = self._current()
+        pts = hv.Points(df, kdims=["x", "y"], vdims=VDIMS)
+        return pts.opts(**self._axes())
+
+    def _decorations(self, revision: int, projection: str, highlighted: list[str],
+                     selected: str | None) -> hv.Overlay:
+        df = self._frame if self._frame is not None else self._current()
+        layers: list[Any] = []
+        front = df[df["pareto"]].sort_values("x") if len(df) else df
+        if projection == PROJECTIONS[0] and len(front):
+            layers.append(hv.Curve(front, "x", "y", label="Pareto front").opts(
+                interpolation="steps-post", color="#e4572e", line_width=2, line_dash="dashed"))
+        layers.append(hv.Points(front, ["x", "y"], VDIMS, label="on the front").opts(
+            color="#e4572e", size=7, marker="diamond", tools=["hover"], hover_tooltips=HOVER))
+        hi = df[df["highlighted"]] if len(df) else df
+        layers.append(hv.Points(hi, ["x", "y"], VDIMS, label="query result").opts(
+            fill_alpha=0, line_color="#ff7f0e", line_width=2.5, size=14, tools=["hover"],
+            hover_tooltips=HOVER))
+        sel = df[df["id"] == selected] if len(df) and selected else df.iloc[0:0]
+        layers.append(hv.Points(sel, ["x", "y"], VDIMS, label="selected").opts(
+            color="#111", marker="star", size=18, tools=["hover"], hover_tooltips=HOVER))
+        return hv.Overlay(layers)
+
+    def _plot(self, large: bool) -> pn.pane.HoloViews:
+        s = self.state
+        base = hv.DynamicMap(pn.bind(self._points, revision=s.param.revision,
+                                     projection=s.param.projection))
+        if large:
+            shown: Any = dynspread(
+                rasterize(base, aggregator=ds.mean("color"), width=700, height=440),
+                threshold=0.6, max_px=3,
+            ).opts(cmap="Blues", colorbar=True, clabel="accuracy", tools=["hover"],
+                   cnorm="linear")
+        else:
+            shown = base.opts(color="color", cmap="Blues", size="size", line_color="#2b4b7a",
+                              line_width=0.5, alpha=0.85, colorbar=True, clabel="accuracy",
+                              tools=["hover", "tap"], hover_tooltips=HOVER)
+        tap = hv.streams.Tap(source=shown, x=None, y=None)
+        tap.add_subscriber(self._tapped)
+        deco = hv.DynamicMap(pn.bind(self._decorations, revision=s.param.revision,
+                                     projection=s.param.projection,
+                                     highlighted=s.param.highlighted, selected=s.param.selected))
+        overlay = (shown * deco).opts(
+            hv.opts.Overlay(responsive=True, min_height=440, show_grid=True, legend_position="top_left",
+                            title="", toolbar="above", active_tools=["wheel_zoom"]))
+        return pn.pane.HoloViews(overlay, sizing_mode="stretch_both", min_height=460,
+                                 name="overview-plot")
+
+    def _tapped(self, x: float | None = None, y: float | None = None) -> None:
+        if x is None or y is None:
+            return
+        model = self.state.nearest(x, y, self._frame)
+        if model:
+            self.state.select(model, source="overview")
+
+    def _caption(self, revision: int, projection: str, class_focus: list[str]) -> str:
+        df = self.state.models
+        n = 0 if df is None else len(df)
+        trained = 0 if df is None else int(df["acc"].notna().sum())
+        shown = len(self._frame) if self._frame is not None else 0
+        extra = ""
+        if projection != PROJECTIONS[0] and shown < trained:
+            extra = f" — {shown} of them placed in this layout"
+        mode = " · rasterised with datashader" if self.state.large else ""
+        colour = f"accuracy on {', '.join(class_focus)}" if class_focus else "accuracy"
+        return (f"**{n:,} models**, {trained:,} trained{extra}{mode}. Darker = higher {colour}; "
+                "radius = log(params). Click a model to select it.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        s = self.state
+        controls = pn.Row(
+            pn.widgets.RadioButtonGroup.from_param(s.param.projection, button_type="primary",
+                                                   button_style="outline", name=""),
+            pn.widgets.MultiChoice.from_param(s.param.class_focus, name="",
+                                              placeholder="colour by class…", width=260,
+                                              max_items=5),
+            align="center",
+        )
+        caption = pn.pane.Markdown(pn.bind(self._caption, s.param.revision, s.param.projection,
+                                           s.param.class_focus), margin=(0, 10))
+        return pn.Column(controls, caption, pn.panel(pn.bind(self._plot, large=s.param.large)),
+                         sizing_mode="stretch_both", min_height=560)

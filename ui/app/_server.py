@@ -1,0 +1,162 @@
+"""The app: one page with navigation tabs, a drawer beside them, live polling; and `serve`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import holoviews as hv
+import panel as pn
+import param
+
+from nasdb.ingest import EventStore
+from nasdb.schema.db import Database
+from nasdb.schema.errors import NasdbError
+
+from ._analysis_state import ClassesState, InspectState, StudiesState, TimelineState
+from ._classes import ClassesView
+from ._console import ConsoleView
+from ._drawer import CompareView, DrawerView
+from ._generate import GenerateView
+from ._inspect import InspectView
+from ._overview import OverviewView
+from ._queue import QueueView
+from ._state import AppState, Layouts
+from ._steer_state import GenerateState, QueueState
+from ._studies import StudiesView
+from ._timeline import TimelineView
+
+log = logging.getLogger(__name__)
+
+TABS = ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline", "Compare")
+POLL_MS = 1500
+
+_extensions_loaded = False
+
+
+def _load_extensions() -> None:
+    global _extensions_loaded
+    if not _extensions_loaded:
+        hv.extension("bokeh", logo=False)
+        pn.extension("tabulator", "codeeditor", notifications=False, sizing_mode="stretch_width")
+        _extensions_loaded = True
+
+
+class App(pn.viewable.Viewer):
+    """Every view of one session, wired to one `AppState`."""
+
+    tab = param.Integer(default=0)
+
+    def __init__(self, state: AppState, **params: Any) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.inspect = InspectState(state)
+        self.generate = GenerateState(state)
+        self.queue = QueueState(state)
+        self.classes = ClassesState(state)
+        self.timeline = TimelineState(state)
+        self.studies = StudiesState(state)
+        self._tabs: pn.Tabs | None = None
+
+    def poll(self) -> None:
+        """One live-update tick: catch up and refresh what changed (selection is kept)."""
+        try:
+            self.state.refresh()
+        except NasdbError as e:  # a dead database: say so, keep the page, try again next tick
+            self.state.notice = f"⚠ {e}"
+
+    def _tab_changed(self, event: Any) -> None:
+        self.state.record("tab", tab=TABS[event.new] if event.new < len(TABS) else event.new)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        s = self.state
+        overview = pn.Column(ConsoleView(s), OverviewView(s), sizing_mode="stretch_both")
+        self._tabs = pn.Tabs(
+            ("Overview", overview),
+            ("Inspect", InspectView(self.inspect)),
+            ("Generate", GenerateView(self.generate)),
+            ("Queue", QueueView(self.queue)),
+            ("Studies", StudiesView(self.studies)),
+            ("Classes", ClassesView(self.classes)),
+            ("Timeline", TimelineView(self.timeline)),
+            ("Compare", CompareView(s)),
+            dynamic=True, sizing_mode="stretch_both", css_classes=["nav-tabs"],
+        )
+        self._tabs.param.watch(self._tab_changed, "active")
+        header = pn.Row(
+            pn.pane.HTML("<span style='font:600 20px sans-serif;color:white'>nasdb</span>"
+                         "<span style='color:#c8d3e0;margin-left:12px'>neural architecture "
+                         "search, event-sourced</span>"),
+            pn.HSpacer(),
+            pn.pane.HTML(pn.bind(lambda p, r: f"<span class='log-position' style='color:#c8d3e0'>"
+                                 f"log position {p:,} · session {s.session_id}</span>",
+                                 s.param.position, s.param.revision)),
+            styles={"background": "#1f3b5c", "padding": "6px 14px"}, sizing_mode="stretch_width",
+        )
+        drawer = pn.Column(DrawerView(s), width=340, styles={"border-left": "1px solid #ddd",
+                                                             "padding-left": "8px"})
+        return pn.Column(header, pn.Row(self._tabs, drawer, sizing_mode="stretch_both"),
+                         sizing_mode="stretch_both")
+
+
+def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore | None = None,
+              poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
+    """A new session's page (call once per browser session, inside a Panel server)."""
+    _load_extensions()
+    state = AppState(db, store=store, layouts=layouts)
+    state.record("session_started")
+    app = App(state)
+    page = app.__panel__()
+    if poll_ms and pn.state.curdoc is not None:
+        pn.state.add_periodic_callback(app.poll, period=poll_ms)
+    page.app = app  # type: ignore[attr-defined]  # tests reach the state through the page
+    return page
+
+
+class Server:
+    """A running app server (``stop()`` ends it). Returned by `serve` with ``threaded=True``."""
+
+    def __init__(self, server: Any, port: int, host: str) -> None:
+        self._server = server
+        self.port = port
+        self.host = host
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
+          threaded: bool = False, *, poll_ms: int = POLL_MS) -> Server | None:
+    """Serve the app on ``host:port``; blocks unless ``threaded`` (then returns a `Server`).
+
+    ``host`` other than loopback exposes the app (and its steering actions) to the network; the
+    CLI warns about that. One `Layouts` is shared by every session, so projected models keep
+    their places for everyone.
+    """
+    _load_extensions()
+    layouts = Layouts(db)
+    store = EventStore(db=db)
+
+    def page() -> pn.viewable.Viewable:
+        return build_app(db, layouts=layouts, store=store, poll_ms=poll_ms)
+
+    origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,
+                      start=not threaded, title="nasdb", websocket_origin=origins,
+                      check_unused_sessions=None)
+    if threaded:
+        assert isinstance(server, threading.Thread)
+        server.start()
+        ready = getattr(server, "server", None)
+        for _ in range(200):
+            ready = getattr(server, "server", None)
+            if ready is not None:
+                break
+            threading.Event().wait(0.05)
+        return Server(server, port, host)
+    return None

@@ -1,0 +1,180 @@
+"""Study views (HyperTendril): best so far, exploration history, parallel coordinates with
+brushing, importance, trade-off, and refining the space to launch the next run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from nasdb.schema.errors import NasdbError
+
+from ._analysis_state import StudiesState
+
+
+class StudiesView(pn.viewable.Viewer):
+    state = param.ClassSelector(class_=StudiesState)
+
+    def __init__(self, state: StudiesState, **params: Any) -> None:
+        super().__init__(state=state, **params)
+        self._space = pn.widgets.TextAreaInput(name="search space (JSON)", height=140,
+                                               sizing_mode="stretch_width")
+        self._launch = pn.widgets.Button(name="Refine & launch next run", button_type="success")
+        self._launch.on_click(self._do_launch)
+        self._msg = pn.pane.Markdown("")
+        state.param.watch(self._study_changed, ["study"])
+        self._study_changed()
+
+    def _study_changed(self, *_: Any) -> None:
+        st = self.state._studies
+        row = st[st["id"] == self.state.study] if len(st) else st
+        self._space.value = json.dumps(row["space"].iloc[0], indent=1) if len(row) else ""
+        self._launch.disabled = not len(row)
+
+    def _do_launch(self, _: Any) -> None:
+        try:
+            space = json.loads(self._space.value or "{}")
+            nid = self.state.launch_refined(space, note="refined in the web UI")
+        except (json.JSONDecodeError, NasdbError) as e:
+            self._msg.object = f"⚠ {e}"
+            return
+        self._msg.object = f"launched study **{nid}**"
+
+    def _brushes(self, study: str, revision: int) -> pn.viewable.Viewable:
+        df = self.state.models()
+        sliders = []
+        for name in self.state.hyperparameter_names():
+            values = pd.to_numeric(df[f"hp_{name}"], errors="coerce").dropna()
+            if values.empty or values.nunique() < 2:
+                continue
+            lo, hi = float(values.min()), float(values.max())
+            s = pn.widgets.RangeSlider(name=name, start=lo, end=hi, value=(lo, hi),
+                                       step=(hi - lo) / 100, width=200)
+
+            def changed(e: Any, name: str = name, lo: float = lo, hi: float = hi) -> None:
+                brush = dict(self.state.brush)
+                if e.new == (lo, hi):
+                    brush.pop(name, None)
+                else:
+                    brush[name] = e.new
+                self.state.brush = brush
+                self.state.app.record("brush", study=self.state.study, ranges=brush)
+
+            s.param.watch(changed, "value_throttled")
+            sliders.append(s)
+        if not sliders:
+            return pn.pane.Markdown("*No numeric hyperparameter varies in this study.*")
+        return pn.Column("**Brush** (filters every study view)", *sliders)
+
+    def _plots(self, study: str, hyperparameter: str | None, tradeoff: str, brush: dict,
+               revision: int) -> pn.viewable.Viewable:
+        all_df = self.state.models()
+        if all_df.empty:
+            return pn.pane.Markdown("*No models in this study yet.*")
+        df = self.state.brushed(all_df)
+        done = df.dropna(subset=["acc"]).sort_values("iteration")
+        best = done.assign(best=done["acc"].cummax())
+        best_plot = (hv.Curve(best, "iteration", "best").opts(interpolation="steps-post",
+                                                              color="#e4572e", line_width=2.5)
+                     * hv.Scatter(done, "iteration", "acc").opts(color="#9aa5b1", size=4)
+                     ).opts(title="Best so far", responsive=True, min_height=280,
+                            ylabel="accuracy")
+        plots: list[Any] = [best_plot]
+        if hyperparameter and f"hp_{hyperparameter}" in df:
+            col = f"hp_{hyperparameter}"
+            hist = df.assign(value=df[col])
+            pts = hv.Scatter(hist, "iteration", ["value", "acc", "id", "origin"]).opts(
+                color="acc", cmap="viridis", size=7, colorbar=True, tools=["hover"])
+            links: list[Any] = []
+            by_id = hist.set_index("id")
+            for _, r in hist[hist["parent_id"].notna()].iterrows():
+                p = r["parent_id"]
+                if p in by_id.index:
+                    x0, y0 = float(by_id.at[p, "iteration"]), by_id.at[p, "value"]
+                    x1, y1 = float(r["iteration"]), r["value"]
+                    if isinstance(y0, int | float) and isinstance(y1, int | float):
+                        xm = (x0 + x1) / 2
+                        ys = np.linspace(0, 1, 12)
+                        xs = (1 - ys) ** 2 * x0 + 2 * (1 - ys) * ys * xm + ys**2 * x1
+                        yy = (1 - ys) ** 2 * y0 + 2 * (1 - ys) * ys * max(y0, y1) + ys**2 * y1
+                        dash = "dashed" if r["origin"] in ("promotion", "hyperband") else "solid"
+                        links.append(hv.Curve((xs, yy)).opts(color="#888", alpha=0.5,
+                                                             line_dash=dash))
+            plots.append(hv.Overlay([*links, pts]).opts(
+                title=f"Exploration history: {hyperparameter} (lines: parent → child)",
+                responsive=True, min_height=280, ylabel=hyperparameter,
+                logy=bool(hyperparameter == "lr")))
+        plots.append(self._parallel(all_df, df))
+        plots.append(hv.Scatter(done.assign(x=done[tradeoff]), "x", ["acc", "id"]).opts(
+            logx=tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
+            title=f"Trade-off: accuracy vs {tradeoff}", xlabel=tradeoff, responsive=True,
+            min_height=280))
+        plots.append(self._importance())
+        return pn.GridBox(*[p if isinstance(p, pn.viewable.Viewable) else
+                            pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plots],
+                          ncols=2, sizing_mode="stretch_width")
+
+    def _parallel(self, all_df: pd.DataFrame, df: pd.DataFrame) -> Any:
+        names = [n for n in self.state.hyperparameter_names()
+                 if pd.api.types.is_numeric_dtype(all_df[f"hp_{n}"])]
+        axes = [*names, "log_params", "acc"]
+        if len(axes) < 2:
+            return pn.pane.Markdown("*Parallel coordinates need numeric hyperparameters.*")
+        lo = all_df[[f"hp_{n}" for n in names] + ["log_params", "acc"]].astype(float).min()
+        hi = all_df[[f"hp_{n}" for n in names] + ["log_params", "acc"]].astype(float).max()
+        paths = []
+        for _, r in df.iterrows():
+            ys = []
+            for a, key in zip(axes, [f"hp_{n}" for n in names] + ["log_params", "acc"],
+                              strict=True):
+                v = float(r[key]) if pd.notna(r[key]) else np.nan
+                span = (hi[key] - lo[key]) or 1.0
+                ys.append((v - lo[key]) / span)
+                del a
+            paths.append({"x": list(range(len(axes))), "y": ys,
+                          "acc": float(r["acc"]) if pd.notna(r["acc"]) else 0.0})
+        ticks = list(enumerate(axes))
+        return hv.Path(paths, vdims=["acc"]).opts(
+            color="acc", cmap="viridis", alpha=0.6, line_width=1.5, xticks=ticks,
+            title=f"Parallel coordinates ({len(df)} of {len(all_df)} models brushed in)",
+            responsive=True, min_height=280, ylabel="normalised", xlabel="")
+
+    def _importance(self) -> Any:
+        imp = self.state.importance()
+        if imp.empty:
+            return pn.pane.Markdown("*Importance appears once at least 8 models with varying "
+                                    "hyperparameters have finished.*")
+        bars = hv.Bars(imp.rename_axis("hyperparameter").reset_index(name="importance"),
+                       "hyperparameter", "importance").opts(
+            title="Hyperparameter importance (fANOVA)", responsive=True, min_height=280,
+            color="#3b6fb6", tools=["hover"])
+        pair = self.state.pairwise()
+        if pair is not None and {"a", "b", "importance"} <= set(pair.columns):
+            heat = hv.HeatMap(pair, ["a", "b"], "importance").opts(
+                cmap="Blues", title="Pairwise importance", responsive=True, min_height=280)
+            return hv.Layout([bars, heat]).cols(2)
+        return bars
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        s = self.state
+        return pn.Column(
+            "### Studies",
+            pn.Row(pn.widgets.Select.from_param(s.param.study, width=200),
+                   pn.widgets.Select.from_param(s.param.hyperparameter, width=200),
+                   pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
+                                                          button_style="outline")),
+            pn.Row(pn.panel(pn.bind(self._brushes, s.param.study, s.app.param.revision),
+                            width=240),
+                   pn.panel(pn.bind(self._plots, s.param.study, s.param.hyperparameter,
+                                    s.param.tradeoff, s.param.brush, s.app.param.revision),
+                            sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+            "#### Refine the search space and launch the next run",
+            self._space, pn.Row(self._launch, self._msg),
+            sizing_mode="stretch_width",
+        )

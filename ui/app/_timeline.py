@@ -1,0 +1,79 @@
+"""The timeline (NAS dashboard): replay the search step by step, with a summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from ._analysis_state import TimelineState
+
+
+class TimelineView(pn.viewable.Viewer):
+    state = param.ClassSelector(class_=TimelineState)
+
+    def __init__(self, state: TimelineState, **params: Any) -> None:
+        super().__init__(state=state, **params)
+        self._player = pn.widgets.Player(name="step", start=0, end=max(state.steps, 1),
+                                         value=state.step, interval=300, loop_policy="once",
+                                         sizing_mode="stretch_width", show_loop_controls=False)
+        self._player.link(state, value="step")
+        state.param.watch(self._steps_changed, ["steps", "step"])
+
+    def _steps_changed(self, *_: Any) -> None:
+        self._player.end = max(self.state.steps, 1)
+        if self._player.value != self.state.step:
+            self._player.value = self.state.step
+
+    def _plots(self, step: int, steps: int) -> pn.viewable.Viewable:
+        done = self.state.completions()
+        if done.empty:
+            return pn.pane.Markdown("*No model has finished training yet.*")
+        shown = done.head(step)
+        later = done.iloc[step:]
+        acc = (hv.Scatter(later, "iteration", "acc").opts(color="#ddd", size=4)
+               * hv.Scatter(shown, "iteration", ["acc", "model_id"]).opts(
+                   color="#3b6fb6", size=5, tools=["hover"])
+               * hv.Curve(shown, "iteration", "best", label="best so far").opts(
+                   color="#e4572e", line_width=2.5, interpolation="steps-post")
+               * hv.VLine(step).opts(color="#333", line_dash="dotted")
+               ).opts(title=f"Accuracy over the search — step {step} of {steps}",
+                      responsive=True, min_height=320, xlabel="finished models", ylabel="accuracy",
+                      legend_position="bottom_right")
+        sp = shown.assign(log_params=pd.Series(shown["params"], dtype=float).clip(lower=1))
+        scatter = hv.Scatter(sp, "log_params", ["acc", "model_id", "origin"]).opts(
+            logx=True, color="origin", cmap="Category10", size=6, tools=["hover"],
+            title="Models so far: accuracy vs params", responsive=True, min_height=320,
+            xlabel="params", legend_position="bottom_right")
+        return pn.Row(pn.pane.HoloViews(acc, sizing_mode="stretch_width"),
+                      pn.pane.HoloViews(scatter, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")
+
+    def _summary(self, step: int, steps: int) -> pn.viewable.Viewable:
+        s = self.state.summary(step)
+
+        def num(v: Any, signed: bool = False) -> str:
+            return "—" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")
+
+        table = pd.DataFrame({
+            "": ["step", "models finished", "best model so far", "its accuracy",
+                 "Δ over the previous best", "change that helped most", "its gain"],
+            "value": [str(s["step"]), str(s["models"]), s["best_model"] or "—",
+                      num(s["best_acc"]), num(s["best_delta"], True), s["best_change"] or "—",
+                      num(s["best_change_gain"], True)],
+        })
+        return pn.widgets.Tabulator(table, disabled=True, show_index=False,
+                                    sizing_mode="stretch_width", name="timeline-summary",
+                                    layout="fit_data_stretch", css_classes=["timeline-summary"])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        s = self.state
+        return pn.Column("### Timeline — replay the search", self._player,
+                         pn.panel(pn.bind(self._plots, s.param.step, s.param.steps),
+                                  sizing_mode="stretch_width"),
+                         pn.panel(pn.bind(self._summary, s.param.step, s.param.steps),
+                                  sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
