@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: runs in under 90 s")
     parser.add_argument("--url", help="a PostgreSQL server (default: NASDB_DATABASE_URL, else embedded)")
     parser.add_argument("--single", type=int,
-                        help="events per single-event mode, over all rounds (20000; quick 2000)")
+                        help="events per single-event mode, over all rounds (20000; quick 1000)")
     parser.add_argument("--batched", type=int,
                         help="events per batched mode, over all rounds (200000; quick 20000)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds, median reported (4; quick 2)")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-indexes", choices=["pk", "same"], default="pk",
                         help="raw table: primary key only (pk), or also the events table's indexes")
     args = parser.parse_args(argv)
-    single = args.single or (2_000 if args.quick else 20_000)
+    single = args.single or (1_000 if args.quick else 20_000)
     batched = args.batched or (20_000 if args.quick else 200_000)
     rounds = max(1, args.rounds or (2 if args.quick else 4))
 
@@ -369,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in modes if r % 2 == 0 else modes[::-1]:
                     run += 1
                     m = measure(mode, url, writers, share, args.batch_size, run)
+                    print(f"  round {r + 1}/{rounds}: {mode} x{writers}: {m.events} events in "
+                          f"{m.seconds:.2f} s ({m.rate:,.0f}/s)", file=sys.stderr, flush=True)
                     runs.setdefault((mode, writers), []).append(m)
         print(
             f"payload: EpochCompleted, mean {payload_bytes(url, 'events'):.0f} bytes of data+metadata "

@@ -159,6 +159,7 @@ class _Compiler:
         self.focus_join = ""
         self.focus_label: str | None = None
         self.focus_alias: str | None = None
+        self.focus_sql = "cf.value"
 
     # ------------------------------------------------------------------------------ helpers
     def error(self, node: Node, message: str, extra: Sequence[str] = ()) -> Exception:
@@ -239,14 +240,31 @@ class _Compiler:
                 name = lowered[name.lower()]
             if name.lower() not in (n.lower() for n in names):
                 names.append(name)
-        classes_param = self.bind([n.lower() for n in names])
-        count_param = self.bind(len(names))
-        self.focus_join = (
-            f"LEFT JOIN (SELECT cm.model_id, avg(cm.{metric}) AS value FROM class_metrics AS cm "
-            f"WHERE lower(cm.class_name) = ANY({classes_param}) GROUP BY cm.model_id "
-            f"HAVING count(DISTINCT lower(cm.class_name)) = {count_param}) AS cf "
-            "ON cf.model_id = m.id"
-        )
+        if len(names) == 1:
+            # One class: a plain join on (model, class name), which the planner can drive from
+            # either side (the class_metrics (class_name, ...) indexes or the model's key).
+            # With the catalog the name is matched exactly (every spelling the datasets use);
+            # without it, case-insensitively.
+            spellings = sorted({c for cs in self.catalog.classes.values() for c in cs
+                                if c.lower() == names[0].lower()})
+            if len(spellings) == 1:
+                match = f"cf.class_name = {self.bind(spellings[0])}"
+            elif spellings:
+                match = f"cf.class_name = ANY({self.bind(spellings)})"
+            else:
+                match = f"lower(cf.class_name) = {self.bind(names[0].lower())}"
+            self.focus_join = f"LEFT JOIN class_metrics AS cf ON cf.model_id = m.id AND {match}"
+            self.focus_sql = f"cf.{metric}"
+        else:
+            classes_param = self.bind([n.lower() for n in names])
+            count_param = self.bind(len(names))
+            self.focus_join = (
+                f"LEFT JOIN (SELECT cm.model_id, avg(cm.{metric}) AS value FROM class_metrics AS cm "
+                f"WHERE lower(cm.class_name) = ANY({classes_param}) GROUP BY cm.model_id "
+                f"HAVING count(DISTINCT lower(cm.class_name)) = {count_param}) AS cf "
+                "ON cf.model_id = m.id"
+            )
+            self.focus_sql = "cf.value"
         label_classes = names[0] if len(names) == 1 else (
             "mean " + ", ".join(names[:-1]) + " and " + names[-1]
         )
@@ -267,7 +285,7 @@ class _Compiler:
                              [f"valid fields: {', '.join(FIELDS)}"])
         if name == "acc" and self.focus_label is not None:
             assert self.focus_alias is not None
-            return _Term("cf.value", Kind.FRACTION, self.focus_label, self.focus_alias, True,
+            return _Term(self.focus_sql, Kind.FRACTION, self.focus_label, self.focus_alias, True,
                          field=f)
         return _Term(f.sql, f.kind, f.label, f.name, f.maximise, f.noun, f)
 

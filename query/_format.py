@@ -78,12 +78,13 @@ def format_result(result: Result, fmt: str = "table", *, width: int = 120) -> st
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=result.description, title_justify="left")
+    table = Table()
     for c in result.columns:
         table.add_column(c, justify="left" if c in {"id", "glyph", "status", "origin"} else "right")
     for row in result.rows:
         table.add_row(*(_cell(row.get(c)) for c in result.columns))
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(result.description, soft_wrap=True, markup=False, highlight=False)
     console.print(table)
     console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}")
     file = console.file

@@ -186,9 +186,11 @@ def recommend_for(
         item["trained_on"] = m["dataset_id"] if "test_acc" in m else None
         item["status"] = m.get("status", "done")
         if mode == "transfer" and neighbours:
-            d = _cosine(source_vectors[index[r.model_id]][None, :], source_vectors)[0]
+            own = index[r.model_id]
+            d = _cosine(source_vectors[own][None, :], source_vectors)[0]
+            d[own] = -1.0  # the model's own measured run comes first
             item["why"] = [
-                {"model_id": models[j]["id"], "distance": round(float(d[j]), 6),
+                {"model_id": models[j]["id"], "distance": round(max(float(d[j]), 0.0), 6),
                  "accuracy": float(models[j]["test_acc"]), "dataset_id": source}
                 for j in np.argsort(d, kind="stable")[:neighbours]
             ]

@@ -244,10 +244,11 @@ def _registered(db: Database) -> list[dict[str, Any]]:
 
 
 def has_architecture(architecture: Any) -> bool:
-    """True when ``architecture`` (the stored JSON) has layers or names a reference classifier."""
+    """True when ``architecture`` (the stored JSON) lists its layers (an empty body is a valid
+    architecture: the head alone) or names a reference classifier."""
     if not isinstance(architecture, Mapping):
         return False
-    return bool(architecture.get("layers")) or bool(architecture.get("reference"))
+    return isinstance(architecture.get("layers"), list) or bool(architecture.get("reference"))
 
 
 def trained_models(db: Database, dataset_id: str | None = None) -> list[dict[str, Any]]:
@@ -340,9 +341,8 @@ def fit_encoder(
 
 
 def _images(db: Database, dataset_id: str, split: str = "train") -> np.ndarray:
-    from nasdb.trainers.registry import load_registered
-
     from nasdb.search import get_dataset
+    from nasdb.trainers.registry import load_registered
 
     get_dataset(db, dataset_id)  # NotFound naming the registered datasets
     data = load_registered(EventStore(db=db), dataset_id)

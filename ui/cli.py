@@ -1,7 +1,8 @@
 """The ``nasdb`` command line: one group, subcommands registered from small modules.
 
 Every error nasdb raises on purpose (`NasdbError`) is printed as one line on stderr, with the
-error's exit code; nothing a person can cause ends in a traceback.
+error's exit code (a malformed query as its "query error at column N" message with the caret
+lines); nothing a person can cause ends in a traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import click
 
-from nasdb.schema.errors import NasdbError
+from nasdb.schema.errors import NasdbError, QuerySyntaxError
 from nasdb.ui._context import Context
 
 
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as e:
         e.show()
+        sys.exit(e.exit_code)
+    except QuerySyntaxError as e:  # already "query error at column N: ..." with a caret below
+        click.echo(str(e), err=True)
         sys.exit(e.exit_code)
     except NasdbError as e:
         click.echo(f"error: {e}", err=True)

@@ -239,7 +239,12 @@ class StudySpace:
         if float(params.get("dropout", 0.0)) > 0:
             layers.append(Dropout(float(params["dropout"])))
         arch = Architecture(tuple(layers))
-        count_params(arch, dataset.input_shape, dataset.num_classes)  # raises if invalid
+        params_count = count_params(arch, dataset.input_shape, dataset.num_classes)
+        if params_count > self.architecture.max_params:
+            raise InvalidArchitecture(
+                f"{params_count} parameters, over the space's max_params "
+                f"{self.architecture.max_params}"
+            )
         base = self.base()
         h = self.hyperparameters
         hp = replace(

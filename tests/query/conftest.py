@@ -1,22 +1,21 @@
-"""Fixtures for the query tests: a real PostgreSQL with temporary stand-ins for the public views.
+"""Fixtures for the query tests, on the project's real database fixture (tests/conftest.py).
 
-The database is NASDB_TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/test; tests that
-need it are skipped when neither is reachable. Each test gets one connection inside a transaction
-that is rolled back, with TEMP tables named like the public views (temp tables shadow permanent
-ones), so nothing persists.
+`db` / `db_url` (from tests/conftest.py) are a fresh migrated database per test on the embedded
+PostgreSQL (or NASDB_TEST_DATABASE_URL); tests that want real data put events through the store and
+the projector (see test_store_db.py). For hand-made edge cases (ties, missing metrics, exotic
+layers) `pg` is one connection to that database inside a transaction that is rolled back, with TEMP
+tables named like the public views (temp tables shadow the views), and `temp_db` hands that
+connection to `nasdb.query.run`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
-
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 VIEWS_DDL = """
 CREATE TEMP TABLE models (
@@ -52,25 +51,10 @@ CREATE TEMP TABLE studies (id text, dataset_id text, created_at timestamptz DEFA
 """
 
 
-def _url() -> str:
-    return os.environ.get("NASDB_TEST_DATABASE_URL") or DEFAULT_URL
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    url = _url()
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as e:
-        pytest.skip(f"no PostgreSQL at {url}: {e}")
-    return url
-
-
 @pytest.fixture
-def pg(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
+def pg(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection inside a transaction with empty TEMP stand-ins for the views; rolled back."""
-    with psycopg.connect(pg_url) as conn:
+    with psycopg.connect(db_url) as conn:
         conn.execute(VIEWS_DDL)
         try:
             yield conn
@@ -94,5 +78,6 @@ class OneConnection:
 
 
 @pytest.fixture
-def db(pg: psycopg.Connection[Any]) -> OneConnection:
+def temp_db(pg: psycopg.Connection[Any]) -> OneConnection:
+    """`run`'s database argument over `pg`'s TEMP tables."""
     return OneConnection(pg)

@@ -1,4 +1,4 @@
-"""`nasdb.query.run` end to end on a real PostgreSQL (TEMP stand-ins for the views)."""
+"""`nasdb.query.run` end to end on hand-made rows (TEMP stand-ins for the views of the test database)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nasdb.schema.errors import QuerySyntaxError
 
 
 @pytest.fixture
-def filled(pg: psycopg.Connection[Any], db: Any) -> Any:
+def filled(pg: psycopg.Connection[Any], temp_db: Any) -> Any:
     pg.execute("INSERT INTO datasets (id, name, classes) VALUES ('cifar10', 'cifar10', "
                "'{airplane,bird,cat}')")
     pg.execute("INSERT INTO studies (id, dataset_id) VALUES ('s1', 'cifar10')")
@@ -38,7 +38,7 @@ def filled(pg: psycopg.Connection[Any], db: Any) -> Any:
     for epoch, val in enumerate([0.5, 0.9, 0.8], 1):
         pg.execute("INSERT INTO epochs (model_id, epoch, val_acc, train_loss) VALUES "
                    "('m3', %s, %s, %s)", (epoch, val, 1.0 / epoch))
-    return db
+    return temp_db
 
 
 def ids(result: Any) -> list[str]:

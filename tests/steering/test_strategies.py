@@ -13,7 +13,8 @@ from nasdb.search.strategies import StudySpace
 from nasdb.trainers.worker import Worker
 
 TINY = StudySpace().refined({"epochs": "1", "max_params": "30000", "max_layers": "5",
-                             "batch_size": "64,128"})[0]
+                             "batch_size": "64,128", "filters": "8,16", "units": "16,32",
+                             "max_blocks": "2"})[0]
 
 
 def drive(store: EventStore, strategy: str, budget: dict[str, int],
@@ -115,8 +116,8 @@ def test_hyperband_promotes_the_best_of_each_rung_from_its_checkpoint(store: Eve
 
 
 def test_successive_halving_runs_one_bracket(store: EventStore) -> None:
-    study_id, view = drive(store, "hyperband", {"models": 4},
-                           {"R": 3, "eta": 3, "bracket": 1, "resume": False})
+    _, view = drive(store, "hyperband", {"models": 4},
+                    {"R": 3, "eta": 3, "bracket": 1, "resume": False})
     assert [t.proposal["rung"] for t in view.trials] == [0, 0, 0, 1]
     assert view.trials[-1].hyperparameters.epochs == 3  # from scratch without resume
 
@@ -149,8 +150,8 @@ def test_pbt_exploits_and_explores_with_lineage(store: EventStore) -> None:
     for g in (1, 2):
         previous = sorted(gens[g - 1].values(), key=lambda t: -(t.best_val_acc or 0))
         for member, t in gens[g].items():
-            requested = [e.data for e in store.read_stream(f"model-{t.model_id}")
-                         if e.type == "TrainingRequested"][0]
+            requested = next(e.data for e in store.read_stream(f"model-{t.model_id}")
+                             if e.type == "TrainingRequested")
             donor = next(p for p in previous if p.model_id == t.parent_id)
             assert requested["resume_from"] == donor.checkpoint
             if "exploited" in t.proposal:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def _tab(page: Any, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
+    page.locator(".bk-tab", has_text=name).first.click()
     page.wait_for_timeout(600)
 
 
@@ -30,6 +30,23 @@ def _wait(predicate: Any, timeout: float = 15.0) -> Any:
     return predicate()
 
 
+_DEEP_TEXT = """() => {
+  const out = [];
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) { out.push(node.textContent); return; }
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.childNodes) walk(child);
+  };
+  walk(document.body);
+  return out.join(" ");
+}"""
+
+
+def _text(page: Any) -> str:
+    """Every text of the page, shadow roots included (Bokeh renders into shadow DOM)."""
+    return str(page.evaluate(_DEEP_TEXT))
+
+
 def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
     store = EventStore(db=db)
     try:
@@ -41,8 +58,8 @@ def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
 
 def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
     for name in ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline"):
-        assert page.get_by_role("tab", name=name).is_visible()
-    assert "models" in page.inner_text("body")
+        assert page.locator(".bk-tab", has_text=name).first.is_visible()
+    assert "models" in _text(page)
     shot(page, "overview")
 
 
@@ -124,8 +141,8 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Inspect")
     page.wait_for_selector(".confusion-matrix canvas")
-    assert "Inspect " + mid in page.inner_text("body")
-    assert "class(es) 7" in page.inner_text("body")  # the all-zero row is called out
+    assert "Inspect " + mid in _text(page)
+    assert "class(es) 7" in _text(page)  # the all-zero row is called out
     assert page.locator(".inspect-glyph .snac-chip").count() >= 6
     shot(page, "inspect")
 
@@ -134,6 +151,6 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
 def test_other_views_render(page: Any, name: str) -> None:
     _tab(page, name)
     page.wait_for_timeout(800)
-    body = page.inner_text("body")
+    body = _text(page)
     assert "Traceback" not in body
     shot(page, name.lower())

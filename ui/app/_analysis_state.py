@@ -181,10 +181,12 @@ class StudiesState(param.Parameterized):
     hyperparameter = param.Selector(default=None, objects=[], allow_None=True)
     tradeoff = param.Selector(default="params", objects=["params", "latency_ms"])
     brush = param.Dict(default={}, doc="hyperparameter -> (low, high): the brushed ranges")
+    show_importance = param.Boolean(default=False, doc="compute fANOVA importance (slow)")
 
     def __init__(self, app: AppState, **params: Any) -> None:
         super().__init__(**params)
         self.app = app
+        self._importance: dict[tuple[str, int], pd.Series] = {}
         self.reload()
         app.param.watch(lambda e: self.reload(), ["revision"])
 
@@ -247,6 +249,12 @@ class StudiesState(param.Parameterized):
         """Hyperparameter importance from Optuna's fANOVA evaluator over the finished models
         (numeric and categorical hyperparameters that vary); empty when it cannot be computed."""
         df = self.models().dropna(subset=["acc"])
+        key = (self.study, len(df))
+        if key not in self._importance:
+            self._importance[key] = self._compute_importance(df)
+        return self._importance[key]
+
+    def _compute_importance(self, df: pd.DataFrame) -> pd.Series:
         names = self.hyperparameter_names()
         if len(df) < 8 or not names:
             return pd.Series(dtype=float)
@@ -276,7 +284,7 @@ class StudiesState(param.Parameterized):
                 else:
                     study.add_trial(create_trial(params=params, distributions=dists,
                                                  value=float(row["acc"])))
-            result = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+            result = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=16, max_depth=8, seed=0))
         except (ImportError, ValueError, RuntimeError):
             return pd.Series(dtype=float)
         return pd.Series(result, dtype=float).sort_values(ascending=False)

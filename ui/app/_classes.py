@@ -63,8 +63,7 @@ class ClassesView(pn.viewable.Viewer):
                    pn.widgets.Select.from_param(s.param.which, name="models", width=160),
                    pn.widgets.IntSlider.from_param(s.param.top, name="how many", width=160),
                    bold),
-            pn.panel(pn.bind(self._chart, s.param.metric, s.param.which, s.param.top, s.param.bold,
-                             s.app.param.revision, s.app.param.highlighted),
-                     sizing_mode="stretch_width"),
+            pn.param.ParamFunction(pn.bind(self._chart, s.param.metric, s.param.which, s.param.top, s.param.bold,
+                             s.app.param.revision, s.app.param.highlighted), lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -34,7 +34,7 @@ class DrawerView(pn.viewable.Viewer):
 
     def __init__(self, state: AppState, **params: Any) -> None:
         super().__init__(state=state, **params)
-        self._pin = pn.widgets.Button(name="📌 Pin", button_type="primary", width=90,
+        self._pin = pn.widgets.Button(name="Pin", button_type="primary", width=90,
                                       css_classes=["pin-button"])
         self._unpin = pn.widgets.Button(name="Unpin", button_type="default", width=90,
                                         css_classes=["unpin-button"])
@@ -88,7 +88,7 @@ class DrawerView(pn.viewable.Viewer):
             strip = snac_html(row["architecture"])
         acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
         tags = ", ".join(row["tags"] or []) or "—"
-        pin_state = "📌 pinned" if row["pinned"] else "not pinned"
+        pin_state = "★ pinned" if row["pinned"] else "not pinned"
         body = (
             f"<div class='model-card' data-model='{html.escape(row['id'])}'>"
             f"<b style='font-size:16px'>{html.escape(row['id'])}</b> "
@@ -107,7 +107,7 @@ class DrawerView(pn.viewable.Viewer):
         s = self.state
         return pn.Column(
             "### Model drawer",
-            pn.panel(pn.bind(self._card, s.param.selected, s.param.revision)),
+            pn.param.ParamFunction(pn.bind(self._card, s.param.selected, s.param.revision), lazy=True),
             pn.Row(self._pin, self._unpin),
             pn.pane.Markdown(pn.bind(lambda n: f"**{n}**" if n else "", s.param.notice)),
             "#### Pinned (tick to compare)",
@@ -159,6 +159,6 @@ class CompareView(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column("### Compare pinned models",
-                         pn.panel(pn.bind(self._table, self.state.param.compare,
-                                          self.state.param.revision)),
+                         pn.param.ParamFunction(pn.bind(self._table, self.state.param.compare,
+                                          self.state.param.revision), lazy=True),
                          sizing_mode="stretch_width")

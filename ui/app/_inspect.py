@@ -97,15 +97,13 @@ class InspectView(pn.viewable.Viewer):
         controls = pn.Row(pn.widgets.Checkbox.from_param(s.param.smooth, name="moving average"),
                           pn.widgets.IntSlider.from_param(s.param.window, name="window", width=160))
         return pn.Column(
-            pn.panel(pn.bind(self._header, app.param.selected, app.param.revision)),
+            pn.param.ParamFunction(pn.bind(self._header, app.param.selected, app.param.revision), lazy=True),
             pn.Row(
-                pn.panel(pn.bind(self._confusion, app.param.selected, app.param.revision),
-                         sizing_mode="stretch_width"),
-                pn.panel(pn.bind(self._bars, app.param.selected, app.param.revision),
-                         sizing_mode="stretch_width"),
+                pn.param.ParamFunction(pn.bind(self._confusion, app.param.selected, app.param.revision), lazy=True, sizing_mode="stretch_width"),
+                pn.param.ParamFunction(pn.bind(self._bars, app.param.selected, app.param.revision), lazy=True, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
             controls,
-            pn.panel(pn.bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
-                             s.param.window), sizing_mode="stretch_width"),
+            pn.param.ParamFunction(pn.bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
+                             s.param.window), lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -94,7 +94,7 @@ class OverviewView(pn.viewable.Viewer):
                                      projection=s.param.projection,
                                      highlighted=s.param.highlighted, selected=s.param.selected))
         overlay = (shown * deco).opts(
-            hv.opts.Overlay(responsive=True, min_height=440, show_grid=True, legend_position="top_left",
+            hv.opts.Overlay(responsive=True, min_height=440, show_grid=True, legend_position="bottom_right",
                             title="", toolbar="above", active_tools=["wheel_zoom"]))
         return pn.pane.HoloViews(overlay, sizing_mode="stretch_both", min_height=460,
                                  name="overview-plot")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from typing import Any
 
 import holoviews as hv
@@ -147,16 +149,20 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
 
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,
-                      start=not threaded, title="nasdb", websocket_origin=origins,
-                      check_unused_sessions=None)
+                      title="nasdb", websocket_origin=origins)
     if threaded:
         assert isinstance(server, threading.Thread)
-        server.start()
-        ready = getattr(server, "server", None)
-        for _ in range(200):
-            ready = getattr(server, "server", None)
-            if ready is not None:
-                break
-            threading.Event().wait(0.05)
+        _wait_listening(host, port)
         return Server(server, port, host)
     return None
+
+
+def _wait_listening(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise NasdbError(f"the web app did not start listening on {host}:{port} within {timeout:.0f} s")

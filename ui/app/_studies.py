@@ -72,7 +72,7 @@ class StudiesView(pn.viewable.Viewer):
         return pn.Column("**Brush** (filters every study view)", *sliders)
 
     def _plots(self, study: str, hyperparameter: str | None, tradeoff: str, brush: dict,
-               revision: int) -> pn.viewable.Viewable:
+               show_importance: bool, revision: int) -> pn.viewable.Viewable:
         all_df = self.state.models()
         if all_df.empty:
             return pn.pane.Markdown("*No models in this study yet.*")
@@ -114,7 +114,8 @@ class StudiesView(pn.viewable.Viewer):
             logx=tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
             title=f"Trade-off: accuracy vs {tradeoff}", xlabel=tradeoff, responsive=True,
             min_height=280))
-        plots.append(self._importance())
+        plots.append(self._importance() if show_importance else pn.pane.Markdown(
+            "*Tick “importance” to compute fANOVA hyperparameter importance.*"))
         return pn.GridBox(*[p if isinstance(p, pn.viewable.Viewable) else
                             pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plots],
                           ncols=2, sizing_mode="stretch_width")
@@ -166,13 +167,12 @@ class StudiesView(pn.viewable.Viewer):
             "### Studies",
             pn.Row(pn.widgets.Select.from_param(s.param.study, width=200),
                    pn.widgets.Select.from_param(s.param.hyperparameter, width=200),
+                   pn.widgets.Checkbox.from_param(s.param.show_importance, name="importance"),
                    pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
                                                           button_style="outline")),
-            pn.Row(pn.panel(pn.bind(self._brushes, s.param.study, s.app.param.revision),
-                            width=240),
-                   pn.panel(pn.bind(self._plots, s.param.study, s.param.hyperparameter,
-                                    s.param.tradeoff, s.param.brush, s.app.param.revision),
-                            sizing_mode="stretch_width"),
+            pn.Row(pn.param.ParamFunction(pn.bind(self._brushes, s.param.study, s.app.param.revision), lazy=True, width=240),
+                   pn.param.ParamFunction(pn.bind(self._plots, s.param.study, s.param.hyperparameter,
+                                    s.param.tradeoff, s.param.brush, s.app.param.revision), lazy=True, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             "#### Refine the search space and launch the next run",
             self._space, pn.Row(self._launch, self._msg),

@@ -72,8 +72,6 @@ class TimelineView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         return pn.Column("### Timeline — replay the search", self._player,
-                         pn.panel(pn.bind(self._plots, s.param.step, s.param.steps),
-                                  sizing_mode="stretch_width"),
-                         pn.panel(pn.bind(self._summary, s.param.step, s.param.steps),
-                                  sizing_mode="stretch_width"),
+                         pn.param.ParamFunction(pn.bind(self._plots, s.param.step, s.param.steps), lazy=True, sizing_mode="stretch_width"),
+                         pn.param.ParamFunction(pn.bind(self._summary, s.param.step, s.param.steps), lazy=True, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")

@@ -1,0 +1,191 @@
+"""``nasdb query``: run one query (table, JSON or CSV), or open the interactive query console.
+
+    nasdb query "pareto params<100k class=bird"          # a table, the description as its title
+    nasdb query "top 10 by acc" --format json            # a JSON array of row objects on stdout
+    nasdb query "explain top 5 by acc"                   # the SQL and its parameters; runs nothing
+    nasdb query                                          # the console: history, completion
+
+A malformed query exits with code 2 and the caret message on stderr (see ui/cli.py main()).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import click
+
+from nasdb.query import FIELDS, format_result, parse, run
+from nasdb.query._ast import KEYWORDS
+from nasdb.query._fields import AGGREGATES, CLASS_METRICS, EPOCH_FIELDS, LAYER_TYPES
+from nasdb.schema.errors import NasdbError, QuerySyntaxError
+from nasdb.ui._context import Context, format_option, pass_ctx
+
+PROMPT = "nasdb> "
+HELP = """\
+Type a query and press Enter, e.g.
+  pareto params<100k class=bird     top 10 by acc     group by origin
+  max(val_acc)>0.9 sort params      count status=training     explain top 5 by acc
+Tab completes keywords, fields, class names, studies and datasets; Up/Down walk the history.
+\\f json|csv|table switches the output format; \\q or Ctrl-D leaves. The language: docs/query.md"""
+
+
+def _emit_result(result: Any, fmt: str, echo: Callable[..., None]) -> None:
+    """The result on stdout; for json/csv the description goes to stderr so stdout stays data."""
+    if result.kind == "explain" and fmt == "csv":
+        fmt = "table"  # an explained query has no rows; show the SQL
+    if fmt == "table" or result.kind == "explain":
+        echo(format_result(result, fmt))
+        return
+    echo(f"-- {result.description} ({len(result.rows)} rows)", err=True)
+    echo(format_result(result, fmt).rstrip("\n"))
+
+
+@click.command("query")
+@click.argument("text", nargs=-1)
+@format_option
+@click.option("--no-catch-up", is_flag=True,
+              help="Query the read models as they are, without applying new events first.")
+@pass_ctx
+def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool) -> None:
+    """Run a query in the nasdb query language (docs/query.md); no TEXT opens a console.
+
+    TEXT may be one quoted argument or several words: nasdb query top 5 by acc
+    """
+    if not text:
+        if not sys.stdin.isatty():  # piped queries: one per line, no prompt
+            refresh = (lambda: None) if no_catch_up else ctx.project
+            code = run_lines(sys.stdin, ctx.db, fmt=fmt, refresh=refresh)
+            if code:
+                sys.exit(code)
+            return
+        console(ctx, fmt=fmt, catch_up=not no_catch_up)
+        return
+    joined = " ".join(text)
+    if parse(joined).explain is None and not no_catch_up:
+        ctx.project()
+    _emit_result(run(joined, ctx.db), fmt, click.echo)
+
+
+# --------------------------------------------------------------------------------------------
+# the console
+# --------------------------------------------------------------------------------------------
+
+
+class _Prompter(Protocol):
+    def prompt(self, message: str) -> str: ...
+
+
+def completion_words(db: Any | None) -> list[str]:
+    """Keywords, fields, aggregates, class names, studies and datasets, for the completer."""
+    words: dict[str, None] = {}
+    for group in (KEYWORDS, ("has:", "class=", "metric=", "by", "max:", "min:"), FIELDS,
+                  (f"{a}(" for a in AGGREGATES), EPOCH_FIELDS, LAYER_TYPES, CLASS_METRICS):
+        words.update(dict.fromkeys(group))
+    if db is not None:
+        try:
+            with db.connect() as conn:
+                for (classes,) in conn.execute("select classes from datasets order by id"):
+                    words.update(dict.fromkeys(classes or ()))
+                for (name,) in conn.execute(
+                    "select id from studies union all select id from datasets"
+                ):
+                    words.update(dict.fromkeys([name]))
+        except NasdbError:
+            pass
+    return list(words)
+
+
+def make_session(db: Any | None, history: Path | None, **kwargs: Any) -> Any:
+    """A prompt_toolkit session with a history file and word completion over the catalog."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import WordCompleter
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    completer = WordCompleter(
+        completion_words(db), ignore_case=True, sentence=False,
+        pattern=re.compile(r"[^\s(=,]+"),
+    )
+    hist = FileHistory(str(history)) if history is not None else InMemoryHistory()
+    return PromptSession(history=hist, completer=completer, complete_while_typing=False,
+                         **kwargs)
+
+
+def loop(
+    session: _Prompter,
+    db: Any,
+    *,
+    fmt: str = "table",
+    refresh: Callable[[], Any] = lambda: None,
+    echo: Callable[..., None] = click.echo,
+) -> int:
+    """Read queries until ``\\q`` or end of input; print each result, or its error with the caret.
+    Returns how many queries failed."""
+    failed = 0
+    while True:
+        try:
+            line = session.prompt(PROMPT)
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in {"\\q", "quit", "exit"}:
+            break
+        if text in {"\\h", "\\?", "help"}:
+            echo(HELP)
+            continue
+        if text.startswith("\\f"):
+            wanted = text[2:].strip()
+            if wanted in {"table", "json", "csv"}:
+                fmt = wanted
+            echo(f"format: {fmt}")
+            continue
+        try:
+            if parse(text).explain is None:
+                refresh()
+            _emit_result(run(text, db), fmt, echo)
+        except QuerySyntaxError as e:
+            failed += 1
+            echo(str(e), err=True)
+        except NasdbError as e:
+            failed += 1
+            echo(f"error: {e}", err=True)
+    return failed
+
+
+def run_lines(lines: Iterable[str], db: Any, *, fmt: str = "table",
+              refresh: Callable[[], Any] = lambda: None) -> int:
+    """Queries read from a pipe, one per line (no prompt); exit code 2 when any failed."""
+    it = iter(lines)
+
+    class _Lines:
+        def prompt(self, message: str) -> str:
+            try:
+                return next(it)
+            except StopIteration:
+                raise EOFError from None
+
+    return 2 if loop(_Lines(), db, fmt=fmt, refresh=refresh) else 0
+
+
+def console(ctx: Context, *, fmt: str = "table", catch_up: bool = True) -> None:
+    """The interactive console on a terminal."""
+    from nasdb.schema import settings
+
+    if catch_up:
+        ctx.project()
+    history = settings.home() / "query_history"
+    history.parent.mkdir(parents=True, exist_ok=True)
+    session = make_session(ctx.db, history)
+    click.echo("nasdb query console: \\h for help, \\q or Ctrl-D to leave", err=True)
+    loop(session, ctx.db, fmt=fmt, refresh=ctx.project if catch_up else (lambda: None))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(query)
