@@ -1,7 +1,7 @@
 """The accuracy predictor on real trained models, against two baselines, and guided search.
 
 In a fresh database this registers digits and (when Debian's files are installed) Fashion-MNIST
-(``--fmnist-limit`` images), samples tiny architectures with sampled hyperparameters from the
+(``--fmnist-limit`` training images), samples tiny architectures with sampled hyperparameters from the
 grammar, really trains each for ``--epochs`` epochs with `nasdb.trainers.worker.Worker`, and fits
 the encoder and the dataset similarity with `nasdb.recommend` exactly as ``nasdb recommend fit``
 does. Then, in the same run:
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="PostgreSQL server (default NASDB_DATABASE_URL, else embedded)")
     parser.add_argument("--models", type=int, help="trained models per dataset (quick 30, full 80)")
     parser.add_argument("--epochs", type=int, help="epochs per model (quick 1, full 2)")
-    parser.add_argument("--fmnist-limit", type=int, default=3000, help="Fashion-MNIST images")
+    parser.add_argument("--fmnist-limit", type=int,
+                        help="Fashion-MNIST training images (quick 1000, full 3000)")
     parser.add_argument("--budget", type=int, help="trained models per guided/random run")
     parser.add_argument("--ratio", type=float, default=0.125, help="guided keeps this fraction")
     parser.add_argument("--repeats", type=int, help="guided-vs-random repetitions (quick 1)")
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (1 if args.quick else 2)
     budget = args.budget or (8 if args.quick else 16)
     repeats = args.repeats or (1 if args.quick else 3)
+    fmnist_limit = args.fmnist_limit or (1000 if args.quick else 3000)
 
     shown = [mask_url(a) for a in (sys.argv[1:] if argv is None else argv)]
     print("$ " + shlex.join(["python", "benchmarks/recommend.py", *shown]), flush=True)
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if (DEFAULT_FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists() or (
             DEFAULT_FASHION_MNIST_DIR / "train-images-idx3-ubyte"
         ).exists():
-            register_dataset(store, "fashion-mnist", limit=args.fmnist_limit)
+            register_dataset(store, "fashion-mnist", limit=fmnist_limit)
             datasets.append("fashion-mnist")
         Projector(db).catch_up()
         space, hps = spaces(epochs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import statistics
 import sys
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     budget, seeds = (6, 2) if args.quick else (args.budget_epochs, args.seeds)
     strategies = [s for s in args.strategies.split(",") if s]
 
+    # Search efficiency, not durability, is measured: commits need not wait for the disk.
+    os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
     from nasdb.ingest import EventStore, Projector
     from nasdb.schema import Database
     from nasdb.trainers.registry import register_dataset

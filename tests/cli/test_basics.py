@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from nasdb.ingest import EventStore, Projector
+from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.ingest.synthetic import search_log
 from nasdb.migrations.runner import head_revision
 from nasdb.schema import Database
@@ -80,3 +80,23 @@ def test_an_unreachable_database_is_one_clear_line() -> None:
                                  "postgresql://bob:***@127.0.0.1:1/nasdb: ")
     assert "s3cret" not in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_events_follow_prints_new_events_as_they_come(db: Database) -> None:
+    store = EventStore(db=db)
+    store.append("model-m1", [NewEvent("Pinned", {})])
+    env = {**os.environ, "NASDB_DATABASE_URL": db.url}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "nasdb.ui.cli", "events", "--follow", "--format", "jsonl"],
+        env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        first = json.loads(follower.stdout.readline())
+        assert first["type"] == "Pinned"
+        store.append("model-m1", [NewEvent("Tagged", {"tag": "later"})])
+        second = json.loads(follower.stdout.readline())
+        assert (second["type"], second["data"], second["version"]) == \
+            ("Tagged", {"tag": "later"}, 2)
+    finally:
+        follower.terminate()
+        follower.wait(10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -47,6 +48,12 @@ def _text(page: Any) -> str:
     return str(page.evaluate(_DEEP_TEXT))
 
 
+def _cell(page: Any, table: str, model: str) -> Any:
+    """The id cell of ``model`` in the Tabulator with css class ``table``."""
+    return page.locator(f".{table} .tabulator-cell[tabulator-field='id']",
+                        has_text=re.compile(f"^{re.escape(model)}$")).first
+
+
 def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
     store = EventStore(db=db)
     try:
@@ -74,7 +81,7 @@ def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) 
     assert n > 0
     rows = page.locator(".query-table .tabulator-row")
     assert rows.count() == min(n, 50)
-    assert rows.first.inner_text().startswith("m")
+    assert rows.first.locator(".tabulator-cell[tabulator-field='id']").inner_text().startswith("m")
     shot(page, "query")
     queries = _wait(lambda: [e for e in _events(db, "UiAction")
                              if e.data["action"] == "query"
@@ -91,18 +98,18 @@ def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) 
 def test_pin_from_the_drawer_appends_pinned(page: Any, ui_db: Any) -> None:
     db, mid = ui_db
     box = page.locator(".query-input input")
-    box.fill(f"id={mid}" if False else "top 5 by acc")
+    box.fill("top 5 by acc")
     box.press("Enter")
     page.wait_for_selector(".query-table .tabulator-row")
     first = page.locator(".query-table .tabulator-row").first
-    model = first.locator(".tabulator-cell").first.inner_text().strip()
+    model = first.locator(".tabulator-cell[tabulator-field='id']").inner_text().strip()
     first.click()
     page.wait_for_selector(f".model-card[data-model='{model}']")
     before = len(_events(db, "Pinned", f"model-{model}"))
     page.locator(".pin-button button").click()
     after = _wait(lambda: len(_events(db, "Pinned", f"model-{model}")) > before)
     assert after, "no Pinned event appended"
-    page.wait_for_selector(f".pinned-table .tabulator-cell:text-is('{model}')")
+    _cell(page, "pinned-table", model).wait_for()
     shot(page, "drawer-pinned")
 
 
@@ -110,8 +117,7 @@ def test_ablation_from_the_page_queues_jobs(page: Any, ui_db: Any) -> None:
     db, mid = ui_db
     page.locator(".query-input input").fill("origin=handcrafted sort acc desc")
     page.locator(".query-input input").press("Enter")
-    page.wait_for_selector(f".query-table .tabulator-cell:text-is('{mid}')")
-    page.locator(f".query-table .tabulator-cell:text-is('{mid}')").click()
+    _cell(page, "query-table", mid).click()
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Generate")
     buttons = page.locator(".ablate-layers button")
@@ -129,7 +135,8 @@ def test_ablation_from_the_page_queues_jobs(page: Any, ui_db: Any) -> None:
     assert page.locator(".children-table .tabulator-row").count() >= 2
     shot(page, "generate")
     _tab(page, "Queue")
-    page.wait_for_selector(f".jobs-table .tabulator-cell:text-is('{rows[0][0]}')")
+    page.locator(".jobs-table .tabulator-cell[tabulator-field='model_id']",
+                 has_text=re.compile(f"^{rows[0][0]}$")).first.wait_for()
     shot(page, "queue")
 
 
@@ -137,7 +144,7 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
     _, mid = ui_db
     page.locator(".query-input input").fill("origin=handcrafted")
     page.locator(".query-input input").press("Enter")
-    page.locator(f".query-table .tabulator-cell:text-is('{mid}')").first.click()
+    _cell(page, "query-table", mid).click()
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Inspect")
     page.wait_for_selector(".confusion-matrix canvas")

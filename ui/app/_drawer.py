@@ -58,7 +58,7 @@ class DrawerView(pn.viewable.Viewer):
         if df.empty:
             self._table.value = pd.DataFrame(columns=["id", "glyph", "params", "acc"])
             return
-        view = df[["id", "glyph", "params", "acc"]].copy()
+        view = df[["id", "glyph", "params", "acc"]].iloc[::-1].copy()  # newest first
         view["acc"] = view["acc"].astype(float).round(4)
         selection = [i for i, m in enumerate(view["id"]) if m in self.state.compare]
         self._table.value = view.reset_index(drop=True)
