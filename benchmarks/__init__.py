@@ -1,4 +1,1 @@
-"""Benchmarks, run as scripts (python benchmarks/NAME.py).
-
-A package only so that mypy tells benchmarks/query.py from nasdb's query package.
-"""
+"""Reproducible measurements against named baselines (run each as a script)."""

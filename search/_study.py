@@ -112,6 +112,7 @@ def load_view(store: EventStore, study_id: str) -> StudyView:
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
+        db=store.db,
     )
 
 
@@ -323,7 +324,9 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
         view.version,
     )]
     for model_id, s in zip(ids, suggestions, strict=True):
+        predicted = s.info.get("predicted_acc")
         proposal = Proposal(s.architecture, s.hyperparameters, s.origin, s.parent_id, s.changes,
+                            predicted_acc=float(predicted) if predicted is not None else None,
                             extra={**s.info, "step": step})
         items.append((f"model-{model_id}", [
             _proposed_event(model_id, view.dataset, proposal, view.id, None),

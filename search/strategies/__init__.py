@@ -1,5 +1,5 @@
 """Search strategies: random, regularised evolution, Hyperband / successive halving, ASHA, PBT,
-TPE, NSGA-II and BOHB. Each is stateless: it reads the study (`StudyView`) and suggests what to
+TPE, NSGA-II, BOHB and predictor-guided. Each is stateless: it reads the study (`StudyView`) and suggests what to
 train next (`Suggestion`); the driver in `nasdb.search._study` turns suggestions into events."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from nasdb.schema.errors import InvalidRequest
 
 from ._base import OBJECTIVES, Strategy, StudyView, Suggestion, Trial, objective_direction
 from ._evolution import RegularisedEvolution
+from ._guided import GuidedSearch
 from ._hyperband import ASHA, BOHB, Hyperband, bracket_plan
 from ._optuna import NSGA2Search, TPESearch
 from ._pbt import PBT, PERTURB_FACTORS, explore, perturb
@@ -20,7 +21,7 @@ from ._space import StudySpace
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (RandomSearch, RegularisedEvolution, Hyperband, ASHA, PBT, TPESearch,
-                NSGA2Search, BOHB)
+                NSGA2Search, BOHB, GuidedSearch)
 }
 
 
@@ -39,6 +40,7 @@ def get_strategy(name: str, settings: dict[str, Any] | None = None) -> Strategy:
 __all__ = [
     "ASHA",
     "BOHB",
+    "GuidedSearch",
     "OBJECTIVES",
     "PBT",
     "PERTURB_FACTORS",

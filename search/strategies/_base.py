@@ -126,6 +126,8 @@ class StudyView:
     steps: int
     version: int
     trials: tuple[Trial, ...]
+    #: The database, for strategies that consult fitted artefacts (the guided strategy).
+    db: Any = field(default=None, compare=False, repr=False)
 
     @property
     def seed(self) -> int:

@@ -345,3 +345,26 @@ def test_nothing_fitted_and_no_architecture_get_clear_messages(db: Database) -> 
         recommend_for(db, "digits")
     with pytest.raises(NotFound, match="no model 'm78'"):
         predict_model(db, "m78")
+
+
+def test_the_guided_study_strategy_proposes_with_predictions(flow: Flow) -> None:
+    from nasdb.search import create_study, load_view
+    from nasdb.search._study import take_step
+    from nasdb.search.strategies import get_strategy
+
+    study_id = create_study(flow.store, "digits", "guided", budget={"models": 2},
+                            settings={"candidates": 20, "ratio": 0.25, "parallel": 2})
+    flow.project()
+    view = load_view(flow.store, study_id)
+    suggestions = get_strategy("guided", dict(view.settings)).ask(view, 2)
+    assert [s.info["rank"] for s in suggestions] == [1, 2]
+    assert suggestions[0].info["score"] >= suggestions[1].info["score"]
+    step = take_step(flow.store, view, suggestions)
+    for model_id in step.model_ids:
+        proposed = flow.store.read_stream(f"model-{model_id}")[0].data
+        assert proposed["study_id"] == study_id
+        assert proposed["predicted_acc"] == pytest.approx(
+            next(s.info["predicted_acc"] for s in suggestions
+                 if s.architecture.to_dict() == proposed["architecture"]))
+    with pytest.raises(InvalidRequest, match="setting ratio must be in"):
+        get_strategy("guided", {"ratio": 2.0})

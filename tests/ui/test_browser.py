@@ -96,7 +96,7 @@ def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) 
 
 
 def test_pin_from_the_drawer_appends_pinned(page: Any, ui_db: Any) -> None:
-    db, mid = ui_db
+    db, _ = ui_db
     box = page.locator(".query-input input")
     box.fill("top 5 by acc")
     box.press("Enter")
@@ -120,6 +120,8 @@ def test_ablation_from_the_page_queues_jobs(page: Any, ui_db: Any) -> None:
     _cell(page, "query-table", mid).click()
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Generate")
+    shot(page, "generate-parent")
+    page.wait_for_selector(".ablate-layers button")
     buttons = page.locator(".ablate-layers button")
     assert buttons.count() == 6
     buttons.nth(0).click()

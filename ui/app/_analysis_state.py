@@ -26,7 +26,7 @@ class InspectState(param.Parameterized):
 
     smooth = param.Boolean(default=False, doc="show learning curves as moving averages")
     window = param.Integer(default=3, bounds=(2, 20))
-    metric = param.Selector(default="accuracy", objects=["accuracy", "precision", "recall",
+    metric: Any = param.Selector(default="accuracy", objects=["accuracy", "precision", "recall",
                                                          "specificity"])
 
     def __init__(self, app: AppState, **params: Any) -> None:
@@ -62,9 +62,9 @@ class InspectState(param.Parameterized):
 class ClassesState(param.Parameterized):
     """AutoCl's bump chart: ranks of models per class under a metric; one model in bold."""
 
-    metric = param.Selector(default="accuracy", objects=["accuracy", "precision", "recall",
+    metric: Any = param.Selector(default="accuracy", objects=["accuracy", "precision", "recall",
                                                          "specificity"])
-    which = param.Selector(default="pinned + top", objects=["pinned + top", "top", "pinned",
+    which: Any = param.Selector(default="pinned + top", objects=["pinned + top", "top", "pinned",
                                                             "query result"])
     top = param.Integer(default=8, bounds=(2, 30))
     bold = param.String(default=None, allow_None=True)
@@ -156,7 +156,7 @@ class TimelineState(param.Parameterized):
                                "best_change_gain": None}
         if done.empty:
             return out
-        best_row = done.loc[done["acc"].idxmax()]
+        best_row = done.iloc[int(done["acc"].to_numpy().argmax())]
         out["best_model"], out["best_acc"] = best_row["model_id"], float(best_row["acc"])
         earlier = done[done["iteration"] < best_row["iteration"]]
         out["best_delta"] = float(best_row["acc"] - earlier["acc"].max()) if len(earlier) else None
@@ -177,9 +177,9 @@ class TimelineState(param.Parameterized):
 class StudiesState(param.Parameterized):
     """HyperTendril's views over one study (or over every model when there are no studies)."""
 
-    study = param.Selector(default="(all models)", objects=["(all models)"])
-    hyperparameter = param.Selector(default=None, objects=[], allow_None=True)
-    tradeoff = param.Selector(default="params", objects=["params", "latency_ms"])
+    study: Any = param.Selector(default="(all models)", objects=["(all models)"])
+    hyperparameter: Any = param.Selector(default=None, objects=[], allow_None=True)
+    tradeoff: Any = param.Selector(default="params", objects=["params", "latency_ms"])
     brush = param.Dict(default={}, doc="hyperparameter -> (low, high): the brushed ranges")
     show_importance = param.Boolean(default=False, doc="compute fANOVA importance (slow)")
 
@@ -284,7 +284,8 @@ class StudiesState(param.Parameterized):
                 else:
                     study.add_trial(create_trial(params=params, distributions=dists,
                                                  value=float(row["acc"])))
-            result = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=16, max_depth=8, seed=0))
+            evaluator = FanovaImportanceEvaluator(n_trees=16, max_depth=8, seed=0)
+            result = get_param_importances(study, evaluator=evaluator)
         except (ImportError, ValueError, RuntimeError):
             return pd.Series(dtype=float)
         return pd.Series(result, dtype=float).sort_values(ascending=False)

@@ -6,16 +6,15 @@ from typing import Any
 
 import holoviews as hv
 import panel as pn
-import param
 
 from ._analysis_state import ClassesState
+from ._util import bind
 
 
 class ClassesView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=ClassesState)
-
     def __init__(self, state: ClassesState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
 
     def _chart(self, metric: str, which: str, top: int, bold: str | None, revision: int,
                highlighted: list[str]) -> pn.viewable.Viewable:
@@ -52,7 +51,7 @@ class ClassesView(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
-        models = pn.bind(lambda *_: s.model_ids(), s.param.which, s.param.top,
+        models = bind(lambda *_: s.model_ids(), s.param.which, s.param.top,
                          s.app.param.revision, s.app.param.highlighted)
         bold = pn.widgets.Select(name="bold model", options=models, width=160)
         bold.link(s, value="bold")
@@ -63,7 +62,9 @@ class ClassesView(pn.viewable.Viewer):
                    pn.widgets.Select.from_param(s.param.which, name="models", width=160),
                    pn.widgets.IntSlider.from_param(s.param.top, name="how many", width=160),
                    bold),
-            pn.param.ParamFunction(pn.bind(self._chart, s.param.metric, s.param.which, s.param.top, s.param.bold,
-                             s.app.param.revision, s.app.param.highlighted), lazy=True, sizing_mode="stretch_width"),
+            pn.param.ParamFunction(
+                bind(self._chart, s.param.metric, s.param.which, s.param.top, s.param.bold,
+                        s.app.param.revision, s.app.param.highlighted),
+                lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 
 from ._state import AppState
+from ._util import bind
 
 EXAMPLES = ("pareto params<100k", "top 10 by acc", "pinned", "origin=ablation sort acc desc",
             "count group by origin")
@@ -18,17 +18,16 @@ TABLE_COLUMNS = ("id", "glyph", "params", "acc", "test_acc", "best_val_acc", "or
 
 
 class ConsoleView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=AppState)
-
     def __init__(self, state: AppState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._input = pn.widgets.TextInput(
             value=state.query, placeholder="pareto params<100k class=bird   (Enter to run)",
             sizing_mode="stretch_width", name="", css_classes=["query-input"])
         self._run = pn.widgets.Button(name="Run", button_type="primary", width=80)
-        self._input.param.watch(lambda e: self.state.run_query(self._input.value), "enter_pressed")
+        self._input.param.watch(lambda e: self.state.run_query(self._input.value or ""), "enter_pressed")
         self._run.on_click(lambda e: self.state.run_query(self._input.value_input or
-                                                          self._input.value))
+                                                          self._input.value or ""))
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(), disabled=True, selectable=1, show_index=False, height=260,
             sizing_mode="stretch_width", layout="fit_data_stretch", name="query-result",
@@ -73,7 +72,7 @@ class ConsoleView(pn.viewable.Viewer):
         s = self.state
         return pn.Column(
             pn.Row(self._input, self._run, sizing_mode="stretch_width"),
-            pn.panel(pn.bind(self._status, s.param.query_error, s.param.query_description,
+            pn.panel(bind(self._status, s.param.query_error, s.param.query_description,
                              s.param.result), sizing_mode="stretch_width"),
             self._table,
             sizing_mode="stretch_width",

@@ -8,7 +8,6 @@ from typing import Any
 import holoviews as hv
 import pandas as pd
 import panel as pn
-import param
 
 from nasdb.schema.errors import NasdbError
 from nasdb.search import get_dataset
@@ -16,6 +15,7 @@ from nasdb.search import get_dataset
 from . import _data
 from ._glyph import snac_html
 from ._state import AppState
+from ._util import bind
 
 
 def _fmt_params(n: Any) -> str:
@@ -30,10 +30,9 @@ def _acc(v: Any) -> str:
 class DrawerView(pn.viewable.Viewer):
     """The selected model's card with Pin / Unpin, and the list of pinned models."""
 
-    state = param.ClassSelector(class_=AppState)
-
     def __init__(self, state: AppState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._pin = pn.widgets.Button(name="Pin", button_type="primary", width=90,
                                       css_classes=["pin-button"])
         self._unpin = pn.widgets.Button(name="Unpin", button_type="default", width=90,
@@ -107,9 +106,10 @@ class DrawerView(pn.viewable.Viewer):
         s = self.state
         return pn.Column(
             "### Model drawer",
-            pn.param.ParamFunction(pn.bind(self._card, s.param.selected, s.param.revision), lazy=True),
+            pn.param.ParamFunction(bind(self._card, s.param.selected, s.param.revision),
+                                   lazy=True),
             pn.Row(self._pin, self._unpin),
-            pn.pane.Markdown(pn.bind(lambda n: f"**{n}**" if n else "", s.param.notice)),
+            pn.pane.Markdown(bind(lambda n: f"**{n}**" if n else "", s.param.notice)),
             "#### Pinned (tick to compare)",
             self._table,
             sizing_mode="stretch_width",
@@ -119,10 +119,9 @@ class DrawerView(pn.viewable.Viewer):
 class CompareView(pn.viewable.Viewer):
     """Pinned models side by side: glyphs, numbers and learning curves."""
 
-    state = param.ClassSelector(class_=AppState)
-
     def __init__(self, state: AppState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
 
     def _table(self, compare: list[str], revision: int) -> pn.viewable.Viewable:
         if not compare:
@@ -149,8 +148,8 @@ class CompareView(pn.viewable.Viewer):
         curves = _data.epochs(self.state.db, compare)
         plots: list[Any] = []
         if not curves.empty:
-            for mid, g in curves.groupby("model_id"):
-                plots.append(hv.Curve(g, "epoch", "val_acc", label=str(mid)))
+            for key, g in curves.groupby("model_id"):
+                plots.append(hv.Curve(g, "epoch", "val_acc", label=str(key)))
         chart = (hv.Overlay(plots).opts(title="validation accuracy", height=260, responsive=True,
                                         legend_position="right")
                  if plots else pn.pane.Markdown("No epochs yet."))
@@ -159,6 +158,6 @@ class CompareView(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column("### Compare pinned models",
-                         pn.param.ParamFunction(pn.bind(self._table, self.state.param.compare,
+                         pn.param.ParamFunction(bind(self._table, self.state.param.compare,
                                           self.state.param.revision), lazy=True),
                          sizing_mode="stretch_width")

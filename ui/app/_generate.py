@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import panel as pn
-import param
 
 from nasdb.search import CHANGE_KINDS
 
 from ._steer_state import GenerateState
+from ._util import action, bind
 
 
 class GenerateView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=GenerateState)
-
     def __init__(self, state: GenerateState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._children = pn.widgets.Tabulator(
             state.children(), disabled=True, show_index=False, height=260, name="children",
             sizing_mode="stretch_width", layout="fit_data_stretch", css_classes=["children-table"])
@@ -37,7 +36,7 @@ class GenerateView(pn.viewable.Viewer):
         pick.param.watch(lambda e: setattr(self.state, "ablate", list(e.new)), "value")
         go = pn.widgets.Button(name="Queue ablations", button_type="success",
                                css_classes=["queue-ablations"])
-        go.on_click(lambda e: self.state.run_ablations())
+        go.on_click(action(lambda: self.state.run_ablations()))
         return pn.Column(pn.pane.Markdown("One child per removed layer. Pick layers to ablate "
                                           "(none picked = all):"), pick, go)
 
@@ -56,7 +55,7 @@ class GenerateView(pn.viewable.Viewer):
             rows.append(pn.Row(pn.pane.Markdown(f"`{label}`", width=170), group))
         go = pn.widgets.Button(name="Queue variations", button_type="success",
                                css_classes=["queue-variations"])
-        go.on_click(lambda e: self.state.run_variations())
+        go.on_click(action(lambda: self.state.run_variations()))
         return pn.Column(
             pn.Row(pn.widgets.IntSlider.from_param(self.state.param.count, name="children"),
                    pn.widgets.IntSlider.from_param(self.state.param.changes,
@@ -71,7 +70,7 @@ class GenerateView(pn.viewable.Viewer):
                                                   name="layers")
         go = pn.widgets.Button(name="Queue handcrafted model", button_type="success",
                                css_classes=["queue-handcraft"])
-        go.on_click(lambda e: self.state.run_handcraft())
+        go.on_click(action(lambda: self.state.run_handcraft()))
         return pn.Column(pn.pane.Markdown(
             "Edit the parent's layers, one per line — add, remove or reparameterize, e.g. "
             "`Conv2D(filters=32, kernel=3, stride=1, padding=same)`, `Dense(units=64)`, "
@@ -88,12 +87,12 @@ class GenerateView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         return pn.Column(
-            pn.pane.Markdown(pn.bind(lambda m: f"### Generate from **{m}**" if m else
+            pn.pane.Markdown(bind(lambda m: f"### Generate from **{m}**" if m else
                                      "### Generate — select a parent model first",
                                      s.app.param.selected)),
             pn.widgets.RadioButtonGroup.from_param(s.param.mode, button_type="primary",
                                                    button_style="outline"),
-            pn.panel(pn.bind(self._controls, s.param.mode, s.app.param.selected),
+            pn.panel(bind(self._controls, s.param.mode, s.app.param.selected),
                      sizing_mode="stretch_width"),
             pn.pane.Markdown(s.param.message, css_classes=["generate-message"],
                              sizing_mode="stretch_width"),

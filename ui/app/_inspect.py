@@ -7,20 +7,26 @@ from typing import Any
 import holoviews as hv
 import pandas as pd
 import panel as pn
-import param
 
 from nasdb.schema.errors import NasdbError
 from nasdb.search import get_dataset
 
 from ._analysis_state import InspectState
 from ._glyph import legend_html, snac_html
+from ._util import bind
+
+
+def _hide_inner_labels(plot: Any, element: Any) -> None:
+    """Grouped bars: keep the class names, drop the repeated metric names under each bar."""
+    axis = plot.state.xaxis[0]
+    axis.major_label_text_font_size = "0pt"
+    axis.subgroup_text_font_size = "0pt"
 
 
 class InspectView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=InspectState)
-
     def __init__(self, state: InspectState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
 
     def _header(self, selected: str | None, revision: int) -> pn.viewable.Viewable:
         row = self.state.app.model(selected)
@@ -51,8 +57,11 @@ class InspectView(pn.viewable.Viewer):
             cmap="Blues", colorbar=True, tools=["hover"], invert_yaxis=True, xrotation=45,
             title="Confusion matrix (rows: true class)", responsive=True, min_height=360,
             clim=(0, max(1.0, float(matrix.max()))))
-        labels = hv.Labels(df, ["predicted", "true"], "count").opts(text_font_size="8pt",
-                                                                     text_color="#333")
+        dark = df["count"] > matrix.max() / 2
+        labels = (hv.Labels(df[~dark], ["predicted", "true"], "count").opts(
+                      text_font_size="8pt", text_color="#333")
+                  * hv.Labels(df[dark], ["predicted", "true"], "count").opts(
+                      text_font_size="8pt", text_color="white"))
         empty = [names[i] for i in range(len(names)) if matrix[i].sum() == 0]
         note = (f"⚠ no test images recorded for class(es) {', '.join(empty)} — their rows are all "
                 "zeros" if empty else "")
@@ -89,7 +98,8 @@ class InspectView(pn.viewable.Viewer):
         bars = hv.Bars(long, ["class_name", "metric"], "value").opts(
             title="Per-class metrics", responsive=True, min_height=300, tools=["hover"],
             ylim=(0, 1.05), xlabel="class", multi_level=True, cmap="Category10",
-            color="metric", xrotation=0, show_legend=False)
+            color="metric", xrotation=0, show_legend=True, legend_position="bottom",
+            hooks=[_hide_inner_labels])
         return pn.pane.HoloViews(bars, sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -97,13 +107,18 @@ class InspectView(pn.viewable.Viewer):
         controls = pn.Row(pn.widgets.Checkbox.from_param(s.param.smooth, name="moving average"),
                           pn.widgets.IntSlider.from_param(s.param.window, name="window", width=160))
         return pn.Column(
-            pn.param.ParamFunction(pn.bind(self._header, app.param.selected, app.param.revision), lazy=True),
+            pn.param.ParamFunction(bind(self._header, app.param.selected, app.param.revision),
+                                   lazy=True),
             pn.Row(
-                pn.param.ParamFunction(pn.bind(self._confusion, app.param.selected, app.param.revision), lazy=True, sizing_mode="stretch_width"),
-                pn.param.ParamFunction(pn.bind(self._bars, app.param.selected, app.param.revision), lazy=True, sizing_mode="stretch_width"),
+                pn.param.ParamFunction(bind(self._confusion, app.param.selected, app.param.revision),
+                                       lazy=True, sizing_mode="stretch_width"),
+                pn.param.ParamFunction(bind(self._bars, app.param.selected, app.param.revision),
+                                       lazy=True, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
             controls,
-            pn.param.ParamFunction(pn.bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
-                             s.param.window), lazy=True, sizing_mode="stretch_width"),
+            pn.param.ParamFunction(
+                bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
+                        s.param.window),
+                lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -9,11 +9,11 @@ import datashader as ds
 import holoviews as hv
 import pandas as pd
 import panel as pn
-import param
 from bokeh.models import CustomJSTickFormatter
 from holoviews.operation.datashader import dynspread, rasterize
 
 from ._state import PROJECTIONS, AppState
+from ._util import bind
 
 LOG_TICKS = CustomJSTickFormatter(code="""
     const v = Math.pow(10, tick);
@@ -31,10 +31,9 @@ VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
 class OverviewView(pn.viewable.Viewer):
     """The scatter, bound to `AppState`; a tap selects the nearest model."""
 
-    state = param.ClassSelector(class_=AppState)
-
     def __init__(self, state: AppState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._frame: pd.DataFrame | None = None
 
     # --- elements --------------------------------------------------------------------------
@@ -76,7 +75,7 @@ class OverviewView(pn.viewable.Viewer):
 
     def _plot(self, large: bool) -> pn.pane.HoloViews:
         s = self.state
-        base = hv.DynamicMap(pn.bind(self._points, revision=s.param.revision,
+        base = hv.DynamicMap(bind(self._points, revision=s.param.revision,
                                      projection=s.param.projection))
         if large:
             shown: Any = dynspread(
@@ -90,7 +89,7 @@ class OverviewView(pn.viewable.Viewer):
                               tools=["hover", "tap"], hover_tooltips=HOVER)
         tap = hv.streams.Tap(source=shown, x=None, y=None)
         tap.add_subscriber(self._tapped)
-        deco = hv.DynamicMap(pn.bind(self._decorations, revision=s.param.revision,
+        deco = hv.DynamicMap(bind(self._decorations, revision=s.param.revision,
                                      projection=s.param.projection,
                                      highlighted=s.param.highlighted, selected=s.param.selected))
         overlay = (shown * deco).opts(
@@ -129,7 +128,7 @@ class OverviewView(pn.viewable.Viewer):
                                               max_items=5),
             align="center",
         )
-        caption = pn.pane.Markdown(pn.bind(self._caption, s.param.revision, s.param.projection,
+        caption = pn.pane.Markdown(bind(self._caption, s.param.revision, s.param.projection,
                                            s.param.class_focus), margin=(0, 10))
-        return pn.Column(controls, caption, pn.panel(pn.bind(self._plot, large=s.param.large)),
+        return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large)),
                          sizing_mode="stretch_both", min_height=560)

@@ -6,16 +6,15 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 
 from ._steer_state import QueueState
+from ._util import action, bind
 
 
 class QueueView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=QueueState)
-
     def __init__(self, state: QueueState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._jobs = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                           selectable=1, height=360, sizing_mode="stretch_width",
                                           layout="fit_data_stretch", name="jobs",
@@ -47,16 +46,19 @@ class QueueView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         buttons = []
-        for label, fn in (("⤒ Top", lambda e: s.move("top")), ("▲ Up", lambda e: s.move("up")),
-                          ("▼ Down", lambda e: s.move("down")),
-                          ("✕ Cancel", lambda e: s.cancel())):
+        actions: list[tuple[str, Any]] = [
+            ("⤒ Top", action(lambda: s.move("top"))),
+            ("▲ Up", action(lambda: s.move("up"))),
+            ("▼ Down", action(lambda: s.move("down"))),
+            ("✕ Cancel", action(lambda: s.cancel()))]
+        for label, fn in actions:
             b = pn.widgets.Button(name=label, button_type="danger" if "Cancel" in label
                                   else "default", width=90)
             b.on_click(fn)
             buttons.append(b)
         return pn.Column(
             "### Training queue",
-            pn.Row(pn.pane.Markdown(pn.bind(lambda m: f"selected job: **{m or '—'}**",
+            pn.Row(pn.pane.Markdown(bind(lambda m: f"selected job: **{m or '—'}**",
                                             s.param.selected_job), width=200), *buttons),
             pn.pane.Markdown(s.param.message),
             self._jobs,

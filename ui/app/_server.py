@@ -28,6 +28,7 @@ from ._state import AppState, Layouts
 from ._steer_state import GenerateState, QueueState
 from ._studies import StudiesView
 from ._timeline import TimelineView
+from ._util import bind
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class App(pn.viewable.Viewer):
                          "<span style='color:#c8d3e0;margin-left:12px'>neural architecture "
                          "search, event-sourced</span>"),
             pn.HSpacer(),
-            pn.pane.HTML(pn.bind(lambda p, r: f"<span class='log-position' style='color:#c8d3e0'>"
+            pn.pane.HTML(bind(lambda p, r: f"<span class='log-position' style='color:#c8d3e0'>"
                                  f"log position {p:,} · session {s.session_id}</span>",
                                  s.param.position, s.param.revision)),
             styles={"background": "#1f3b5c", "padding": "6px 14px"}, sizing_mode="stretch_width",

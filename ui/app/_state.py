@@ -79,7 +79,7 @@ class AppState(param.Parameterized):
     position = param.Integer(default=0, doc="the last log position the state has seen")
     classes = param.List(default=[], doc="class names of the registered datasets")
     class_focus = param.ListSelector(default=[], objects=[], doc="colour by these classes' accuracy")
-    projection = param.Selector(default=PROJECTIONS[0], objects=list(PROJECTIONS))
+    projection: Any = param.Selector(default=PROJECTIONS[0], objects=list(PROJECTIONS))
     selected = param.String(default=None, allow_None=True, doc="the model in focus")
     query = param.String(default="", doc="the last query run")
     query_error = param.String(default="", doc="the caret message of a bad query")

@@ -20,7 +20,7 @@ from ._state import AppState
 class GenerateState(param.Parameterized):
     """Ablations, variations and handcrafted children of the selected model."""
 
-    mode = param.Selector(default="ablations", objects=["ablations", "variations", "handcraft"])
+    mode: Any = param.Selector(default="ablations", objects=["ablations", "variations", "handcraft"])
     ablate = param.List(default=[], doc="parent layer indices to ablate (empty = all)")
     count = param.Integer(default=5, bounds=(1, 20), doc="variations: how many children")
     changes = param.Integer(default=3, bounds=(1, 5), doc="variations: changes per child")

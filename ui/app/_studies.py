@@ -4,24 +4,23 @@ brushing, importance, trade-off, and refining the space to launch the next run."
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
-import param
 
 from nasdb.schema.errors import NasdbError
 
 from ._analysis_state import StudiesState
+from ._util import bind
 
 
 class StudiesView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=StudiesState)
-
     def __init__(self, state: StudiesState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._space = pn.widgets.TextAreaInput(name="search space (JSON)", height=140,
                                                sizing_mode="stretch_width")
         self._launch = pn.widgets.Button(name="Refine & launch next run", button_type="success")
@@ -95,7 +94,7 @@ class StudiesView(pn.viewable.Viewer):
             for _, r in hist[hist["parent_id"].notna()].iterrows():
                 p = r["parent_id"]
                 if p in by_id.index:
-                    x0, y0 = float(by_id.at[p, "iteration"]), by_id.at[p, "value"]
+                    x0, y0 = float(cast(Any, by_id.at[p, "iteration"])), by_id.at[p, "value"]
                     x1, y1 = float(r["iteration"]), r["value"]
                     if isinstance(y0, int | float) and isinstance(y1, int | float):
                         xm = (x0 + x1) / 2
@@ -170,9 +169,13 @@ class StudiesView(pn.viewable.Viewer):
                    pn.widgets.Checkbox.from_param(s.param.show_importance, name="importance"),
                    pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
                                                           button_style="outline")),
-            pn.Row(pn.param.ParamFunction(pn.bind(self._brushes, s.param.study, s.app.param.revision), lazy=True, width=240),
-                   pn.param.ParamFunction(pn.bind(self._plots, s.param.study, s.param.hyperparameter,
-                                    s.param.tradeoff, s.param.brush, s.app.param.revision), lazy=True, sizing_mode="stretch_width"),
+            pn.Row(pn.param.ParamFunction(bind(self._brushes, s.param.study,
+                                                  s.app.param.revision), lazy=True, width=240),
+                   pn.param.ParamFunction(
+                       bind(self._plots, s.param.study, s.param.hyperparameter,
+                               s.param.tradeoff, s.param.brush, s.param.show_importance,
+                               s.app.param.revision),
+                       lazy=True, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             "#### Refine the search space and launch the next run",
             self._space, pn.Row(self._launch, self._msg),

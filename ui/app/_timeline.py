@@ -7,16 +7,15 @@ from typing import Any
 import holoviews as hv
 import pandas as pd
 import panel as pn
-import param
 
 from ._analysis_state import TimelineState
+from ._util import bind
 
 
 class TimelineView(pn.viewable.Viewer):
-    state = param.ClassSelector(class_=TimelineState)
-
     def __init__(self, state: TimelineState, **params: Any) -> None:
-        super().__init__(state=state, **params)
+        super().__init__(**params)
+        self.state = state
         self._player = pn.widgets.Player(name="step", start=0, end=max(state.steps, 1),
                                          value=state.step, interval=300, loop_policy="once",
                                          sizing_mode="stretch_width", show_loop_controls=False)
@@ -72,6 +71,8 @@ class TimelineView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         return pn.Column("### Timeline — replay the search", self._player,
-                         pn.param.ParamFunction(pn.bind(self._plots, s.param.step, s.param.steps), lazy=True, sizing_mode="stretch_width"),
-                         pn.param.ParamFunction(pn.bind(self._summary, s.param.step, s.param.steps), lazy=True, sizing_mode="stretch_width"),
+                         pn.param.ParamFunction(bind(self._plots, s.param.step, s.param.steps),
+                                                lazy=True, sizing_mode="stretch_width"),
+                         pn.param.ParamFunction(bind(self._summary, s.param.step, s.param.steps),
+                                                lazy=True, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
