@@ -1,6 +1,6 @@
 """Search strategies: random, regularised evolution, Hyperband / successive halving, ASHA, PBT,
-TPE, NSGA-II, BOHB and predictor-guided. Each is stateless: it reads the study (`StudyView`) and suggests what to
-train next (`Suggestion`); the driver in `nasdb.search._study` turns suggestions into events."""
+TPE, NSGA-II, BOHB and predictor-guided. Each is stateless: it reads the study (`StudyView`)
+and suggests what to train next (`Suggestion`); the driver in `nasdb.search._study` turns suggestions into events."""
 
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ def get_strategy(name: str, settings: dict[str, Any] | None = None) -> Strategy:
 __all__ = [
     "ASHA",
     "BOHB",
-    "GuidedSearch",
     "OBJECTIVES",
     "PBT",
     "PERTURB_FACTORS",
     "STRATEGIES",
+    "GuidedSearch",
     "Hyperband",
     "NSGA2Search",
     "RandomSearch",
