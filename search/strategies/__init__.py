@@ -1,6 +1,7 @@
 """Search strategies: random, regularised evolution, Hyperband / successive halving, ASHA, PBT,
 TPE, NSGA-II, BOHB and predictor-guided. Each is stateless: it reads the study (`StudyView`)
-and suggests what to train next (`Suggestion`); the driver in `nasdb.search._study` turns suggestions into events."""
+and suggests what to train next (`Suggestion`); the driver in `nasdb.search._study` turns
+suggestions into events."""
 
 from __future__ import annotations
 
