@@ -95,7 +95,7 @@ def study() -> None:
 @study.command("create")
 @click.option("--dataset", required=True, help="A registered dataset (nasdb dataset add ...).")
 @click.option("--strategy", required=True, help="random, evolution, hyperband, asha, pbt, tpe, "
-              "nsga2 or bohb.")
+              "nsga2, bohb or guided (needs: nasdb recommend fit).")
 @_budget_options
 @click.option("--objective", "objectives", multiple=True, help="acc, params, flops, latency or "
               "acc:CLASS; repeat for several (default: acc, params). The first one ranks.")
