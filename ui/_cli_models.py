@@ -275,21 +275,24 @@ def train_queue(ctx: Context, title: str) -> int:
 @click.option("--dataset", "kind", type=click.Choice(["auto", "digits", "fashion-mnist"]),
               default="auto", show_default=True,
               help="auto = Fashion-MNIST when Debian's files are installed, else digits.")
-@click.option("--limit", type=int, default=12000, show_default=True,
+@click.option("--limit", type=int, default=6000, show_default=True,
               help="Fashion-MNIST training images to use (CPU-friendly).")
+@click.option("--max-mflops", type=float, default=3.0, show_default=True,
+              help="Largest forward cost per image of a sampled model (MFLOPs).")
 @click.option("-n", "count", default=12, show_default=True, help="Sampled models.")
 @click.option("--epochs", default=3, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Exit after the Pareto front.")
 @click.option("--port", default=5006, show_default=True)
 @pass_ctx
-def demo(ctx: Context, kind: str, limit: int, count: int, epochs: int, no_serve: bool,
-         port: int) -> None:
+def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epochs: int,
+         no_serve: bool, port: int) -> None:
     """The main job end to end: dataset, initial population, training, Pareto front, UI."""
     from nasdb.search import (
         Architecture,
         Hyperparameters,
         Proposal,
         SearchSpace,
+        count_flops,
         get_dataset,
         propose,
         sample,
@@ -308,9 +311,13 @@ def demo(ctx: Context, kind: str, limit: int, count: int, epochs: int, no_serve:
     ds = get_dataset(ctx.db, dataset_id)
     console.print(f"dataset {dataset_id}: {ds.input_shape}, {ds.num_classes} classes")
     hyper = Hyperparameters.from_json({"epochs": epochs})
-    drawn = sample(ds.input_shape, ds.num_classes, count, seed=int(time.time()),
+    # Oversample, then keep models cheap enough to train in seconds on a CPU.
+    drawn = sample(ds.input_shape, ds.num_classes, count * 20, seed=int(time.time()),
                    space=SearchSpace.extended(max_params=300_000))
-    proposals = [Proposal(a, hyper, "sampled") for a, _ in drawn]
+    unique = {a.to_json(): a for a, _ in reversed(drawn)}  # distinct architectures only
+    cheap = [a for a in reversed(unique.values())
+             if count_flops(a, ds.input_shape, ds.num_classes) <= max_mflops * 1e6]
+    proposals = [Proposal(a, hyper, "sampled") for a in cheap[:count]]
     proposals.append(Proposal(Architecture(reference="cnn"), hyper, "reference"))
     ids = propose(ctx.store, ds, proposals)
     ctx.project()

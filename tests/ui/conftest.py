@@ -75,7 +75,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, ui_server: str) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(20_000)
+    pg.set_default_timeout(30_000)
     pg.goto(ui_server)
     pg.wait_for_selector(".query-input input", timeout=30_000)
     pg.wait_for_selector("canvas", timeout=30_000)

@@ -121,7 +121,7 @@ def test_ablation_from_the_page_queues_jobs(page: Any, ui_db: Any) -> None:
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Generate")
     shot(page, "generate-parent")
-    page.wait_for_selector(".ablate-layers button")
+    page.wait_for_selector(".ablate-layers button", timeout=45_000)
     buttons = page.locator(".ablate-layers button")
     assert buttons.count() == 6
     buttons.nth(0).click()
@@ -149,7 +149,7 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
     _cell(page, "query-table", mid).click()
     page.wait_for_selector(f".model-card[data-model='{mid}']")
     _tab(page, "Inspect")
-    page.wait_for_selector(".confusion-matrix canvas")
+    page.wait_for_selector(".confusion-matrix canvas", timeout=45_000)
     assert "Inspect " + mid in _text(page)
     assert "class(es) 7" in _text(page)  # the all-zero row is called out
     assert page.locator(".inspect-glyph .snac-chip").count() >= 6

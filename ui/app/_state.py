@@ -125,7 +125,9 @@ class AppState(param.Parameterized):
         """
         Projector(self.db).catch_up()
         position = _data.last_position(self.db)
-        if position == self.position and not force:
+        if not force and (position == self.position
+                          or not _data.model_events_since(self.db, self.position)):
+            self.position = position
             return False
         models = _data.load_models(self.db)
         classes = _data.dataset_classes(self.db)

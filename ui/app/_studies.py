@@ -89,7 +89,8 @@ class StudiesView(pn.viewable.Viewer):
             hist = df.assign(value=df[col])
             pts = hv.Scatter(hist, "iteration", ["value", "acc", "id", "origin"]).opts(
                 color="acc", cmap="viridis", size=7, colorbar=True, tools=["hover"])
-            links: list[Any] = []
+            solid: list[Any] = []
+            dashed: list[Any] = []
             by_id = hist.set_index("id")
             for _, r in hist[hist["parent_id"].notna()].iterrows():
                 p = r["parent_id"]
@@ -98,12 +99,13 @@ class StudiesView(pn.viewable.Viewer):
                     x1, y1 = float(r["iteration"]), r["value"]
                     if isinstance(y0, int | float) and isinstance(y1, int | float):
                         xm = (x0 + x1) / 2
-                        ys = np.linspace(0, 1, 12)
-                        xs = (1 - ys) ** 2 * x0 + 2 * (1 - ys) * ys * xm + ys**2 * x1
-                        yy = (1 - ys) ** 2 * y0 + 2 * (1 - ys) * ys * max(y0, y1) + ys**2 * y1
-                        dash = "dashed" if r["origin"] in ("promotion", "hyperband") else "solid"
-                        links.append(hv.Curve((xs, yy)).opts(color="#888", alpha=0.5,
-                                                             line_dash=dash))
+                        ts = np.linspace(0, 1, 12)
+                        xs = (1 - ts) ** 2 * x0 + 2 * (1 - ts) * ts * xm + ts**2 * x1
+                        ys = (1 - ts) ** 2 * y0 + 2 * (1 - ts) * ts * max(y0, y1) + ts**2 * y1
+                        rung = r["origin"] in ("promotion", "hyperband")
+                        (dashed if rung else solid).append(np.column_stack([xs, ys]))
+            links = [hv.Path(solid).opts(color="#888", alpha=0.5),
+                     hv.Path(dashed).opts(color="#888", alpha=0.7, line_dash="dashed")]
             plots.append(hv.Overlay([*links, pts]).opts(
                 title=f"Exploration history: {hyperparameter} (lines: parent → child)",
                 responsive=True, min_height=280, ylabel=hyperparameter,
