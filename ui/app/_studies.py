@@ -81,7 +81,7 @@ class StudiesView(pn.viewable.Viewer):
         best_plot = (hv.Curve(best, "iteration", "best").opts(interpolation="steps-post",
                                                               color="#e4572e", line_width=2.5)
                      * hv.Scatter(done, "iteration", "acc").opts(color="#9aa5b1", size=4)
-                     ).opts(title="Best so far", responsive=True, min_height=280,
+                     ).opts(title="Best so far", width=420, height=300,
                             ylabel="accuracy")
         plots: list[Any] = [best_plot]
         if hyperparameter and f"hp_{hyperparameter}" in df:
@@ -104,12 +104,14 @@ class StudiesView(pn.viewable.Viewer):
                         ys = (1 - ts) ** 2 * y0 + 2 * (1 - ts) * ts * max(y0, y1) + ts**2 * y1
                         rung = r["origin"] in ("promotion", "hyperband")
                         (dashed if rung else solid).append(np.column_stack([xs, ys]))
-            links = [hv.Path(solid).opts(color="#888", alpha=0.5),
-                     hv.Path(dashed).opts(color="#888", alpha=0.7, line_dash="dashed")]
+            links = ([hv.Path(solid).opts(color="#888", alpha=0.5)] if solid else []) + (
+                [hv.Path(dashed).opts(color="#888", alpha=0.7, line_dash="dashed")]
+                if dashed else [])
             plots.append(hv.Overlay([*links, pts]).opts(
                 title=f"Exploration history: {hyperparameter} (lines: parent → child)",
-                responsive=True, min_height=280, ylabel=hyperparameter,
-                logy=bool(hyperparameter == "lr")))
+                width=420, height=300, ylabel=hyperparameter,
+                logy=bool(hyperparameter == "lr"),
+                xlim=(0, float(hist["iteration"].max()) + 1)))
         plots.append(self._parallel(all_df, df))
         plots.append(hv.Scatter(done.assign(x=done[tradeoff]), "x", ["acc", "id"]).opts(
             logx=tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
@@ -118,7 +120,7 @@ class StudiesView(pn.viewable.Viewer):
         plots.append(self._importance() if show_importance else pn.pane.Markdown(
             "*Tick “importance” to compute fANOVA hyperparameter importance.*"))
         return pn.GridBox(*[p if isinstance(p, pn.viewable.Viewable) else
-                            pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plots],
+                            pn.pane.HoloViews(p) for p in plots],
                           ncols=2, sizing_mode="stretch_width")
 
     def _parallel(self, all_df: pd.DataFrame, df: pd.DataFrame) -> Any:
@@ -129,22 +131,30 @@ class StudiesView(pn.viewable.Viewer):
             return pn.pane.Markdown("*Parallel coordinates need numeric hyperparameters.*")
         lo = all_df[[f"hp_{n}" for n in names] + ["log_params", "acc"]].astype(float).min()
         hi = all_df[[f"hp_{n}" for n in names] + ["log_params", "acc"]].astype(float).max()
-        paths = []
-        for _, r in df.iterrows():
-            ys = []
-            for a, key in zip(axes, [f"hp_{n}" for n in names] + ["log_params", "acc"],
-                              strict=True):
-                v = float(r[key]) if pd.notna(r[key]) else np.nan
-                span = (hi[key] - lo[key]) or 1.0
-                ys.append((v - lo[key]) / span)
-                del a
-            paths.append({"x": list(range(len(axes))), "y": ys,
-                          "acc": float(r["acc"]) if pd.notna(r["acc"]) else 0.0})
+        keys = [f"hp_{n}" for n in names] + ["log_params", "acc"]
+        values = df[keys].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        span = (hi[keys] - lo[keys]).replace(0, 1.0).to_numpy(dtype=float)
+        normed = (values - lo[keys].to_numpy(dtype=float)) / span
+        acc = np.nan_to_num(df["acc"].to_numpy(dtype=float), nan=0.0)
+        # One Path per accuracy band, each an (x, y) array with NaN rows between lines: a few
+        # glyphs instead of one per model keeps hundreds of lines fast to render.
+        palette = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"]
+        edges = np.linspace(float(acc.min(initial=0)), float(acc.max(initial=1)) + 1e-9,
+                            len(palette) + 1)
+        xs = np.append(np.arange(len(axes), dtype=float), np.nan)
+        layers: list[Any] = []
+        for band, colour in enumerate(palette):
+            rows = normed[(acc >= edges[band]) & (acc < edges[band + 1])]
+            if not len(rows):
+                continue
+            ys = np.column_stack([rows, np.full(len(rows), np.nan)]).ravel()
+            layers.append(hv.Path([np.column_stack([np.tile(xs, len(rows)), ys])]).opts(
+                color=colour, alpha=0.6, line_width=1.5))
         ticks = list(enumerate(axes))
-        return hv.Path(paths, vdims=["acc"]).opts(
-            color="acc", cmap="viridis", alpha=0.6, line_width=1.5, xticks=ticks,
-            title=f"Parallel coordinates ({len(df)} of {len(all_df)} models brushed in)",
-            responsive=True, min_height=280, ylabel="normalised", xlabel="")
+        return hv.Overlay(layers).opts(
+            xticks=ticks, xlim=(-0.2, len(axes) - 0.8), ylim=(-0.05, 1.05),
+            title=f"Parallel coordinates ({len(df)} of {len(all_df)} brushed in)",
+            width=420, height=300, ylabel="normalised", xlabel="")
 
     def _importance(self) -> Any:
         imp = self.state.importance()
@@ -153,12 +163,12 @@ class StudiesView(pn.viewable.Viewer):
                                     "hyperparameters have finished.*")
         bars = hv.Bars(imp.rename_axis("hyperparameter").reset_index(name="importance"),
                        "hyperparameter", "importance").opts(
-            title="Hyperparameter importance (fANOVA)", responsive=True, min_height=280,
+            title="Hyperparameter importance (fANOVA)", width=420, height=300,
             color="#3b6fb6", tools=["hover"])
         pair = self.state.pairwise()
         if pair is not None and {"a", "b", "importance"} <= set(pair.columns):
             heat = hv.HeatMap(pair, ["a", "b"], "importance").opts(
-                cmap="Blues", title="Pairwise importance", responsive=True, min_height=280)
+                cmap="Blues", title="Pairwise importance", width=420, height=300)
             return hv.Layout([bars, heat]).cols(2)
         return bars
 
