@@ -87,20 +87,24 @@ print("done", flush=True)
 
 def test_kill_minus_nine_mid_batch_loses_and_doubles_nothing(db: Database) -> None:
     store = EventStore(db=db)
-    load(store, 250, seed=5)
+    load(store, 400, seed=5)
     last = store.last_position()
     projector = Projector(db)
     kills = 0
     rng = random.Random(0)
     while projector.checkpoint() < last:
+        before = projector.checkpoint()
         proc = subprocess.Popen([sys.executable, "-c", PROJECT_SCRIPT, db.url],
                                 stdout=subprocess.PIPE)
-        time.sleep(rng.uniform(0.8, 2.0))
+        # Kill it while it works: once it has committed a batch, a moment later.
+        while proc.poll() is None and projector.checkpoint() == before:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.2))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
-    assert kills >= 1, "the projector finished before it could be killed"
+    assert kills >= 2, "the projector finished before it could be killed"
     killed = snapshot(db)
     projector.replay()
     assert snapshot(db) == killed
