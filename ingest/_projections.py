@@ -218,78 +218,95 @@ def _lease_renewed(cur: Cursor, e: RecordedEvent) -> None:
 
 @handles("EpochCompleted")
 def _epoch(cur: Cursor, e: RecordedEvent) -> None:
-    mid, d = _model_id(e), e.data
+    d = e.data
+    # One statement: the epoch row, the model's summary and (any sign of life) the job's lease.
     cur.execute(
-        """insert into rm_epochs (model_id, epoch, train_loss, train_acc, val_loss, val_acc, lr,
-               seconds, class_acc, recorded_at)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           on conflict (model_id, epoch) do update set train_loss = excluded.train_loss,
-               train_acc = excluded.train_acc, val_loss = excluded.val_loss,
-               val_acc = excluded.val_acc, lr = excluded.lr, seconds = excluded.seconds,
-               class_acc = excluded.class_acc, recorded_at = excluded.recorded_at""",
-        (
-            mid, d["epoch"], d["train_loss"], d["train_acc"], d["val_loss"], d["val_acc"],
-            d["lr"], d["seconds"], Jsonb(d["class_acc"]), e.recorded_at,
-        ),
+        """with ep as (
+               insert into rm_epochs (model_id, epoch, train_loss, train_acc, val_loss, val_acc,
+                   lr, seconds, class_acc, recorded_at)
+               values (%(mid)s, %(epoch)s, %(train_loss)s, %(train_acc)s, %(val_loss)s,
+                       %(val_acc)s, %(lr)s, %(seconds)s, %(class_acc)s, %(at)s)
+               on conflict (model_id, epoch) do update set train_loss = excluded.train_loss,
+                   train_acc = excluded.train_acc, val_loss = excluded.val_loss,
+                   val_acc = excluded.val_acc, lr = excluded.lr, seconds = excluded.seconds,
+                   class_acc = excluded.class_acc, recorded_at = excluded.recorded_at),
+           m as (
+               update rm_models set epochs_trained = %(epoch)s, last_val_acc = %(val_acc)s,
+                   last_val_loss = %(val_loss)s, last_train_loss = %(train_loss)s,
+                   best_val_acc = greatest(coalesce(best_val_acc, %(val_acc)s), %(val_acc)s)
+               where id = %(mid)s),
+           j as (
+               update rm_jobs set lease_expires_at = %(at)s + (lease_expires_at - heartbeat_at),
+                   heartbeat_at = %(at)s
+               where model_id = %(mid)s and state = 'claimed')
+           select 1""",
+        {
+            "mid": _model_id(e), "epoch": d["epoch"], "train_loss": d["train_loss"],
+            "train_acc": d["train_acc"], "val_loss": d["val_loss"], "val_acc": d["val_acc"],
+            "lr": d["lr"], "seconds": d["seconds"], "class_acc": Jsonb(d["class_acc"]),
+            "at": e.recorded_at,
+        },
     )
-    cur.execute(
-        """update rm_models set epochs_trained = %s, last_val_acc = %s, last_val_loss = %s,
-               last_train_loss = %s,
-               best_val_acc = greatest(coalesce(best_val_acc, %s), %s)
-           where id = %s""",
-        (d["epoch"], d["val_acc"], d["val_loss"], d["train_loss"], d["val_acc"], d["val_acc"],
-         mid),
-    )
-    _renew_lease(cur, e)
+
+
+# The job's end, and its worker freed: shared by completed, failed and cancelled.
+_FINISH_JOB = """
+           j as (
+               update rm_jobs set state = %(state)s, finished_at = %(at)s
+               where model_id = %(mid)s returning worker),
+           w as (
+               update rm_workers set current_model = null,
+                   jobs_done = jobs_done + (case when %(state)s = 'done' then 1 else 0 end),
+                   last_seen = greatest(last_seen, %(at)s)
+               where worker = (select worker from j) and current_model = %(mid)s)
+           select 1"""
 
 
 @handles("TrainingCompleted")
 def _completed(cur: Cursor, e: RecordedEvent) -> None:
-    mid, d = _model_id(e), e.data
-    cur.execute(
-        """update rm_models set status = 'done', test_acc = %s, test_loss = %s, latency_ms = %s,
-               train_seconds = %s, epochs_trained = %s, finished_at = %s, error = null
-           where id = %s returning dataset_id""",
-        (d["test_acc"], d["test_loss"], d["latency_ms"], d["train_seconds"], d["epochs_trained"],
-         e.recorded_at, mid),
-    )
-    row = cur.fetchone()
-    dataset_id = row[0] if row else ""
-    cur.execute("delete from rm_class_metrics where model_id = %s", (mid,))
-    cur.executemany(
-        """insert into rm_class_metrics (model_id, class_index, dataset_id, class_name, accuracy,
-               precision, recall, specificity, support)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        [
-            (mid, i, dataset_id, name, d["class_accuracy"][i], d["class_precision"][i],
-             d["class_recall"][i], d["class_specificity"][i], d["class_support"][i])
-            for i, name in enumerate(d["class_names"])
-        ],
-    )
+    d = e.data
     labels = base64.b64decode(d["predictions"])
     cur.execute(
-        """insert into rm_predictions (model_id, labels, digest) values (%s, %s, %s)
-           on conflict (model_id) do update set labels = excluded.labels,
-               digest = excluded.digest""",
-        (mid, labels, d["predictions_digest"] or hashlib.sha256(labels).hexdigest()),
+        """with m as (
+               update rm_models set status = 'done', test_acc = %(test_acc)s,
+                   test_loss = %(test_loss)s, latency_ms = %(latency)s,
+                   train_seconds = %(train_seconds)s, epochs_trained = %(epochs)s,
+                   finished_at = %(at)s, error = null
+               where id = %(mid)s returning dataset_id),
+           cm as (
+               insert into rm_class_metrics (model_id, class_index, dataset_id, class_name,
+                   accuracy, precision, recall, specificity, support)
+               select %(mid)s, (t.i - 1)::integer, coalesce((select dataset_id from m), ''),
+                      t.name, t.acc, t.prec, t.rec, t.spec, t.sup
+                 from unnest(%(names)s::text[], %(acc)s::float8[], %(prec)s::float8[],
+                             %(rec)s::float8[], %(spec)s::float8[], %(sup)s::integer[])
+                      with ordinality as t(name, acc, prec, rec, spec, sup, i)
+               on conflict (model_id, class_index) do update set
+                   dataset_id = excluded.dataset_id, class_name = excluded.class_name,
+                   accuracy = excluded.accuracy, precision = excluded.precision,
+                   recall = excluded.recall, specificity = excluded.specificity,
+                   support = excluded.support),
+           p as (
+               insert into rm_predictions (model_id, labels, digest)
+               values (%(mid)s, %(labels)s, %(digest)s)
+               on conflict (model_id) do update set labels = excluded.labels,
+                   digest = excluded.digest),"""
+        + _FINISH_JOB,
+        {
+            "mid": _model_id(e), "state": "done", "at": e.recorded_at,
+            "test_acc": d["test_acc"], "test_loss": d["test_loss"], "latency": d["latency_ms"],
+            "train_seconds": d["train_seconds"], "epochs": d["epochs_trained"],
+            "names": d["class_names"], "acc": d["class_accuracy"], "prec": d["class_precision"],
+            "rec": d["class_recall"], "spec": d["class_specificity"], "sup": d["class_support"],
+            "labels": labels,
+            "digest": d["predictions_digest"] or hashlib.sha256(labels).hexdigest(),
+        },
     )
-    _finish_job(cur, e, "done")
 
 
 def _finish_job(cur: Cursor, e: RecordedEvent, state: str) -> None:
-    cur.execute(
-        """update rm_jobs set state = %s, finished_at = %s where model_id = %s
-           returning worker""",
-        (state, e.recorded_at, _model_id(e)),
-    )
-    row = cur.fetchone()
-    if row and row[0]:
-        cur.execute(
-            """update rm_workers set current_model = null, jobs_done = jobs_done + %s,
-                   last_seen = greatest(last_seen, %s)
-               where worker = %s and current_model = %s""",
-            (1 if state == "done" else 0, e.recorded_at, row[0], _model_id(e)),
-        )
+    cur.execute("with" + _FINISH_JOB, {"mid": _model_id(e), "state": state,
+                                       "at": e.recorded_at})
 
 
 @handles("TrainingFailed")
