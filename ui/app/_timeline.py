@@ -13,19 +13,60 @@ from ._util import bind
 
 
 class TimelineView(pn.viewable.Viewer):
+    """The replay. The player is an `IntSlider` with step buttons and a server-side play timer
+    rather than Panel 1.9's `Player`: that widget's front end sets the range input's value before
+    its max on first render, so any step beyond 100 is clamped to 100 and the handle sits at
+    100/end of the track (~38% at the end of a 276-step search) while the step is at the end."""
+
+    interval_ms = 300
+
     def __init__(self, state: TimelineState, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self._player = pn.widgets.Player(name="step", start=0, end=max(state.steps, 1),
-                                         value=state.step, interval=300, loop_policy="once",
-                                         sizing_mode="stretch_width", show_loop_controls=False)
-        self._player.link(state, value="step")
+        self._slider = pn.widgets.IntSlider(name="step", start=0, end=max(state.steps, 1),
+                                            value=state.step, sizing_mode="stretch_width",
+                                            css_classes=["timeline-step"])
+        self._slider.link(state, value="step")
+        self._buttons = {
+            name: pn.widgets.Button(name=label, width=46, css_classes=[f"timeline-{name}"])
+            for name, label in (("first", "⏮"), ("previous", "◀"), ("play", "▶"),
+                                ("next", "▶|"), ("last", "⏭"))}
+        self._buttons["first"].on_click(lambda _: self._go(0))
+        self._buttons["previous"].on_click(lambda _: self._go(self.state.step - 1))
+        self._buttons["next"].on_click(lambda _: self._go(self.state.step + 1))
+        self._buttons["last"].on_click(lambda _: self._go(self.state.steps))
+        self._buttons["play"].on_click(self._toggle_play)
+        self._timer: Any = None
         state.param.watch(self._steps_changed, ["steps", "step"])
 
+    def _go(self, step: int) -> None:
+        self.state.step = max(0, min(int(step), self.state.steps))
+
+    def _tick(self) -> None:
+        if self.state.step >= self.state.steps:
+            self._stop()
+            return
+        self._go(self.state.step + 1)
+
+    def _toggle_play(self, _: Any) -> None:
+        if self._timer is not None:
+            self._stop()
+            return
+        if self.state.step >= self.state.steps:
+            self._go(0)
+        self._timer = pn.state.add_periodic_callback(self._tick, period=self.interval_ms)
+        self._buttons["play"].name = "⏸"
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._buttons["play"].name = "▶"
+
     def _steps_changed(self, *_: Any) -> None:
-        self._player.end = max(self.state.steps, 1)
-        if self._player.value != self.state.step:
-            self._player.value = self.state.step
+        self._slider.end = max(self.state.steps, 1)
+        if self._slider.value != self.state.step:
+            self._slider.value = self.state.step
 
     def _plots(self, step: int, steps: int) -> pn.viewable.Viewable:
         done = self.state.completions()
@@ -70,7 +111,9 @@ class TimelineView(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
-        return pn.Column("### Timeline — replay the search", self._player,
+        return pn.Column("### Timeline — replay the search",
+                         pn.Row(*self._buttons.values(), self._slider,
+                                sizing_mode="stretch_width"),
                          pn.param.ParamFunction(bind(self._plots, s.param.step, s.param.steps),
                                                 lazy=True, sizing_mode="stretch_width"),
                          pn.param.ParamFunction(bind(self._summary, s.param.step, s.param.steps),
