@@ -224,3 +224,21 @@ def test_a_taken_study_name_is_refused(store: EventStore) -> None:
     with pytest.raises(InvalidRequest) as e:
         create_study(store, "digits", "random", budget={"models": 1}, name="mine")
     assert str(e.value) == "study 'mine' already exists; pick another --name"
+
+
+def test_study_run_with_worker_processes_trains_the_budget(store: EventStore) -> None:
+    db = store.db
+    study_id = create_study(store, "digits", "random", budget={"models": 4},
+                            settings={"parallel": 2}, space=TINY.refined({"epochs": "1"})[0])
+    env = {**os.environ, "NASDB_DATABASE_URL": db.url}
+    out = subprocess.run(
+        [sys.executable, "-m", "nasdb.ui.cli", "study", "run", study_id, "--workers", "2",
+         "--poll", "0.2"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    Projector(db).catch_up()
+    view = load_view(store, study_id)
+    assert len(view.trials) == 4 and all(t.status == "done" for t in view.trials)
+    assert view.state == "done"
+    workers = _count(db, "select count(distinct worker) from jobs where study_id = %s", study_id)
+    assert workers >= 1
+    assert _count(db, "select count(*) from workers where state = 'running'") == 0

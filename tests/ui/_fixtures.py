@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_study_id
+from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
 from nasdb.ingest.synthetic import DIGIT_CLASSES, dataset_event, model_lifecycle, search_log
 from nasdb.schema.db import Database
 from nasdb.search import (
@@ -105,15 +105,9 @@ def study(db: Database, store: EventStore, n_models: int = 48, seed: int = 13) -
     store.append(f"study-{sid}", [NewEvent("StudyCreated", {
         "study_id": sid, "dataset_id": "synthetic", "strategy": "random", "space": space,
         "objectives": ["acc", "params"], "budget": {"models": n_models}})], expected_version=0)
-    with db.connect(autocommit=True) as conn:
-        row = conn.execute("select setval('model_ids', nextval('model_ids') + %s)",
-                           (n_models,)).fetchone()
-    assert row is not None
-    first = int(row[0]) - n_models + 1
     ids: list[str] = []
     items: list[tuple[str, list[NewEvent], int | None]] = []
-    for k in range(n_models):
-        mid = f"m{first + k}"
+    for mid in new_model_ids(db, n_models):
         parent = rng.choice(ids) if ids and rng.random() < 0.3 else None
         events = model_lifecycle(rng, mid, parent_id=parent, epochs=rng.randint(2, 12))
         hp = events[0].data["hyperparameters"]

@@ -15,7 +15,7 @@ import pytest
 from nasdb.schema import Database
 from tests.conftest import TEMPLATE, _with_dbname
 
-from ._fixtures import fill, free_port, trained_model
+from ._fixtures import fill, free_port, study, trained_model
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM = os.environ.get("NASDB_CHROMIUM", "/usr/bin/chromium")
@@ -35,11 +35,13 @@ def _drop(pg_admin_url: str, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def ui_db(pg_admin_url: str, template_url: str) -> Iterator[tuple[Database, str]]:
-    """A database with 300 synthetic models and one trained model with a confusion matrix."""
+    """A database with 300 synthetic models, one trained model with a confusion matrix, and a
+    study of 48 models varying several hyperparameters."""
     name, url = _new_database(pg_admin_url, "nasdb_ui")
     db = Database(url)
     store = fill(db, 300)
     mid = trained_model(db, store)
+    study(db, store)
     yield db, mid
     db.engine.dispose()
     _drop(pg_admin_url, name)

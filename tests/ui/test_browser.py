@@ -156,7 +156,48 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
     shot(page, "inspect")
 
 
-@pytest.mark.parametrize("name", ["Studies", "Classes", "Timeline", "Compare"])
+def test_studies_show_history_and_parallel_coordinates(page: Any) -> None:
+    _tab(page, "Studies")
+    select = page.locator(".study-select select")
+    options = select.locator("option").all_inner_texts()
+    study = [o for o in options if o != "(all models)"][-1]
+    select.select_option(label=study)
+    page.wait_for_function(f"() => ({_DEEP_TEXT})().includes('48 of 48 brushed in')")
+    body = _text(page)
+    assert "Traceback" not in body
+    assert "Exploration history" in body and "Best so far" in body
+    for axis in ("lr", "batch_size", "epochs", "weight_decay", "step_gamma"):
+        assert axis in body
+    # The plot grid stays left of the model drawer.
+    grid = page.locator(".study-plots").first.bounding_box()
+    drawer = page.get_by_text("Model drawer").first.bounding_box()
+    assert grid is not None and drawer is not None
+    assert grid["x"] + grid["width"] <= drawer["x"] + 1
+    shot(page, "studies")
+
+
+def test_timeline_slider_matches_the_step(page: Any) -> None:
+    _tab(page, "Timeline")
+    handle = page.locator(".timeline-step .noUi-handle").first
+    handle.wait_for()
+    now, top = int(float(handle.get_attribute("aria-valuenow"))), int(float(
+        handle.get_attribute("aria-valuemax")))
+    assert now == top and f"step {now} of {top}" in _text(page)
+    assert "Traceback" not in _text(page)
+    base = page.locator(".timeline-step .noUi-base").first.bounding_box()
+    box = handle.bounding_box()
+    assert base is not None and box is not None
+    assert box["x"] + box["width"] / 2 > base["x"] + 0.97 * base["width"]
+    page.locator(".timeline-first button").click()
+    page.wait_for_function(f"() => ({_DEEP_TEXT})().includes('step 0 of {top}')")
+    box = handle.bounding_box()
+    assert box is not None and box["x"] + box["width"] / 2 < base["x"] + 0.03 * base["width"]
+    page.locator(".timeline-last button").click()
+    page.wait_for_function(f"() => ({_DEEP_TEXT})().includes('step {top} of {top}')")
+    shot(page, "timeline")
+
+
+@pytest.mark.parametrize("name", ["Classes", "Compare"])
 def test_other_views_render(page: Any, name: str) -> None:
     _tab(page, name)
     page.wait_for_timeout(800)

@@ -16,7 +16,6 @@ from nasdb.schema.errors import NasdbError
 from ._analysis_state import StudiesState
 from ._util import bind
 
-
 #: Size options shared by the plots of the study grid: fill the cell's width, fixed height.
 _CELL: dict[str, Any] = {"responsive": True, "height": 300}
 #: At most this many polylines in the parallel-coordinates plot (a random sample beyond).
@@ -99,7 +98,7 @@ class StudiesView(pn.viewable.Viewer):
         if hyperparameter and f"hp_{hyperparameter}" in df:
             plots.append(self._history(df, hyperparameter))
         plots.append(self._parallel(all_df, df))
-        plots.append(hv.Scatter(done.assign(x=done[tradeoff]), tradeoff, ["acc", "id"]).opts(
+        plots.append(hv.Scatter(done, tradeoff, ["acc", "id"]).opts(
             logx=tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
             title=f"Trade-off: accuracy vs {tradeoff}", xlabel=tradeoff, **_CELL))
         plots.append(self._importance() if show_importance else pn.pane.Markdown(
@@ -226,7 +225,8 @@ class StudiesView(pn.viewable.Viewer):
         s = self.state
         return pn.Column(
             "### Studies",
-            pn.Row(pn.widgets.Select.from_param(s.param.study, width=200),
+            pn.Row(pn.widgets.Select.from_param(s.param.study, width=200,
+                                               css_classes=["study-select"]),
                    pn.widgets.Select.from_param(s.param.hyperparameter, width=200),
                    pn.widgets.Checkbox.from_param(s.param.show_importance, name="importance"),
                    pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
