@@ -166,8 +166,8 @@ def test_study_commands(store: EventStore, nasdb: Callable[..., Result]) -> None
     assert status["best"]["model_id"].startswith("m")
     bad = [
         (("study", "create", "--dataset", "digits", "--strategy", "grid", "--budget-models",
-          "3"), "error: unknown strategy 'grid'; choose one of random, evolution, hyperband, "
-                "asha, pbt, tpe, nsga2, bohb"),
+          "3"), "error: unknown strategy 'grid' (did you mean 'guided'?); choose one of random, "
+                "evolution, hyperband, asha, pbt, tpe, nsga2, bohb, guided"),
         (("study", "create", "--dataset", "digits", "--strategy", "random", "--budget-epochs",
           "0"), "error: a budget of 0 epochs is not possible: the budget must be a positive "
                 "integer (--budget-epochs N)"),

@@ -177,7 +177,7 @@ def test_pbt_explore_moves_lr_by_the_same_factor_small_or_large(store: EventStor
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"strategy": "randm"},
      "unknown strategy 'randm' (did you mean 'random'?); choose one of random, evolution, "
-     "hyperband, asha, pbt, tpe, nsga2, bohb"),
+     "hyperband, asha, pbt, tpe, nsga2, bohb, guided"),
     ({"budget": {"models": 0}},
      "a budget of 0 models is not possible: the budget must be a positive integer "
      "(--budget-models N)"),

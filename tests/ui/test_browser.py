@@ -159,6 +159,7 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
 def test_studies_show_history_and_parallel_coordinates(page: Any) -> None:
     _tab(page, "Studies")
     select = page.locator(".study-select select")
+    select.locator("option").nth(1).wait_for(state="attached")
     options = select.locator("option").all_inner_texts()
     study = [o for o in options if o != "(all models)"][-1]
     select.select_option(label=study)
