@@ -89,11 +89,13 @@ def test_several_worker_processes_never_train_the_same_job(db: Database) -> None
 
 
 def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Database) -> None:
-    [model_id] = queue(db, 1, epochs=4)
+    [model_id] = queue(db, 1, epochs=20, batch_size=8)  # small batches: seconds, not a blink
     victim = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
     assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
+    assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
+        "the victim finished before it was killed"
     started = time.monotonic()
     assert Worker(db, lease_seconds=2, poll_seconds=0.3).run(max_jobs=1, idle_exit=False) == 1
     assert time.monotonic() - started < 30
@@ -106,15 +108,17 @@ def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Datab
                               (model_id,)).fetchall()
         status = conn.execute("select status, epochs_trained from models where id = %s",
                               (model_id,)).fetchone()
-    assert [e[0] for e in epochs] == [1, 2, 3, 4]
-    assert status == ("done", 4)
+    assert [e[0] for e in epochs] == list(range(1, 21))
+    assert status == ("done", 20)
 
 
 def test_a_worker_that_lost_its_lease_cannot_append_results(db: Database) -> None:
-    [model_id] = queue(db, 1, epochs=40)
+    [model_id] = queue(db, 1, epochs=30, batch_size=8)
     sleeper = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
     assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
     os.kill(sleeper.pid, signal.SIGSTOP)  # paused too long: its lease runs out
+    assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
+        "the worker finished before it was paused"
     time.sleep(2.5)
     Worker(db, lease_seconds=30, name="rescuer").run(max_jobs=1, idle_exit=False)
     os.kill(sleeper.pid, signal.SIGCONT)  # it wakes up and tries to carry on
