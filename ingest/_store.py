@@ -1,13 +1,17 @@
 """The event store: append to streams, read a stream, read the whole log in order.
 
-Ordering choice. Every append goes through one SQL function, ``nasdb_append``, which takes a
+Ordering choice. Every append goes through one SQL function, ``nasdb_append_many`` (one call per
+batch, any number of streams; ``nasdb_append`` is its single-stream predecessor), which takes a
 transaction-level advisory lock and holds it until commit (the way Message DB and the Python
 ``eventsourcing`` library do it). Positions come from an identity column allocated under that
 lock, so positions are committed in increasing order: a reader that polls ``position >
 last_seen`` can never see position n+1 before n is visible, and so never skips an event. A
 rolled-back append leaves a gap in the positions that is never filled later. The price is that
-appends are serialised; the batched path amortises the lock over many events (see
-benchmarks/ingest.py for the cost against raw INSERT and COPY).
+appends are serialised, commit included, so concurrent single-event appends cannot share a disk
+sync (no group commit); the batched path amortises the lock over many events. The alternative —
+no global lock, readers filtering below ``pg_snapshot_xmin`` and ordering by transaction id — was
+measured and rejected: about twice the 8-writer single-event rate, at the cost of a cursor that is
+no longer a plain position (see benchmarks/ingest.py and the README for the numbers).
 
 Guarantees (each tested against a real server in tests/ingest/):
 - optimistic concurrency: ``expected_version`` None = any, 0 = the stream must not exist,
