@@ -9,6 +9,7 @@ import random
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from nasdb.search import (
     get_dataset,
     propose,
 )
+from nasdb.search.strategies import StudySpace
 
 
 def free_port() -> int:
@@ -95,26 +97,40 @@ def trained_model(db: Database, store: EventStore, seed: int = 3) -> str:
 
 def study(db: Database, store: EventStore, n_models: int = 48, seed: int = 13) -> str:
     """A study whose models vary several numeric hyperparameters (lr, batch size, epochs, weight
-    decay, step gamma) and one categorical one, with some parent -> child links: what the
-    Studies tab's exploration history and parallel coordinates need."""
+    decay, step gamma) and one categorical one, with parent -> child links of both kinds
+    (Hyperband rung promotions and PBT exploits): what the Studies tab's exploration history and
+    parallel coordinates need. Its search space is a valid `StudySpace`, so it can be refined."""
     rng = random.Random(seed)
     sid = new_study_id(db)
-    space = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "batch_size": [32, 64, 128, 256],
-             "epochs": {"low": 2, "high": 12}, "weight_decay": {"low": 0.0, "high": 0.01},
-             "step_gamma": {"low": 0.5, "high": 0.95}, "optimizer": ["adam", "sgd", "adamw"]}
+    space, _ = StudySpace().refined({"lr": "1e-4..1e-2", "batch_size": "32,64,128,256",
+                                     "epochs": "2,4,8,12", "weight_decay": "0,0.001,0.01",
+                                     "optimizer": "adam,sgd,adamw"})
     store.append(f"study-{sid}", [NewEvent("StudyCreated", {
-        "study_id": sid, "dataset_id": "synthetic", "strategy": "random", "space": space,
+        "study_id": sid, "dataset_id": "synthetic", "strategy": "random",
+        "space": space.to_dict(),
         "objectives": ["acc", "params"], "budget": {"models": n_models}})], expected_version=0)
     ids: list[str] = []
+    hps: dict[str, dict[str, Any]] = {}
     items: list[tuple[str, list[NewEvent], int | None]] = []
-    for mid in new_model_ids(db, n_models):
+    for i, mid in enumerate(new_model_ids(db, n_models)):
         parent = rng.choice(ids) if ids and rng.random() < 0.3 else None
         events = model_lifecycle(rng, mid, parent_id=parent, epochs=rng.randint(2, 12))
-        hp = events[0].data["hyperparameters"]
+        proposed = events[0].data
+        hp = proposed["hyperparameters"]
         hp.update(lr=10 ** rng.uniform(-4, -2), batch_size=rng.choice([32, 64, 128, 256]),
                   weight_decay=round(rng.uniform(0, 0.01), 5),
                   step_gamma=round(rng.uniform(0.5, 0.95), 3))
-        events[0].data["study_id"] = sid
+        if parent and i % 2:  # a Hyperband survivor: the parent's configuration, the next rung
+            hp.update({k: v for k, v in hps[parent].items() if k != "epochs"})
+            proposed["proposal"] = {"strategy": "hyperband", "rung": 1, "rung_epochs": 6}
+            proposed["changes"] = ["promoted from rung 0 to rung 1 (6 epochs)"]
+        elif parent:  # a PBT exploit: the parent's learning rate, perturbed
+            hp["lr"] = hps[parent]["lr"] * rng.choice([0.8, 1.25])
+            proposed["origin"] = "mutation"
+            proposed["proposal"] = {"strategy": "pbt", "member": i % 4}
+            proposed["changes"] = ["exploited the parent, lr perturbed"]
+        proposed["study_id"] = sid
+        hps[mid] = hp
         ids.append(mid)
         items.append((f"model-{mid}", events, None))
     store.append_batch(items)

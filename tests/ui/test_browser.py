@@ -43,6 +43,32 @@ _DEEP_TEXT = """() => {
 }"""
 
 
+_ORANGE_PIXELS = """() => {
+  const canvases = [];
+  const walk = (n) => {
+    if (n.tagName === "CANVAS") canvases.push(n);
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(document.body);
+  let count = 0;
+  for (const c of canvases) {
+    const ctx = c.getContext("2d");
+    if (!ctx || c.width < 300) continue;
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4) {
+      if (Math.abs(d[i] - 255) < 25 && Math.abs(d[i + 1] - 127) < 25 && d[i + 2] < 50) count++;
+    }
+  }
+  return count;
+}"""
+
+
+def _orange_pixels(page: Any) -> int:
+    """Pixels of the query-result ring colour (#ff7f0e) on the page's plot canvases."""
+    return int(page.evaluate(_ORANGE_PIXELS))
+
+
 def _text(page: Any) -> str:
     """Every text of the page, shadow roots included (Bokeh renders into shadow DOM)."""
     return str(page.evaluate(_DEEP_TEXT))
@@ -64,7 +90,8 @@ def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
 
 
 def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
-    for name in ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline"):
+    for name in ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline",
+                 "Recommend", "Compare"):
         assert page.locator(".bk-tab", has_text=name).first.is_visible()
     assert "models" in _text(page)
     shot(page, "overview")
@@ -72,6 +99,7 @@ def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
 
 def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
+    before = _orange_pixels(page)
     box = page.locator(".query-input input")
     box.fill("pareto params<1M")
     box.press("Enter")
@@ -82,6 +110,8 @@ def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) 
     rows = page.locator(".query-table .tabulator-row")
     assert rows.count() == min(n, 50)
     assert rows.first.locator(".tabulator-cell[tabulator-field='id']").inner_text().startswith("m")
+    # the result is ringed on the scatter, in the query-result colour
+    assert _wait(lambda: _orange_pixels(page) > before + 100), (before, _orange_pixels(page))
     shot(page, "query")
     queries = _wait(lambda: [e for e in _events(db, "UiAction")
                              if e.data["action"] == "query"
@@ -156,27 +186,123 @@ def test_inspection_shows_the_confusion_matrix(page: Any, ui_db: Any) -> None:
     shot(page, "inspect")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 6: the Studies tab's study selector does not list the "
-                   "fixture's study in the browser (the state object does: test_state.py)")
-def test_studies_show_history_and_parallel_coordinates(page: Any) -> None:
+#: The Bokeh models of the page (titles, glyphs and their data), read in the browser: plot titles
+#: and axes are drawn on the canvas, so the DOM's text does not hold them.
+_STUDY_PLOTS = """() => {
+  const models = Bokeh.documents.flatMap(d => Array.from(d.all_models));
+  const figures = models.filter(m => m.type === 'Figure' && m.title && m.title.text);
+  const rows = (r) => r.data_source.get_length();
+  const points = (r) => Array.from(r.data_source.data.xs[0] || []).filter(x => x !== null
+                                                                          && !isNaN(x)).length;
+  const out = {};
+  for (const f of figures) {
+    const glyphs = f.renderers.filter(r => r.type === 'GlyphRenderer');
+    out[f.title.text] = {
+      glyphs: glyphs.map(r => r.glyph.type),
+      rows: glyphs.map(rows),
+      dashed: glyphs.filter(r => r.glyph.type === 'MultiLine'
+                                 && JSON.stringify(r.glyph.line_dash).includes('dashed'))
+                    .map(points),
+      solid: glyphs.filter(r => r.glyph.type === 'MultiLine'
+                                && !JSON.stringify(r.glyph.line_dash).includes('dashed'))
+                   .map(points),
+      ticks: f.below.filter(a => a.major_label_overrides)
+                    .flatMap(a => Array.from(a.major_label_overrides.values())),
+    };
+  }
+  return out;
+}"""
+
+
+def _plots(page: Any) -> dict[str, Any]:
+    return dict(page.evaluate(_STUDY_PLOTS))
+
+
+def _deep(page: Any, selector: str) -> str:
+    """The text of the first element matching ``selector``, shadow roots included."""
+    return str(page.locator(selector).first.evaluate(
+        _DEEP_TEXT.replace("() =>", "(root) =>").replace("walk(document.body)", "walk(root)")))
+
+
+def _wait_text(page: Any, selector: str, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+    match = _wait(lambda: re.search(pattern, _deep(page, selector)), timeout)
+    assert match, f"{selector} never showed {pattern!r}: {_deep(page, selector)!r}"
+    return match
+
+
+def test_studies_show_history_parallel_coordinates_importance_and_refine(
+        page: Any, ui_db: Any) -> None:
+    db, _ = ui_db
+    with db.connect() as conn:
+        sid, survivors, children = conn.execute(
+            "select m.study_id, count(*) filter (where e.data->'proposal' ? 'rung'), "
+            "count(*) filter (where m.parent_id is not null) from models m join events e "
+            "on e.stream_id = 'model-' || m.id and e.type = 'ArchitectureProposed' "
+            "where m.study_id is not null group by m.study_id").fetchone()
+    assert survivors > 0 and children > survivors
     _tab(page, "Studies")
     select = page.locator(".study-select select")
-    select.locator("option").nth(1).wait_for(state="attached")
+    select.locator(f"option[value='{sid}']").wait_for(state="attached")
     options = select.locator("option").all_inner_texts()
-    study = [o for o in options if o != "(all models)"][-1]
-    select.select_option(label=study)
-    page.wait_for_function(f"() => ({_DEEP_TEXT})().includes('48 of 48 brushed in')")
-    body = _text(page)
-    assert "Traceback" not in body
-    assert "Exploration history" in body and "Best so far" in body
-    for axis in ("lr", "batch_size", "epochs", "weight_decay", "step_gamma"):
-        assert axis in body
+    assert options[0] == "(all models)" and sid in options
+    select.select_option(value=sid)
+    _wait_text(page, ".study-brushed", r"48 of 48 models brushed in")
+    plots = _wait(lambda: (p := _plots(page)) and "Exploration history: lr" in p and p)
+    assert {"Best so far", "Exploration history: lr", "Parallel coordinates (48 of 48 brushed in)",
+            "Trade-off: accuracy vs params"} <= set(plots)
+    # Exploration history: a dashed straight line per Hyperband survivor (2 points each), a
+    # curved line per other child (12 points each), the 48 models as points coloured by accuracy.
+    history = plots["Exploration history: lr"]
+    assert history["dashed"] == [2 * survivors] and history["solid"] == [12 * (children - survivors)]
+    assert 48 in history["rows"]
+    # Parallel coordinates: an axis per hyperparameter, a polyline (segments) per model.
+    parallel = plots["Parallel coordinates (48 of 48 brushed in)"]
+    assert {"lr", "batch_size", "epochs", "weight_decay", "step_gamma", "acc"} <= set(
+        parallel["ticks"])
+    assert 48 * (len(parallel["ticks"]) - 1) in parallel["rows"]
+    assert "Traceback" not in _text(page)
+    # Brushing lr (keyboard on the slider's upper handle) filters every other study view.
+    handle = page.locator(".study-brush-lr .noUi-handle-upper").first
+    handle.focus()
+    for _ in range(5):
+        handle.press("PageDown")
+    n = int(_wait(lambda: (m := re.search(r"(\d+) of 48 models", _deep(page, ".study-brushed")))
+                  and int(m.group(1)) < 48 and m.group(1)))
+    assert 0 < n < 48
+    plots = _wait(lambda: (p := _plots(page)) and f"Parallel coordinates ({n} of 48 brushed in)"
+                  in p and p)
+    assert n in plots["Trade-off: accuracy vs params"]["rows"]
+    assert n in plots["Exploration history: lr"]["rows"]
+    brushes = [e.data["detail"] for e in _events(db, "UiAction")
+               if e.data["action"] == "brush" and e.data["detail"]["study"] == sid]
+    assert brushes and brushes[-1]["ranges"]["lr"][1] < 0.01
+    # Importance: bars per hyperparameter and the pairwise heatmap, computed off the event loop.
+    page.locator(".study-show-importance input").check()
+    page.wait_for_selector(".study-importance", timeout=180_000)
+    plots = _plots(page)
+    bars = next(v for k, v in plots.items() if k.startswith("Hyperparameter importance"))
+    assert "VBar" in bars["glyphs"] and max(bars["rows"]) >= 4
+    heat = plots["Pairwise importance (fANOVA of each pair)"]
+    assert max(heat["rows"]) == 9  # the 3 most important hyperparameters, every pair
+    shot(page, "studies")
     # The plot grid stays left of the model drawer.
     grid = page.locator(".study-plots").first.bounding_box()
     drawer = page.get_by_text("Model drawer").first.bounding_box()
     assert grid is not None and drawer is not None
     assert grid["x"] + grid["width"] <= drawer["x"] + 1
-    shot(page, "studies")
+    # Refine the space to the brushed lr range and launch the next study from the page.
+    page.locator(".study-from-brush button").click()
+    refinements = page.locator(".study-refinements textarea")
+    _wait(lambda: refinements.input_value().startswith("lr="))
+    low, high = (float(v) for v in refinements.input_value().removeprefix("lr=").split(".."))
+    page.locator(".study-launch button").click()
+    nid = _wait_text(page, ".study-message", r"launched study\s+(\S+)\s").group(1)
+    select.locator(f"option[value='{nid}']").wait_for(state="attached")
+    created = [e.data for e in _events(db, "StudyCreated") if e.data["study_id"] == nid]
+    assert created and created[0]["previous_study_id"] == sid
+    assert created[0]["space"]["hyperparameters"]["lr_range"] == [low, high]
+    refined = [e.data for e in _events(db, "SearchSpaceRefined", f"study-{sid}")]
+    assert refined and refined[-1]["next_study_id"] == nid
 
 
 def test_timeline_slider_matches_the_step(page: Any) -> None:

@@ -2,15 +2,14 @@
 
 The database is built once for this module through the real store and projector, but with a lean
 stream per model (ArchitectureProposed + TrainingCompleted, `_fixtures.lean_models`): that is all
-the overview reads, and it keeps the build to about three minutes. It runs only when
-``NASDB_UI_LARGE`` names the model count (``NASDB_UI_LARGE=100000``): the overview currently takes
-about 17 s at 100,000 models (issue 6 stays open until it meets the 3 s budget), and a suite that
-fails on a known, tracked gap tells nobody anything new.
+the overview reads, and it keeps the build to about three minutes. ``NASDB_UI_LARGE`` sets the
+model count (``NASDB_UI_LARGE=0`` skips the test, for a quick local run).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,12 +21,12 @@ from nasdb.schema import Database
 from ._fixtures import fill_lean, free_port
 from .conftest import SCREENSHOTS, _drop, _new_database, shot
 
-N_MODELS = int(os.environ.get("NASDB_UI_LARGE", "0") or 0)
+N_MODELS = int(os.environ.get("NASDB_UI_LARGE", "100000") or 0)
 BUDGET_S = 3.0
 
 pytestmark = [
     pytest.mark.timeout(900),
-    pytest.mark.skipif(N_MODELS <= 0, reason="set NASDB_UI_LARGE=100000 to run the 100k test"),
+    pytest.mark.skipif(N_MODELS <= 0, reason="NASDB_UI_LARGE=0 skips the large-page test"),
 ]
 
 #: True once the overview's plot canvas shows the datashader image: the caption says the plot
@@ -86,15 +85,23 @@ def _load(browser: Any, url: str) -> tuple[float, Any, Any]:
 
 def test_overview_of_many_models_renders_within_3_seconds(browser: Any, large_url: str) -> None:
     # The first load also warms the server process (imports, JIT of datashader's numba
-    # kernels): what a user pays once per server, not per page. The second load is measured.
+    # kernels): what a user pays once per server, not per page. Then three loads; the median
+    # is the measurement.
     warm, context, _ = _load(browser, large_url)
     context.close()
-    elapsed, context, page = _load(browser, large_url)
-    line = (f"{N_MODELS:,} models: overview loaded and rendered in {elapsed:.2f} s "
-            f"(first load after server start: {warm:.2f} s)")
+    times = []
+    for _ in range(3):
+        elapsed, context, page = _load(browser, large_url)
+        times.append(elapsed)
+        if len(times) < 3:
+            context.close()
+    median = statistics.median(times)
+    line = (f"{N_MODELS:,} models: overview loaded and rendered in {median:.2f} s "
+            f"(median of 3 page loads: {', '.join(f'{t:.2f}' for t in times)} s; "
+            f"first load after server start: {warm:.2f} s)")
     print("\n" + line)
     SCREENSHOTS.mkdir(exist_ok=True)
     (SCREENSHOTS / "large_load.txt").write_text(line + "\n")
     shot(page, "overview-large")
     context.close()
-    assert elapsed < BUDGET_S, line
+    assert median < BUDGET_S, line

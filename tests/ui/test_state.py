@@ -8,6 +8,7 @@ import pytest
 
 from nasdb.ingest import EventStore
 from nasdb.schema import Database
+from nasdb.schema.errors import NasdbError
 from nasdb.ui.app import (
     AppState,
     ClassesState,
@@ -17,12 +18,14 @@ from nasdb.ui.app import (
     QueueState,
     StudiesState,
     TimelineState,
+    _data,
     classical_mds,
     pareto_mask,
 )
 from nasdb.ui.app._analysis_state import moving_average
+from nasdb.ui.app._studies_state import ALL_MODELS
 
-from ._fixtures import fill, trained_model
+from ._fixtures import fill, study, trained_model
 
 
 @pytest.fixture
@@ -116,6 +119,34 @@ def test_refresh_sees_events_written_by_others(app: AppState, db: Database) -> N
     assert len(app.models) == n + 1
 
 
+def test_sessions_share_one_models_frame_until_a_model_event(app: AppState, db: Database) -> None:
+    other = AppState(db, frames=app.frames)
+    other.record("session_started")  # session streams never change what the views show
+    third = AppState(db, frames=app.frames)
+    assert other.models is app.models and third.models is app.models
+    model = app.models["id"].iloc[0]
+    other.pin(model)
+    assert other.models is not app.models
+    assert bool(other.models.set_index("id").at[model, "pinned"])
+    app.refresh()
+    assert app.models is other.models
+
+
+def test_models_frame_keeps_text_exactly_and_nulls_as_missing(app: AppState, db: Database) -> None:
+    with db.connect() as conn:
+        rows = conn.execute("select id, glyph, parent_id, array_to_string(changes, '; '), "
+                            "params, test_acc, pinned from models order by created_at, id"
+                            ).fetchall()
+    df = app.models
+    assert df["id"].tolist() == [r[0] for r in rows]
+    assert df["glyph"].tolist() == [r[1] for r in rows]
+    assert [None if pd.isna(p) else p for p in df["parent_id"]] == [r[2] for r in rows]
+    assert df["changes"].fillna("").tolist() == [r[3] or "" for r in rows]
+    assert df["params"].tolist() == [r[4] for r in rows]
+    assert [None if np.isnan(a) else a for a in df["test_acc"]] == [r[5] for r in rows]
+    assert df["pinned"].tolist() == [bool(r[6]) for r in rows]
+
+
 def test_class_focus_colours_by_class_accuracy(app: AppState) -> None:
     app.class_focus = ["3", "5"]
     colours = app.color_values()
@@ -198,3 +229,114 @@ def test_classes_timeline_and_studies(app: AppState) -> None:
     assert len(studies.best_so_far()) > 10
     studies.brush = {"lr": (0.0, 0.001)}
     assert len(studies.brushed()) < len(studies.models())
+
+
+def test_tabs_build_their_state_only_when_first_opened(app: AppState, db: Database) -> None:
+    from nasdb.ui.app._server import TABS, build_app
+
+    page = build_app(db, frames=app.frames, poll_ms=0)
+    shell = page.app  # type: ignore[attr-defined]
+    page.get_root()
+    built = {"inspect", "generate", "queue", "classes", "timeline", "studies"} & set(vars(shell))
+    assert built == set()
+    shell._tabs.active = TABS.index("Timeline")
+    assert "timeline" in vars(shell) and "studies" not in vars(shell)
+    assert len(shell._slots["Timeline"].objects) == 1
+    shell._tabs.active = TABS.index("Overview")
+    shell._tabs.active = TABS.index("Timeline")  # opening again reuses the built view
+    assert len(shell._slots["Timeline"].objects) == 1
+
+
+@pytest.fixture
+def studies_app(db: Database) -> tuple[AppState, str]:
+    store = fill(db, 30, seed=7)
+    sid = study(db, store)
+    return AppState(db, store=store), sid
+
+
+def test_studies_state_loads_models_once_per_refresh_and_only_when_asked(
+        studies_app: tuple[AppState, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, sid = studies_app
+    loads: list[str | None] = []
+    real = _data.study_trials
+
+    def counted(db: Database, study_id: str | None) -> pd.DataFrame:
+        loads.append(study_id)
+        return real(db, study_id)
+
+    monkeypatch.setattr(_data, "study_trials", counted)
+    studies = StudiesState(app)
+    assert loads == []  # a new session pays for the list of studies only
+    assert studies.study == sid and studies.param.study.objects == [ALL_MODELS, sid]
+    assert studies.param.hyperparameter.objects == []
+    df = studies.models()
+    assert len(df) == 48 and df["iteration"].tolist() == list(range(1, 49))
+    assert {"lr", "batch_size", "epochs", "weight_decay", "step_gamma", "optimizer"} <= set(
+        studies.hyperparameter_names())
+    assert studies.param.hyperparameter.objects == studies.hyperparameter_names()
+    assert studies.hyperparameter == studies.hyperparameter_names()[0]
+    studies.brush = {"lr": (0.0, 0.001)}
+    studies.brushed(), studies.best_so_far(), studies.importance_key(), studies.models()
+    assert loads == [sid]
+    app.refresh(force=True)  # a new revision: the next ask reads again, once
+    studies.models(), studies.hyperparameter_names()
+    assert loads == [sid, sid]
+    studies.study = ALL_MODELS
+    assert studies.brush == {}  # brushed ranges belong to the study they were drawn on
+    assert len(studies.models()) == 30 + 48  # every model, in or out of a study
+    assert loads == [sid, sid, None]
+
+
+def test_studies_state_brush_filters_and_marks_hyperband_survivors(
+        studies_app: tuple[AppState, str]) -> None:
+    app, _ = studies_app
+    studies = StudiesState(app)
+    df = studies.models()
+    survivors = df[df["rung"].notna()]
+    assert len(survivors) > 0 and survivors["parent_id"].notna().all()
+    parents = df.set_index("id").loc[survivors["parent_id"]]
+    assert parents["hp_lr"].tolist() == survivors["hp_lr"].tolist()  # the same configuration
+    studies.brush = {"lr": (0.0, 0.001), "batch_size": (64, 128)}
+    inside = studies.brushed()
+    assert 0 < len(inside) < len(df)
+    assert inside["hp_lr"].le(0.001).all() and inside["hp_batch_size"].between(64, 128).all()
+    best = studies.best_so_far()
+    assert set(best["id"]) <= set(inside["id"])
+    assert best["best"].is_monotonic_increasing and best["best"].iloc[-1] == inside["acc"].max()
+
+
+def _created_space(db: Database, study_id: str) -> dict:
+    return dict(EventStore(db=db).read_stream(f"study-{study_id}")[0].data["space"])
+
+
+def test_studies_state_refines_the_brushed_space_into_the_next_study(
+        studies_app: tuple[AppState, str], db: Database) -> None:
+    app, sid = studies_app
+    studies = StudiesState(app)
+    studies.brush = {"lr": (0.0002, 0.004), "batch_size": (64, 128), "step_gamma": (0.5, 0.7)}
+    sets = studies.brush_refinements()
+    assert sets == {"lr": "0.0002..0.004", "batch_size": "64,128"}  # step_gamma is not refinable
+    next_id, changes = studies.launch_refined(sets)
+    assert changes == ["lr: 0.0001,0.01 -> 0.0002,0.004", "batch_size: 32,64,128,256 -> 64,128"]
+    assert next_id in studies.param.study.objects and studies.study == sid
+    studies.study = next_id  # the new study has no models yet: every view is empty, none fails
+    assert studies.models().empty and studies.hyperparameter_names() == []
+    assert studies.hyperparameter is None and studies.best_so_far().empty
+    assert studies.space() == _created_space(db, next_id)
+    studies.study = sid
+    store = EventStore(db=db)
+    refined = [e for e in store.read_stream(f"study-{sid}") if e.type == "SearchSpaceRefined"]
+    assert len(refined) == 1 and refined[0].data["next_study_id"] == next_id
+    created = store.read_stream(f"study-{next_id}")[0].data
+    assert created["previous_study_id"] == sid
+    assert created["space"]["hyperparameters"]["lr_range"] == [0.0002, 0.004]
+    assert created["space"]["hyperparameters"]["batch_sizes"] == [64, 128]
+    assert any(a["action"] == "refine_study" and a["detail"]["next_study"] == next_id
+               for a in _ui_actions(db, app.session_id))
+    with pytest.raises(NasdbError, match="cannot set 'step_gamma'"):
+        studies.launch_refined({"step_gamma": "0.5..0.7"})
+    studies.study = ALL_MODELS
+    with pytest.raises(NasdbError, match="pick a study"):
+        studies.launch_refined(sets)
+    with pytest.raises(NasdbError, match="pick a study"):
+        studies.importance()

@@ -6,11 +6,13 @@ without a browser; the views only lay out widgets and plots over them.
 
 from __future__ import annotations
 
-from nasdb.ui.app._analysis_state import ClassesState, InspectState, StudiesState, TimelineState
+from nasdb.ui.app._analysis_state import ClassesState, InspectState, TimelineState
 from nasdb.ui.app._projection import LandmarkLayout, classical_mds, pareto_mask
+from nasdb.ui.app._recommend_state import RecommendState
 from nasdb.ui.app._server import TABS, App, Server, build_app, serve
 from nasdb.ui.app._state import PROJECTIONS, AppState, Layouts, new_session_id
 from nasdb.ui.app._steer_state import GenerateState, QueueState
+from nasdb.ui.app._studies_state import StudiesState
 
 __all__ = [
     "PROJECTIONS",
@@ -23,6 +25,7 @@ __all__ = [
     "LandmarkLayout",
     "Layouts",
     "QueueState",
+    "RecommendState",
     "Server",
     "StudiesState",
     "TimelineState",

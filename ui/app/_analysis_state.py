@@ -1,16 +1,14 @@
-"""State of the analysis views (inspection, class comparison, timeline, studies); no widgets."""
+"""State of the analysis views (inspection, class comparison, timeline); no widgets.
+
+The Studies view's state is `StudiesState` in `_studies_state`."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import param
-
-from nasdb.ingest import NewEvent, new_study_id
-from nasdb.schema.errors import NasdbError
 
 from . import _data
 from ._state import AppState
@@ -172,154 +170,3 @@ class TimelineState(param.Parameterized):
             out["best_change"] = f"{model}: {change or '(no change text)'}"
             out["best_change_gain"] = gain
         return out
-
-
-class StudiesState(param.Parameterized):
-    """HyperTendril's views over one study (or over every model when there are no studies)."""
-
-    study: Any = param.Selector(default="(all models)", objects=["(all models)"])
-    hyperparameter: Any = param.Selector(default=None, objects=[], allow_None=True)
-    tradeoff: Any = param.Selector(default="params", objects=["params", "latency_ms"])
-    brush = param.Dict(default={}, doc="hyperparameter -> (low, high): the brushed ranges")
-    show_importance = param.Boolean(default=False, doc="compute fANOVA importance (slow)")
-
-    def __init__(self, app: AppState, **params: Any) -> None:
-        super().__init__(**params)
-        self.app = app
-        self._importance: dict[tuple[str, int], pd.Series] = {}
-        self.reload()
-        app.param.watch(lambda e: self.reload(), ["revision"])
-
-    def reload(self) -> None:
-        studies = _data.studies(self.app.db)
-        self._studies = studies
-        options = ["(all models)", *studies["id"].tolist()] if len(studies) else ["(all models)"]
-        self.param.study.objects = options
-        if self.study not in options:
-            self.study = options[0]
-        names = self.hyperparameter_names()
-        self.param.hyperparameter.objects = names
-        if self.hyperparameter not in names:
-            self.hyperparameter = names[0] if names else None
-
-    def models(self) -> pd.DataFrame:
-        """The study's models with one column per numeric hyperparameter (`hp_<name>`)."""
-        df = _data.study_models(self.app.db, None if self.study == "(all models)" else self.study)
-        if df.empty:
-            return df
-        hp = pd.json_normalize(df["hyperparameters"].tolist())
-        hp.columns = [f"hp_{c}" for c in hp.columns]
-        df = pd.concat([df.drop(columns=["hyperparameters"]), hp], axis=1)
-        df["iteration"] = np.arange(1, len(df) + 1)
-        df["acc"] = df["acc"].astype(float)
-        df["log_params"] = np.log10(df["params"].astype(float).clip(lower=1))
-        return df
-
-    def hyperparameter_names(self) -> list[str]:
-        df = self.models()
-        names = []
-        for col in df.columns:
-            if not col.startswith("hp_"):
-                continue
-            values = df[col].dropna()
-            if len(values) and values.nunique() > 1:
-                names.append(col.removeprefix("hp_"))
-        return names
-
-    def brushed(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The models inside every brushed range (what the other study views show)."""
-        df = self.models() if df is None else df
-        for name, (low, high) in self.brush.items():
-            col = f"hp_{name}" if f"hp_{name}" in df else name
-            if col in df:
-                values = pd.to_numeric(df[col], errors="coerce")
-                df = df[(values >= low) & (values <= high)]
-        return df
-
-    def best_so_far(self) -> pd.DataFrame:
-        df = self.models()
-        if df.empty:
-            return df
-        done = df.dropna(subset=["acc"]).sort_values("finished_at")
-        done["best"] = done["acc"].cummax()
-        done["n"] = np.arange(1, len(done) + 1)
-        return done
-
-    def importance(self) -> pd.Series:
-        """Hyperparameter importance from Optuna's fANOVA evaluator over the finished models
-        (numeric and categorical hyperparameters that vary); empty when it cannot be computed."""
-        df = self.models().dropna(subset=["acc"])
-        key = (self.study, len(df))
-        if key not in self._importance:
-            self._importance[key] = self._compute_importance(df)
-        return self._importance[key]
-
-    def _compute_importance(self, df: pd.DataFrame) -> pd.Series:
-        names = self.hyperparameter_names()
-        if len(df) < 8 or not names:
-            return pd.Series(dtype=float)
-        try:
-            import optuna
-            from optuna.distributions import CategoricalDistribution, FloatDistribution
-            from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-            from optuna.trial import create_trial
-
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            dists: dict[str, Any] = {}
-            for name in names:
-                values = df[f"hp_{name}"].dropna()
-                if pd.api.types.is_numeric_dtype(values) and values.nunique() > 1:
-                    low, high = float(values.min()), float(values.max())
-                    dists[name] = FloatDistribution(low, high, log=low > 0 and high / low > 50)
-                else:
-                    dists[name] = CategoricalDistribution(sorted({str(v) for v in values}))
-            study = optuna.create_study(direction="maximize")
-            for _, row in df.iterrows():
-                params = {}
-                for name, dist in dists.items():
-                    v = row[f"hp_{name}"]
-                    if v is None or (isinstance(v, float) and math.isnan(v)):
-                        break
-                    params[name] = float(v) if isinstance(dist, FloatDistribution) else str(v)
-                else:
-                    study.add_trial(create_trial(params=params, distributions=dists,
-                                                 value=float(row["acc"])))
-            evaluator = FanovaImportanceEvaluator(n_trees=16, max_depth=8, seed=0)
-            result = get_param_importances(study, evaluator=evaluator)
-        except (ImportError, ValueError, RuntimeError):
-            return pd.Series(dtype=float)
-        return pd.Series(result, dtype=float).sort_values(ascending=False)
-
-    def pairwise(self) -> pd.DataFrame | None:
-        """Pairwise importance when the study's strategy recorded one (settings.pairwise)."""
-        if self.study == "(all models)" or self._studies.empty:
-            return None
-        row = self._studies[self._studies["id"] == self.study]
-        if row.empty:
-            return None
-        settings = row["settings"].iloc[0] or {}
-        pairs = settings.get("pairwise_importance") if isinstance(settings, dict) else None
-        if not pairs:
-            return None
-        return pd.DataFrame(pairs)
-
-    def launch_refined(self, space: dict[str, Any], note: str = "") -> str:
-        """Refine the study's search space and start the next study from it (two events)."""
-        if self.study == "(all models)":
-            raise NasdbError("pick a study first: only a study has a search space to refine")
-        row = self._studies[self._studies["id"] == self.study].iloc[0]
-        next_id = new_study_id(self.app.db)
-        store = self.app.store
-        meta = self.app.metadata
-        store.append(f"study-{self.study}", [NewEvent("SearchSpaceRefined", {
-            "space": space, "changes": [note] if note else [], "next_study_id": next_id},
-            metadata=meta)])
-        store.append(f"study-{next_id}", [NewEvent("StudyCreated", {
-            "study_id": next_id, "dataset_id": row["dataset_id"], "strategy": row["strategy"],
-            "settings": row["settings"] or {}, "space": space,
-            "objectives": list(row["objectives"] or ["acc", "params"]),
-            "budget": row["budget"] or {}, "previous_study_id": self.study}, metadata=meta)],
-            expected_version=0)
-        self.app.record("refine_study", study=self.study, next_study=next_id)
-        self.app.refresh()
-        return next_id

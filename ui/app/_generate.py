@@ -65,9 +65,10 @@ class GenerateView(pn.viewable.Viewer):
     def _handcraft_controls(self, selected: str | None) -> pn.viewable.Viewable:
         if not self.state.layer_labels() and not self.state.parent():
             return pn.pane.Markdown("Select a model first.")
-        editor = pn.widgets.CodeEditor.from_param(self.state.param.editor, language="python",
-                                                  height=220, sizing_mode="stretch_width",
-                                                  name="layers")
+        # A plain text area: a code editor would add half a megabyte of JavaScript to every page
+        editor = pn.widgets.TextAreaInput.from_param(
+            self.state.param.editor, height=220, sizing_mode="stretch_width", name="layers",
+            stylesheets=["textarea { font-family: monospace; font-size: 13px; }"])
         go = pn.widgets.Button(name="Queue handcrafted model", button_type="success",
                                css_classes=["queue-handcraft"])
         go.on_click(action(lambda: self.state.run_handcraft()))

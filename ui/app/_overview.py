@@ -26,6 +26,11 @@ LOG_TICKS = CustomJSTickFormatter(code="""
 HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
          ("accuracy", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
 VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
+HOVER_DIMS = ["id", "glyph", "params", "acc", "origin", "status"]
+#: How each kind of mark is drawn: colour, marker, size, fill alpha (a query result is a ring).
+MARKS = {"on the front": ("#e4572e", "diamond", 7, 1.0),
+         "query result": ("#ff7f0e", "circle", 16, 0.0),
+         "selected": ("#111111", "star", 18, 1.0)}
 
 
 class OverviewView(pn.viewable.Viewer):
@@ -51,29 +56,43 @@ class OverviewView(pn.viewable.Viewer):
 
     def _points(self, revision: int, projection: str) -> hv.Points:
         df = self._current()
-        pts = hv.Points(df, kdims=["x", "y"], vdims=VDIMS)
-        return pts.opts(**self._axes())
+        if self.state.large:  # datashader needs only the position and the colour value
+            pts = hv.Points(df[["x", "y", "color"]], kdims=["x", "y"], vdims=["color"])
+        else:
+            pts = hv.Points(df, kdims=["x", "y"], vdims=VDIMS)
+        return pts
 
     def _decorations(self, revision: int, projection: str, highlighted: list[str],
                      selected: str | None) -> hv.Overlay:
+        """The front line and one layer of marks (front members, query result, selection): a
+        single glyph renderer keeps the page quick to build."""
         df = self._frame if self._frame is not None else self._current()
-        layers: list[Any] = []
         front = df[df["pareto"]].sort_values("x") if len(df) else df
+        parts = [front.assign(kind="on the front"),
+                 df[df["id"].isin(highlighted)].assign(kind="query result"),
+                 df[df["id"] == selected].assign(kind="selected") if selected and len(df)
+                 else df.iloc[0:0]]
+        marks = pd.concat([p for p in parts if len(p)] or [df.iloc[0:0].assign(kind="")],
+                          ignore_index=True)
+        kind = hv.dim("kind")
+        marks = marks.rename(columns={"color": "value"})  # `color` names the mark style here
+        # the dimension lists every kind, so the colour mapper knows them before they first appear
+        kinds = hv.Dimension("kind", values=list(MARKS))
+        points = hv.Points(marks, ["x", "y"], [*HOVER_DIMS, kinds]).opts(
+            color="kind", cmap={k: m[0] for k, m in MARKS.items()},
+            marker=kind.categorize({k: m[1] for k, m in MARKS.items()}, default="circle"),
+            size=kind.categorize({k: m[2] for k, m in MARKS.items()}, default=8),
+            fill_alpha=kind.categorize({k: m[3] for k, m in MARKS.items()}, default=1.0),
+            line_width=2, show_legend=True, tools=["hover"], hover_tooltips=HOVER)
+        layers: list[Any] = []
         if projection == PROJECTIONS[0] and len(front):
             layers.append(hv.Curve(front, "x", "y", label="Pareto front").opts(
                 interpolation="steps-post", color="#e4572e", line_width=2, line_dash="dashed"))
-        layers.append(hv.Points(front, ["x", "y"], VDIMS, label="on the front").opts(
-            color="#e4572e", size=7, marker="diamond", tools=["hover"], hover_tooltips=HOVER))
-        hi = df[df["highlighted"]] if len(df) else df
-        layers.append(hv.Points(hi, ["x", "y"], VDIMS, label="query result").opts(
-            fill_alpha=0, line_color="#ff7f0e", line_width=2.5, size=14, tools=["hover"],
-            hover_tooltips=HOVER))
-        sel = df[df["id"] == selected] if len(df) and selected else df.iloc[0:0]
-        layers.append(hv.Points(sel, ["x", "y"], VDIMS, label="selected").opts(
-            color="#111", marker="star", size=18, tools=["hover"], hover_tooltips=HOVER))
-        return hv.Overlay(layers)
+        return hv.Overlay([*layers, points])
 
-    def _plot(self, large: bool) -> pn.pane.HoloViews:
+    def _plot(self, large: bool, projection: str, class_focus: list[str]) -> pn.pane.HoloViews:
+        """The plot, rebuilt when the mode (points / datashader), the projection or the focus
+        change: its axes (labels, log ticks) are set on the overlay, where a raster keeps them."""
         s = self.state
         base = hv.DynamicMap(bind(self._points, revision=s.param.revision,
                                      projection=s.param.projection))
@@ -93,8 +112,9 @@ class OverviewView(pn.viewable.Viewer):
                                      projection=s.param.projection,
                                      highlighted=s.param.highlighted, selected=s.param.selected))
         overlay = (shown * deco).opts(
-            hv.opts.Overlay(responsive=True, min_height=440, show_grid=True, legend_position="bottom_right",
-                            title="", toolbar="above", active_tools=["wheel_zoom"]))
+            hv.opts.Overlay(responsive=True, min_height=440, show_grid=True,
+                            legend_position="bottom_right", title="", toolbar="above",
+                            active_tools=["wheel_zoom"], **self._axes()))
         return pn.pane.HoloViews(overlay, sizing_mode="stretch_both", min_height=460,
                                  name="overview-plot")
 
@@ -130,5 +150,7 @@ class OverviewView(pn.viewable.Viewer):
         )
         caption = pn.pane.Markdown(bind(self._caption, s.param.revision, s.param.projection,
                                            s.param.class_focus), margin=(0, 10))
-        return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large)),
+        return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large,
+                                          projection=s.param.projection,
+                                          class_focus=s.param.class_focus)),
                          sizing_mode="stretch_both", min_height=560)

@@ -6,6 +6,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import holoviews as hv
@@ -16,7 +18,7 @@ from nasdb.ingest import EventStore
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
-from ._analysis_state import ClassesState, InspectState, StudiesState, TimelineState
+from ._analysis_state import ClassesState, InspectState, TimelineState
 from ._classes import ClassesView
 from ._console import ConsoleView
 from ._drawer import CompareView, DrawerView
@@ -24,15 +26,19 @@ from ._generate import GenerateView
 from ._inspect import InspectView
 from ._overview import OverviewView
 from ._queue import QueueView
-from ._state import AppState, Layouts
+from ._recommend import RecommendView
+from ._recommend_state import RecommendState
+from ._state import AppState, Layouts, ModelFrames
 from ._steer_state import GenerateState, QueueState
 from ._studies import StudiesView
+from ._studies_state import StudiesState
 from ._timeline import TimelineView
 from ._util import bind
 
 log = logging.getLogger(__name__)
 
-TABS = ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline", "Compare")
+TABS = ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline", "Recommend",
+        "Compare")
 POLL_MS = 1500
 
 _extensions_loaded = False
@@ -42,7 +48,7 @@ def _load_extensions() -> None:
     global _extensions_loaded
     if not _extensions_loaded:
         hv.extension("bokeh", logo=False)
-        pn.extension("tabulator", "codeeditor", notifications=False, sizing_mode="stretch_width")
+        pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
         _extensions_loaded = True
 
 
@@ -54,13 +60,52 @@ class App(pn.viewable.Viewer):
     def __init__(self, state: AppState, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self.inspect = InspectState(state)
-        self.generate = GenerateState(state)
-        self.queue = QueueState(state)
-        self.classes = ClassesState(state)
-        self.timeline = TimelineState(state)
-        self.studies = StudiesState(state)
         self._tabs: pn.Tabs | None = None
+        self._slots: dict[str, pn.Column] = {}
+
+    # Each tab's state is made the first time something asks for it (the tab opening, or a
+    # test): a new session pays only for the overview, however many models the log holds.
+
+    @cached_property
+    def inspect(self) -> InspectState:
+        return InspectState(self.state)
+
+    @cached_property
+    def generate(self) -> GenerateState:
+        return GenerateState(self.state)
+
+    @cached_property
+    def queue(self) -> QueueState:
+        return QueueState(self.state)
+
+    @cached_property
+    def classes(self) -> ClassesState:
+        return ClassesState(self.state)
+
+    @cached_property
+    def timeline(self) -> TimelineState:
+        return TimelineState(self.state)
+
+    @cached_property
+    def studies(self) -> StudiesState:
+        return StudiesState(self.state)
+
+    @cached_property
+    def recommend(self) -> RecommendState:
+        return RecommendState(self.state)
+
+    def _views(self) -> dict[str, Callable[[], pn.viewable.Viewer]]:
+        """How to build each tab but the overview (called when the tab first opens)."""
+        return {
+            "Inspect": lambda: InspectView(self.inspect),
+            "Generate": lambda: GenerateView(self.generate),
+            "Queue": lambda: QueueView(self.queue),
+            "Studies": lambda: StudiesView(self.studies),
+            "Classes": lambda: ClassesView(self.classes),
+            "Timeline": lambda: TimelineView(self.timeline),
+            "Recommend": lambda: RecommendView(self.recommend),
+            "Compare": lambda: CompareView(self.state),
+        }
 
     def poll(self) -> None:
         """One live-update tick: catch up and refresh what changed (selection is kept)."""
@@ -70,20 +115,22 @@ class App(pn.viewable.Viewer):
             self.state.notice = f"⚠ {e}"
 
     def _tab_changed(self, event: Any) -> None:
-        self.state.record("tab", tab=TABS[event.new] if event.new < len(TABS) else event.new)
+        name = TABS[event.new] if event.new < len(TABS) else str(event.new)
+        self.open(name)
+        self.state.record("tab", tab=name)
+
+    def open(self, name: str) -> None:
+        """Build tab ``name``'s view into its slot if it is not built yet."""
+        slot = self._slots.get(name)
+        if slot is not None and not slot.objects:
+            slot.objects = [self._views()[name]()]
 
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         overview = pn.Column(ConsoleView(s), OverviewView(s), sizing_mode="stretch_both")
+        self._slots = {name: pn.Column(sizing_mode="stretch_both") for name in TABS[1:]}
         self._tabs = pn.Tabs(
-            ("Overview", overview),
-            ("Inspect", InspectView(self.inspect)),
-            ("Generate", GenerateView(self.generate)),
-            ("Queue", QueueView(self.queue)),
-            ("Studies", StudiesView(self.studies)),
-            ("Classes", ClassesView(self.classes)),
-            ("Timeline", TimelineView(self.timeline)),
-            ("Compare", CompareView(s)),
+            ("Overview", overview), *self._slots.items(),
             dynamic=True, sizing_mode="stretch_both", css_classes=["nav-tabs"],
         )
         self._tabs.param.watch(self._tab_changed, "active")
@@ -104,10 +151,10 @@ class App(pn.viewable.Viewer):
 
 
 def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore | None = None,
-              poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
+              frames: ModelFrames | None = None, poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
     """A new session's page (call once per browser session, inside a Panel server)."""
     _load_extensions()
-    state = AppState(db, store=store, layouts=layouts)
+    state = AppState(db, store=store, layouts=layouts, frames=frames)
     state.record("session_started")
     app = App(state)
     page = app.__panel__()
@@ -139,14 +186,15 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
 
     ``host`` other than loopback exposes the app (and its steering actions) to the network; the
     CLI warns about that. One `Layouts` is shared by every session, so projected models keep
-    their places for everyone.
+    their places for everyone, and one `ModelFrames`, so sessions share the loaded models.
     """
     _load_extensions()
     layouts = Layouts(db)
+    frames = ModelFrames(db)
     store = EventStore(db=db)
 
     def page() -> pn.viewable.Viewable:
-        return build_app(db, layouts=layouts, store=store, poll_ms=poll_ms)
+        return build_app(db, layouts=layouts, store=store, frames=frames, poll_ms=poll_ms)
 
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,

@@ -10,6 +10,7 @@ one at a time).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -72,6 +73,26 @@ class Layouts:
         return self.prediction.place([i for i in have if len(self._labels[i]) == common])
 
 
+class ModelFrames:
+    """The models frame, loaded once per log position and shared (read-only) by every session of
+    one server: a new browser tab on an unchanged log costs no database read. Thread-safe."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._position = -1
+        self._frame: pd.DataFrame | None = None
+
+    def current(self) -> pd.DataFrame:
+        """The frame as of the log's last model event; callers must not modify it."""
+        position = _data.last_model_position(self.db)
+        with self._lock:
+            if self._frame is None or self._position != position:
+                self._frame = _data.load_models(self.db)
+                self._position = position
+            return self._frame
+
+
 class AppState(param.Parameterized):
     """Models, selection, query and highlight of one browser session."""
 
@@ -93,12 +114,13 @@ class AppState(param.Parameterized):
     revision = param.Integer(default=0, doc="bumped whenever models are reloaded")
 
     def __init__(self, db: Database, *, store: EventStore | None = None,
-                 layouts: Layouts | None = None, session_id: str | None = None,
-                 **params: Any) -> None:
+                 layouts: Layouts | None = None, frames: ModelFrames | None = None,
+                 session_id: str | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.db = db
         self.store = store or EventStore(db=db)
         self.layouts = layouts or Layouts(db)
+        self.frames = frames or ModelFrames(db)
         self.session_id = session_id or new_session_id()
         self._class_values: pd.Series | None = None
         self.refresh(force=True)
@@ -129,7 +151,7 @@ class AppState(param.Parameterized):
                           or not _data.model_events_since(self.db, self.position)):
             self.position = position
             return False
-        models = _data.load_models(self.db)
+        models = self.frames.current()
         classes = _data.dataset_classes(self.db)
         self._class_values = None
         with param.parameterized.batch_call_watchers(self):

@@ -156,7 +156,7 @@ class GenerateState(param.Parameterized):
         parent_acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
         out = pd.DataFrame({
             "id": kids["id"], "origin": kids["origin"],
-            "changes": ["; ".join(c or []) for c in kids["changes"]],
+            "changes": kids["changes"].fillna(""),
             "status": kids["status"], "epochs": kids["epochs_trained"],
             "acc": kids["acc"].round(4),
             "Δacc": (kids["acc"] - parent_acc).round(4) if parent_acc is not None else None,
