@@ -3,7 +3,7 @@ and missing metrics)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nasdb.query import compile, parse
+from nasdb.query import _compiler, compile, parse
 
 pytestmark = pytest.mark.usefixtures("pg")
 
@@ -51,14 +51,36 @@ SETTINGS = settings(
 )
 
 
+@pytest.fixture(params=[1, 3, 1000], ids=lambda n: f"anchors={n}")
+def anchors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Two-objective fronts are pruned with the candidates best on the second objective; with
+    few anchors the pruning really removes rows on these small tables (any number is exact)."""
+    monkeypatch.setattr(_compiler, "_ANCHORS", request.param)
+    return int(request.param)
+
+
+# query -> its objectives to minimise, from a row (acc, params, latency, flops); None if missing
+TWO_OBJECTIVES: dict[str, Callable[[tuple[Any, ...]], tuple[float, ...] | None]] = {
+    "pareto": lambda r: None if r[0] is None or r[1] is None else (-r[0], r[1]),
+    "pareto params acc": lambda r: None if r[0] is None or r[1] is None else (r[1], -r[0]),
+    "pareto min:acc max:params": lambda r: None if r[0] is None or r[1] is None else (r[0], -r[1]),
+    "pareto latency max:flops": lambda r: None if r[2] is None else (r[2], -r[3]),
+}
+
+
+@pytest.mark.parametrize("text", TWO_OBJECTIVES)
 @SETTINGS
 @given(rows=ROWS)
-def test_two_objective_front_is_exact(pg: psycopg.Connection[Any], rows: list[Any]) -> None:
+def test_two_objective_front_is_exact(
+    pg: psycopg.Connection[Any], anchors: int, text: str, rows: list[Any]
+) -> None:
     load(pg, rows)
-    got = ids(pg, "pareto")
-    points = {f"m{i}": (-a, p) for i, (a, p, _, _) in enumerate(rows) if a is not None and p is not None}
+    got = ids(pg, text)
+    key = TWO_OBJECTIVES[text]
+    points = {f"m{i}": p for i, r in enumerate(rows) if (p := key(r)) is not None}
     assert len(got) == len(set(got))
     assert set(got) == brute_front(points)
+    assert got == sorted(got, key=lambda i: (*points[i], i))
 
 
 @SETTINGS
@@ -86,6 +108,54 @@ def test_four_objectives_with_overridden_direction(pg: psycopg.Connection[Any], 
         if a is not None and p is not None and lat is not None
     }
     assert set(got) == brute_front(points)
+
+
+# A model's bird accuracy: a value, NULL, or no bird row at all (still training).
+BIRD = st.one_of(st.none(), st.just("no row"), st.sampled_from([0.5, 0.6, 0.7, 0.8, 0.9]))
+CLASS_ROWS = st.lists(st.tuples(BIRD, PARAMS, ACC), max_size=40)
+
+
+def cat_accuracy(i: int) -> float:
+    return 1.0 - (i % 5) / 10
+
+
+def focus_value(focus: str, i: int, bird: Any) -> float | None:
+    """What ``class=<focus>`` makes the accuracy objective for model i (None: no value)."""
+    if bird == "no row":
+        return None
+    if focus == "bird":
+        return bird  # type: ignore[no-any-return]
+    return cat_accuracy(i) if bird is None else (bird + cat_accuracy(i)) / 2  # avg skips NULL
+
+
+@pytest.mark.parametrize("focus", ["bird", "bird,cat"])  # one class (pruned) and a mean
+@SETTINGS
+@given(rows=CLASS_ROWS)
+def test_class_focus_front_is_exact(
+    pg: psycopg.Connection[Any], anchors: int, focus: str, rows: list[Any]
+) -> None:
+    """The front is computed from (id, class accuracy, params) and the display columns joined
+    afterwards: same ids, the right class accuracy on each row, nothing duplicated."""
+    load(pg, [(acc, params, None, 10) for _, params, acc in rows])
+    pg.execute("DELETE FROM class_metrics")
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO class_metrics (model_id, class_index, class_name, accuracy) "
+            "VALUES (%s, %s, %s, %s)",
+            [(f"m{i}", 0, "cat", cat_accuracy(i)) for i in range(len(rows))]
+            + [(f"m{i}", 1, "bird", bird) for i, (bird, _, _) in enumerate(rows)
+               if bird != "no row"],
+        )
+    c = compile(parse(f"pareto class={focus} params<6000"))
+    got = pg.execute(c.sql, c.params).fetchall()
+    points = {f"m{i}": (-v, p) for i, (b, p, _) in enumerate(rows)
+              if (v := focus_value(focus, i, b)) is not None and p is not None and p < 6000}
+    assert sorted(r[0] for r in got) == sorted(brute_front(points))
+    assert all(r[3] == -points[r[0]][0] and r[2] == points[r[0]][1] for r in got)
+    assert [(r[3], r[2]) for r in got] == sorted(((r[3], r[2]) for r in got),
+                                                  key=lambda t: (-t[0], t[1]))
+    c = compile(parse(f"pareto class={focus} params<6000 count"))
+    assert pg.execute(c.sql, c.params).fetchone() == (len(got),)
 
 
 def test_duplicates_of_a_front_point_are_all_kept(pg: psycopg.Connection[Any]) -> None:

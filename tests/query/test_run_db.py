@@ -116,6 +116,34 @@ def test_injection_reaches_nothing(filled: Any, pg: psycopg.Connection[Any]) -> 
     assert pg.execute("SELECT count(*) FROM models").fetchone() == (5,)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'pinned layers~"C(?P<n>32)" sort id',
+            "query error at column 15: invalid regular expression for PostgreSQL: quantifier "
+            "operand invalid\n"
+            '  pinned layers~"C(?P<n>32)" sort id\n'
+            "                ^^^^^^^^^^^^",
+        ),
+        (
+            'glyph~"^C" or tag~"a{300}"',
+            "query error at column 19: invalid regular expression for PostgreSQL: invalid "
+            "repetition count(s)\n"
+            '  glyph~"^C" or tag~"a{300}"\n'
+            "                    ^^^^^^^^",
+        ),
+    ],
+)
+def test_a_regex_python_accepts_but_postgresql_rejects_gets_a_caret(
+    filled: Any, text: str, message: str
+) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        run(text, filled)
+    assert str(info.value) == message
+    assert ids(run("sort id limit 1", filled)) == ["m1"]  # the connection is still usable
+
+
 def test_formats(filled: Any) -> None:
     result = run("top 2 by acc", filled)
     rows = json.loads(format_result(result, "json"))
@@ -130,3 +158,13 @@ def test_formats(filled: Any) -> None:
     explained = format_result(run("explain top 2 by acc", None), "table")
     assert explained.startswith("-- Top 2 models by accuracy (highest first)\nSELECT")
     assert explained.endswith("-- parameters:\n  p1 = 2")
+
+
+def test_pareto_then_sort_limit_and_count(filled: Any) -> None:
+    """The front is computed narrow and its display columns joined after: sort, limit and count
+    apply to the front's rows."""
+    assert ids(run("pareto sort params desc", filled)) == ["m4", "m3", "m1", "m2"]
+    assert ids(run("pareto sort params asc limit 2", filled)) == ["m2", "m1"]
+    assert run("pareto count", filled).rows == [{"count": 4}]
+    result = run("pareto acc epochs sort epochs", filled)  # an objective that is also shown
+    assert result.columns == ("id", "glyph", "params", "acc", "epochs", "status")
