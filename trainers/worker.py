@@ -26,11 +26,12 @@ import base64
 import contextlib
 import io
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,7 +162,7 @@ class Worker:
             "device": str(self.device)})])
         done = 0
         try:
-            with self.db.connect(autocommit=True) as listener:
+            with self._graceful_signals(), self.db.connect(autocommit=True) as listener:
                 listener.execute(f"listen {CHANNEL}")
                 while not self.stopping and (max_jobs is None or done < max_jobs):
                     Projector(self.db).catch_up()
@@ -179,6 +180,28 @@ class Worker:
                 "worker": self.name, "jobs_done": done})])
             Projector(self.db).catch_up()
         return done
+
+    @contextlib.contextmanager
+    def _graceful_signals(self) -> Iterator[None]:
+        """SIGINT / SIGTERM stop the worker at the next boundary between jobs instead of raising
+        in the middle of an append (which could leave the store's transaction broken and lose the
+        WorkerStopped event); a second signal interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum: int, frame: Any) -> None:
+            if self.stopping:
+                raise KeyboardInterrupt
+            self.stopping = True
+            self.log(f"{self.name}: stopping after the current job (signal again to interrupt)")
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _jobs_in_flight(self) -> bool:
         """Jobs queued but not claimable now (paused study) do not count; claimed ones do."""

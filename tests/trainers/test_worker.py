@@ -186,6 +186,20 @@ def test_an_idle_worker_wakes_on_notify(db: Database) -> None:
     assert finished and finished[0] - queued_at < 15  # far less than the 30 s poll
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signalled_worker_stops_cleanly_and_says_so(db: Database, signum: int) -> None:
+    proc = start_worker(db)  # runs until stopped
+    assert wait_for(db, "exists (select 1 from workers where state = 'running')", timeout=120)
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopping after the current job" in out
+    Projector(db).catch_up()
+    with db.connect() as conn:
+        states = [r[0] for r in conn.execute("select state from workers").fetchall()]
+    assert states == ["stopped"]
+
+
 def test_reproduce_retrains_from_events_alone(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=2, seed=7)
     Worker(db).run()
