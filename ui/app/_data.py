@@ -50,17 +50,6 @@ def last_model_position(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
-def model_events_since(db: Database, position: int) -> bool:
-    """Whether anything but UI session events was appended after ``position`` (what the views
-    show never depends on `session-*` streams, so those alone need no reload)."""
-    with db.connect() as conn:
-        row = conn.execute(
-            "select exists (select 1 from events where position > %s "
-            "and stream_id not like 'session-%%')", (position,)
-        ).fetchone()
-    return bool(row and row[0])
-
-
 def load_models(db: Database) -> pd.DataFrame:
     """One row per model (`MODEL_COLUMNS`, `changes` joined with "; ") with `acc` (test accuracy,
     else best validation accuracy) and `log_params` added, ordered by creation.

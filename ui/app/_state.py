@@ -83,9 +83,9 @@ class ModelFrames:
         self._position = -1
         self._frame: pd.DataFrame | None = None
 
-    def current(self) -> pd.DataFrame:
-        """The frame as of the log's last model event; callers must not modify it."""
-        position = _data.last_model_position(self.db)
+    def at(self, position: int) -> pd.DataFrame:
+        """The frame as of ``position``, the log's last model event (`_data.last_model_position`);
+        callers must not modify it."""
         with self._lock:
             if self._frame is None or self._position != position:
                 self._frame = _data.load_models(self.db)
@@ -123,6 +123,7 @@ class AppState(param.Parameterized):
         self.frames = frames or ModelFrames(db)
         self.session_id = session_id or new_session_id()
         self._class_values: pd.Series | None = None
+        self._model_position = -1
         self.refresh(force=True)
 
     # --- the log -------------------------------------------------------------------------------
@@ -147,11 +148,12 @@ class AppState(param.Parameterized):
         """
         Projector(self.db).catch_up()
         position = _data.last_position(self.db)
-        if not force and (position == self.position
-                          or not _data.model_events_since(self.db, self.position)):
-            self.position = position
+        model_position = _data.last_model_position(self.db)
+        if not force and model_position == self._model_position:
+            self.position = position  # only session events: nothing the views show moved
             return False
-        models = self.frames.current()
+        self._model_position = model_position
+        models = self.frames.at(model_position)
         classes = _data.dataset_classes(self.db)
         self._class_values = None
         with param.parameterized.batch_call_watchers(self):
