@@ -7,14 +7,12 @@ import base64
 import hashlib
 import random
 import socket
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
-from nasdb.ingest.synthetic import DIGIT_CLASSES, dataset_event, model_lifecycle, search_log
+from nasdb.ingest.synthetic import DIGIT_CLASSES, model_lifecycle, search_log
 from nasdb.schema.db import Database
 from nasdb.search import (
     Activation,
@@ -138,86 +136,3 @@ def study(db: Database, store: EventStore, n_models: int = 48, seed: int = 13) -
     return sid
 
 
-def lean_models(n_models: int, n_classes: int = 10, seed: int = 5
-                ) -> Iterator[tuple[str, list[NewEvent], int | None]]:
-    """A dataset and ``n_models`` models of exactly two events each (ArchitectureProposed and
-    TrainingCompleted, payloads as in `nasdb.ingest.synthetic.model_lifecycle`): what the
-    overview needs, without the job and epoch events that make a full lifecycle ~8 events."""
-    rng = np.random.default_rng(seed)
-    classes = [f"c{i}" for i in range(n_classes)]
-    yield "dataset-synthetic", [dataset_event("synthetic", classes)], None
-    kinds = ["Conv2D", "Activation", "MaxPool2D", "Dense", "Dropout", "BatchNorm"]
-    params = rng.integers(1_000, 3_000_000, n_models)
-    quality = rng.random(n_models)
-    depth = rng.integers(1, 8, n_models)
-    lrs = 10 ** rng.uniform(-4, -2, n_models)
-    per_class = np.clip(quality[:, None] + rng.uniform(-0.15, 0.1, (n_models, n_classes)), 0, 1)
-    preds = rng.integers(0, n_classes, (n_models, 16), dtype=np.uint8)
-    for i in range(n_models):
-        mid = f"m{i + 1}"
-        types = [kinds[(i + j) % len(kinds)] for j in range(int(depth[i]))]
-        layers: list[dict[str, object]] = []
-        for t in types:
-            if t == "Conv2D":
-                layers.append({"type": t, "filters": 32, "kernel": 3, "stride": 1,
-                               "padding": "same"})
-            elif t == "Activation":
-                layers.append({"type": t, "fn": "relu"})
-            elif t == "MaxPool2D":
-                layers.append({"type": t, "size": 2, "stride": 2})
-            elif t == "Dense":
-                layers.append({"type": t, "units": 64})
-            elif t == "Dropout":
-                layers.append({"type": t, "rate": 0.25})
-            else:
-                layers.append({"type": t})
-        acc = float(quality[i]) * 0.9 + 0.05
-        labels = preds[i].tobytes()
-        pc = [float(x) for x in per_class[i]]
-        yield f"model-{mid}", [
-            NewEvent("ArchitectureProposed", {
-                "model_id": mid, "dataset_id": "synthetic", "origin": "sampled",
-                "parent_id": None, "changes": [],
-                "architecture": {"layers": layers, "reference": None},
-                "hyperparameters": {"optimizer": "adam", "lr": float(lrs[i]),
-                                    "weight_decay": 0.0, "batch_size": 128, "epochs": 3,
-                                    "schedule": "step", "step_gamma": 0.75, "seed": 0,
-                                    "early_stop_patience": 3, "early_stop_delta": 0.005},
-                "glyph": "-".join(t[:2] for t in types) + f"-D{n_classes}",
-                "layer_types": types, "depth": len(types) + 1, "params": int(params[i]),
-                "flops": int(params[i]) * 10, "input_shape": [1, 8, 8],
-                "num_classes": n_classes,
-            }, idempotency_key="proposed"),
-            NewEvent("TrainingCompleted", {
-                "epochs_trained": 3, "test_acc": acc, "test_loss": 2.3 * (1 - acc),
-                "class_names": classes, "class_accuracy": [0.9 + a / 10 for a in pc],
-                "class_precision": pc, "class_recall": pc,
-                "class_specificity": [0.95] * n_classes, "class_support": [30] * n_classes,
-                "confusion_matrix": [[0] * n_classes for _ in range(n_classes)],
-                "predictions": base64.b64encode(labels).decode(),
-                "predictions_digest": hashlib.sha256(labels).hexdigest(),
-                "latency_ms": 0.1 + acc, "train_seconds": 5.0,
-            }, idempotency_key="completed"),
-        ], None
-
-
-def fill_lean(db: Database, n_models: int, batch: int = 5000) -> dict[str, float]:
-    """Append `lean_models` through the store in large batches and project them; returns the
-    seconds each phase took."""
-    store = EventStore(db=db)
-    started = time.perf_counter()
-    items: list[tuple[str, list[NewEvent], int | None]] = []
-    for item in lean_models(n_models):
-        items.append(item)
-        if len(items) >= batch:
-            store.append_batch(items)
-            items = []
-    if items:
-        store.append_batch(items)
-    appended = time.perf_counter()
-    Projector(db, batch_size=5000).catch_up()
-    projected = time.perf_counter()
-    with db.connect(autocommit=True) as conn:
-        conn.execute("select setval('model_ids', %s)", (n_models,))
-    store.close()
-    return {"append": appended - started, "project": projected - appended}

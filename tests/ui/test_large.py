@@ -1,32 +1,35 @@
 """100,000 models: the overview must load and render (datashader) in headless Chromium.
 
 The database is built once for this module through the real store and projector, but with a lean
-stream per model (ArchitectureProposed + TrainingCompleted, `_fixtures.lean_models`): that is all
-the overview reads, and it keeps the build to about three minutes. ``NASDB_UI_LARGE`` sets the
-model count (``NASDB_UI_LARGE=0`` skips the test, for a quick local run).
+stream per model (ArchitectureProposed + TrainingCompleted, `synthetic.lean_log`): that is all
+the overview reads, and it keeps the build to about two minutes. The app is served the way a
+person serves it, by ``nasdb ui --port P`` in its own process (so the measurement is not shared
+with the test process's other servers and threads). ``NASDB_UI_LARGE`` sets the model count
+(``NASDB_UI_LARGE=0`` skips the test, for a quick local run).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from nasdb.ingest.synthetic import load_lean
 from nasdb.schema import Database
+from nasdb.ui.app._server import _wait_listening
 
-from ._fixtures import fill_lean, free_port
+from ._fixtures import free_port
 from .conftest import SCREENSHOTS, _drop, _new_database, shot
 
 N_MODELS = int(os.environ.get("NASDB_UI_LARGE", "100000") or 0)
-#: The issue's target. Not met yet (about 3.5-4.5 s on the 2-core VM: ~2 s is the page itself
-#: without the plot, the HoloViews/datashader plot adds the rest), so the test guards against
-#: regressions with `REGRESSION_S` and writes the measurement for the README; issue 6 tracks it.
+#: The issue's budget for loading and rendering the overview (about 1.7-2.3 s on the 2-core VM).
 TARGET_S = 3.0
-REGRESSION_S = 8.0
 
 pytestmark = [
     pytest.mark.timeout(900),
@@ -63,18 +66,23 @@ _RENDERED = """() => {
 
 @pytest.fixture(scope="module")
 def large_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
-    from nasdb.ui.app import serve
-
     name, url = _new_database(pg_admin_url, "nasdb_ui_large")
     db = Database(url)
-    phases = fill_lean(db, N_MODELS)
+    phases = load_lean(db, N_MODELS)
     print(f"\nbuilt {N_MODELS:,} models through the store: append {phases['append']:.0f} s, "
           f"projection {phases['project']:.0f} s")
-    server = serve(db, port=free_port(), threaded=True, poll_ms=1500)
-    assert server is not None
-    yield server.url
-    server.stop()
     db.engine.dispose()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nasdb.ui.cli", "ui", "--port", str(port), "--no-browser"],
+        env={**os.environ, "NASDB_DATABASE_URL": url},
+    )
+    try:
+        _wait_listening("127.0.0.1", port, timeout=120)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     _drop(pg_admin_url, name)
 
 
@@ -108,4 +116,4 @@ def test_overview_of_many_models_loads_and_renders_quickly(browser: Any, large_u
     (SCREENSHOTS / "large_load.txt").write_text(line + "\n")
     shot(page, "overview-large")
     context.close()
-    assert median < REGRESSION_S, f"{line} — regressed past {REGRESSION_S} s (target {TARGET_S} s)"
+    assert median < TARGET_S, f"{line} — over the {TARGET_S} s budget"

@@ -48,6 +48,10 @@ def _load_extensions() -> None:
     global _extensions_loaded
     if not _extensions_loaded:
         hv.extension("bokeh", logo=False)
+        # Plain canvas: the plots draw at most a few thousand glyphs (datashader takes over
+        # beyond that), where WebGL buys nothing and costs shader compilation and a blit per
+        # frame (0.4 s of a 100k-model page load on a software-rendered browser).
+        hv.renderer("bokeh").webgl = False
         pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
         _extensions_loaded = True
 
