@@ -33,6 +33,8 @@ class ConsoleView(pn.viewable.Viewer):
             sizing_mode="stretch_width", layout="fit_data_stretch", name="query-result",
             pagination="local", page_size=50, css_classes=["query-table"])
         self._table.on_click(self._clicked)
+        # the table joins the page with the first result (no empty table above the overview)
+        self._slot = pn.Column(sizing_mode="stretch_width")
         state.param.watch(self._update_table, ["result"])
         self._update_table()
 
@@ -40,6 +42,7 @@ class ConsoleView(pn.viewable.Viewer):
         rows = self.state.result
         if rows is None:
             self._table.value = pd.DataFrame()
+            self._slot.objects = []
             return
         cols = [c for c in rows.columns if c in TABLE_COLUMNS] or list(rows.columns)[:8]
         view = rows[cols].copy()
@@ -47,6 +50,8 @@ class ConsoleView(pn.viewable.Viewer):
             if c in view:
                 view[c] = view[c].astype(float).round(4)
         self._table.value = view
+        if not self._slot.objects:
+            self._slot.objects = [self._table]
 
     def _clicked(self, event: Any) -> None:
         value = self._table.value
@@ -74,6 +79,6 @@ class ConsoleView(pn.viewable.Viewer):
             pn.Row(self._input, self._run, sizing_mode="stretch_width"),
             pn.panel(bind(self._status, s.param.query_error, s.param.query_description,
                              s.param.result), sizing_mode="stretch_width"),
-            self._table,
+            self._slot,
             sizing_mode="stretch_width",
         )

@@ -45,6 +45,9 @@ class DrawerView(pn.viewable.Viewer):
             name="pinned", css_classes=["pinned-table"])
         self._table.on_click(self._clicked)
         self._table.param.watch(self._checked, "selection")
+        # the table is on the page only while something is pinned
+        self._none_pinned = pn.pane.Markdown("Nothing pinned yet.", styles={"color": "#666"})
+        self._slot = pn.Column(sizing_mode="stretch_width")
         state.param.watch(self._update_table, ["revision"])
         self._update_table()
 
@@ -56,12 +59,15 @@ class DrawerView(pn.viewable.Viewer):
         df = self.state.pinned()
         if df.empty:
             self._table.value = pd.DataFrame(columns=["id", "glyph", "params", "acc"])
+            self._slot.objects = [self._none_pinned]
             return
         view = df[["id", "glyph", "params", "acc"]].iloc[::-1].copy()  # newest first
         view["acc"] = view["acc"].astype(float).round(4)
         selection = [i for i, m in enumerate(view["id"]) if m in self.state.compare]
         self._table.value = view.reset_index(drop=True)
         self._table.selection = selection
+        if self._slot.objects != [self._table]:
+            self._slot.objects = [self._table]
 
     def _clicked(self, event: Any) -> None:
         value = self._table.value
@@ -111,7 +117,7 @@ class DrawerView(pn.viewable.Viewer):
             pn.Row(self._pin, self._unpin),
             pn.pane.Markdown(bind(lambda n: f"**{n}**" if n else "", s.param.notice)),
             "#### Pinned (tick to compare)",
-            self._table,
+            self._slot,
             sizing_mode="stretch_width",
         )
 

@@ -26,11 +26,11 @@ def pareto_mask(params: np.ndarray, acc: np.ndarray) -> np.ndarray:
         return mask
     idx = np.nonzero(valid)[0]
     order = idx[np.lexsort((-acc[idx], params[idx]))]
-    best = -np.inf
-    for i in order:
-        if acc[i] > best:
-            mask[i] = True
-            best = acc[i]
+    # in order of params (ties: best first), a model is on the front when it beats every
+    # model before it
+    ordered = acc[order]
+    best_before = np.concatenate(([-np.inf], np.maximum.accumulate(ordered)[:-1]))
+    mask[order] = ordered > best_before
     return mask
 
 
