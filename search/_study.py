@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -358,6 +359,7 @@ def run_study(
     on_progress: Callable[[str], None] | None = None,
     wait_when_paused: bool = True,
     max_seconds: float | None = None,
+    stop: threading.Event | None = None,
 ) -> str:
     """Drive the study until its budget is used (StudyCompleted), it is stopped, or (without
     ``wait_when_paused``) it is paused; return its final state.
@@ -365,15 +367,18 @@ def run_study(
     ``train`` trains one queued job in this process (e.g. a `Worker`'s ``run(max_jobs=1)``) and
     returns how many it trained; without it the driver waits for workers elsewhere.
     ``parallel`` overrides the strategy's ``parallel`` setting (models in flight at once).
-    Safe to run after a crash and concurrently with another driver (module docstring).
+    ``max_seconds`` or setting ``stop`` ends the driving early ("running": the study goes on
+    when a driver runs it again). Safe to run after a crash and concurrently with another
+    driver (module docstring).
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
     projector = Projector(db)
     started = time.monotonic()
     paused_said = False
+    stop = stop or threading.Event()
     while True:
-        if max_seconds is not None and time.monotonic() - started > max_seconds:
+        if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
         projector.catch_up()
         view = load_view(store, study_id)
@@ -386,7 +391,7 @@ def run_study(
                 paused_said = True
             if not wait_when_paused:
                 return "paused"
-            time.sleep(poll_seconds)
+            stop.wait(poll_seconds)
             continue
         paused_said = False
         strategy = get_strategy(view.strategy, dict(view.settings))
@@ -421,7 +426,7 @@ def run_study(
             view = load_view(store, study_id)
             say(_progress(view, budget_of(view)))
         else:
-            time.sleep(poll_seconds)
+            stop.wait(poll_seconds)
 
 
 def _cancel_queued(store: EventStore, view: StudyView) -> None:

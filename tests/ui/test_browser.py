@@ -10,6 +10,7 @@ import pytest
 
 from nasdb.ingest import EventStore
 from nasdb.schema import Database
+from nasdb.search import stop_study
 
 from .conftest import shot
 
@@ -303,6 +304,14 @@ def test_studies_show_history_parallel_coordinates_importance_and_refine(
     assert created[0]["space"]["hyperparameters"]["lr_range"] == [low, high]
     refined = [e.data for e in _events(db, "SearchSpaceRefined", f"study-{sid}")]
     assert refined and refined[-1]["next_study_id"] == nid
+    # the server drives the new study: its first step queues models for the workers
+    _wait_text(page, ".study-message",
+               r"this server drives it and queues its models, (\d+ workers? train|no worker)")
+    steps = _wait(lambda: _events(db, "SearchStepTaken", f"study-{nid}"), timeout=30)
+    assert steps and steps[0].data["model_ids"]
+    requested = {e.stream_id for e in _events(db, "TrainingRequested")}
+    assert {f"model-{m}" for m in steps[0].data["model_ids"]} <= requested
+    stop_study(EventStore(db=db), nid, "test done")  # its driver ends at the next look
 
 
 def test_timeline_slider_matches_the_step(page: Any) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nasdb.ingest import EventStore
+from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import Database
 from nasdb.schema.errors import NasdbError
 from nasdb.ui.app import (
@@ -25,6 +28,7 @@ from nasdb.ui.app import (
     pareto_mask,
 )
 from nasdb.ui.app._analysis_state import moving_average
+from nasdb.ui.app._drivers import StudyDrivers
 from nasdb.ui.app._studies_state import ALL_MODELS
 
 from ._fixtures import fill, study, trained_model
@@ -336,12 +340,27 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
     next_id, changes = studies.launch_refined(sets)
     assert changes == ["lr: 0.0001,0.01 -> 0.0002,0.004", "batch_size: 32,64,128,256 -> 64,128"]
     assert next_id in studies.param.study.objects and studies.study == sid
-    studies.study = next_id  # the new study has no models yet: every view is empty, none fails
-    assert studies.models().empty and studies.hyperparameter_names() == []
-    assert studies.hyperparameter is None and studies.best_so_far().empty
+    # the server's driver runs the new study: its first step queues models for the workers
+    store = EventStore(db=db)
+    deadline = time.monotonic() + 60
+    while not [e for e in store.read_stream(f"study-{next_id}") if e.type == "SearchStepTaken"]:
+        assert time.monotonic() < deadline, "the launched study took no step"
+        time.sleep(0.2)
+    assert app.drivers.driving() == [next_id]
+    app.drivers.stop()
+    assert app.drivers.driving() == []
+    step = next(e for e in store.read_stream(f"study-{next_id}") if e.type == "SearchStepTaken")
+    for mid in step.data["model_ids"]:
+        assert [e.type for e in store.read_stream(f"model-{mid}")] == [
+            "ArchitectureProposed", "TrainingRequested"]
+    app.refresh()
+    studies.study = next_id  # queued models, nothing trained yet: the views show that, none fails
+    queued = studies.models()
+    assert sorted(queued["id"]) == sorted(step.data["model_ids"])
+    assert set(queued["status"]) == {"queued"} and queued["acc"].isna().all()
+    assert studies.best_so_far().empty
     assert studies.space() == _created_space(db, next_id)
     studies.study = sid
-    store = EventStore(db=db)
     refined = [e for e in store.read_stream(f"study-{sid}") if e.type == "SearchSpaceRefined"]
     assert len(refined) == 1 and refined[0].data["next_study_id"] == next_id
     created = store.read_stream(f"study-{next_id}")[0].data
@@ -357,3 +376,31 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
         studies.launch_refined(sets)
     with pytest.raises(NasdbError, match="pick a study"):
         studies.importance()
+
+
+def test_a_failing_study_driver_is_logged_and_ends(db: Database,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="nasdb.ui.app._drivers")
+    drivers = StudyDrivers(db)
+    assert drivers.start("s-missing")
+    deadline = time.monotonic() + 30
+    while drivers.driving():
+        assert time.monotonic() < deadline, "the driver of a missing study did not end"
+        time.sleep(0.1)
+    assert "driving study s-missing failed" in caplog.text and "s-missing" in caplog.text
+    drivers.stop()
+    assert not drivers.start("s-missing")  # a stopped StudyDrivers starts nothing
+
+
+def test_live_workers_counts_running_workers_seen_lately(db: Database) -> None:
+    store = EventStore(db=db)
+    app = AppState(db, store=store)
+    studies = StudiesState(app)
+    assert studies.live_workers() == 0
+    for name in ("w1", "w2"):
+        store.append(f"worker-{name}", [NewEvent("WorkerStarted", {
+            "worker": name, "host": "h", "pid": 1, "device": "cpu"})])
+    store.append("worker-w2", [NewEvent("WorkerStopped", {"worker": "w2"})])
+    Projector(db).catch_up()
+    assert studies.live_workers() == 1
+    assert studies.live_workers(within_s=0.0) == 0  # seen, but not within the window

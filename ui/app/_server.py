@@ -22,6 +22,7 @@ from ._analysis_state import ClassesState, InspectState, TimelineState
 from ._classes import ClassesView
 from ._console import ConsoleView
 from ._drawer import CompareView, DrawerView
+from ._drivers import StudyDrivers
 from ._generate import GenerateView
 from ._inspect import InspectView
 from ._overview import OverviewView
@@ -155,10 +156,11 @@ class App(pn.viewable.Viewer):
 
 
 def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore | None = None,
-              frames: ModelFrames | None = None, poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
+              frames: ModelFrames | None = None, drivers: StudyDrivers | None = None,
+              poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
     """A new session's page (call once per browser session, inside a Panel server)."""
     _load_extensions()
-    state = AppState(db, store=store, layouts=layouts, frames=frames)
+    state = AppState(db, store=store, layouts=layouts, frames=frames, drivers=drivers)
     state.record("session_started")
     app = App(state)
     page = app.__panel__()
@@ -171,10 +173,11 @@ def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore
 class Server:
     """A running app server (``stop()`` ends it). Returned by `serve` with ``threaded=True``."""
 
-    def __init__(self, server: Any, port: int, host: str) -> None:
+    def __init__(self, server: Any, port: int, host: str, drivers: StudyDrivers) -> None:
         self._server = server
         self.port = port
         self.host = host
+        self.drivers = drivers
 
     @property
     def url(self) -> str:
@@ -182,6 +185,7 @@ class Server:
 
     def stop(self) -> None:
         self._server.stop()
+        self.drivers.stop()
 
 
 def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
@@ -190,15 +194,18 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
 
     ``host`` other than loopback exposes the app (and its steering actions) to the network; the
     CLI warns about that. One `Layouts` is shared by every session, so projected models keep
-    their places for everyone, and one `ModelFrames`, so sessions share the loaded models.
+    their places for everyone, one `ModelFrames`, so sessions share the loaded models, and one
+    `StudyDrivers` for the studies launched from the page.
     """
     _load_extensions()
     layouts = Layouts(db)
     frames = ModelFrames(db)
+    drivers = StudyDrivers(db)
     store = EventStore(db=db)
 
     def page() -> pn.viewable.Viewable:
-        return build_app(db, layouts=layouts, store=store, frames=frames, poll_ms=poll_ms)
+        return build_app(db, layouts=layouts, store=store, frames=frames, drivers=drivers,
+                         poll_ms=poll_ms)
 
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,
@@ -206,7 +213,8 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     if threaded:
         assert isinstance(server, threading.Thread)
         _wait_listening(host, port)
-        return Server(server, port, host)
+        return Server(server, port, host, drivers)
+    drivers.stop()  # the server has stopped (Ctrl+C): studies stay running in the log
     return None
 
 

@@ -27,6 +27,7 @@ from nasdb.schema.errors import NasdbError, QuerySyntaxError
 from nasdb.search import Architecture
 
 from . import _data
+from ._drivers import StudyDrivers
 from ._projection import LandmarkLayout, hamming_matrix, pareto_mask, structural_matrix
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,14 @@ class AppState(param.Parameterized):
 
     def __init__(self, db: Database, *, store: EventStore | None = None,
                  layouts: Layouts | None = None, frames: ModelFrames | None = None,
+                 drivers: StudyDrivers | None = None,
                  session_id: str | None = None, **params: Any) -> None:
         super().__init__(**params)
         self.db = db
         self.store = store or EventStore(db=db)
         self.layouts = layouts or Layouts(db)
         self.frames = frames or ModelFrames(db)
+        self.drivers = drivers or StudyDrivers(db)
         self.session_id = session_id or new_session_id()
         self._class_values: pd.Series | None = None
         self._model_position = -1

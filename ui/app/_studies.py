@@ -165,8 +165,12 @@ class StudiesView(pn.viewable.Viewer):
         except NasdbError as e:
             self._msg.object = f"⚠ {e}"
             return
-        self._msg.object = (f"launched study **{nid}** ({'; '.join(changes)}); run it with "
-                            f"`nasdb study run {nid}`")
+        workers = self.state.live_workers()
+        trains = (f"{workers} worker{'s' if workers != 1 else ''} train its models" if workers
+                  else "no worker is running: start one with `nasdb worker` to train them")
+        self._msg.object = (f"launched study **{nid}** ({'; '.join(changes)}); this server "
+                            f"drives it and queues its models, {trains}. The Queue tab "
+                            "shows them.")
 
     # --- brushes ---------------------------------------------------------------------------------
 

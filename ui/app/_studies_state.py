@@ -178,17 +178,27 @@ class StudiesState(param.Parameterized):
         return out
 
     def launch_refined(self, refinements: dict[str, str]) -> tuple[str, list[str]]:
-        """Refine the study's search space (``--set KEY=VALUE`` refinements) and create the next
-        study from it: `nasdb.search.refine_study`, one transaction that appends
-        SearchSpaceRefined (and StudyStopped if the study was running) and the next StudyCreated.
-        Returns the new study's id and the changes in words; raises `NasdbError` (no study picked,
-        an unknown key, a bad value)."""
+        """Refine the study's search space (``--set KEY=VALUE`` refinements), create the next
+        study from it and start driving it: `nasdb.search.refine_study` (one transaction that
+        appends SearchSpaceRefined, StudyStopped if the study was running, and the next
+        StudyCreated), then the server's `StudyDrivers` runs the new study, queueing its models
+        for the workers. Returns the new study's id and the changes in words; raises
+        `NasdbError` (no study picked, an unknown key, a bad value)."""
         if self._study_row() is None:
             raise NasdbError("pick a study first: only a study has a search space to refine")
         next_id, changes = refine_study(self.app.store, self.study, refinements)
         self.app.record("refine_study", study=self.study, next_study=next_id, changes=changes)
+        self.app.drivers.start(next_id)
         self.app.refresh()
         return next_id, changes
+
+    def live_workers(self, within_s: float = 60.0) -> int:
+        """Workers seen in the last ``within_s`` seconds and not stopped."""
+        df = _data.workers(self.app.db)
+        if df.empty:
+            return 0
+        seen = pd.Timestamp.now(tz="UTC") - pd.to_datetime(df["last_seen"], utc=True)
+        return int(((seen.dt.total_seconds() < within_s) & (df["state"] != "stopped")).sum())
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
