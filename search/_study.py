@@ -199,8 +199,10 @@ def create_study(
     name: str | None = None,
     previous_study_id: str | None = None,
     extra_events: Sequence[tuple[str, Sequence[NewEvent], int | None]] = (),
+    metadata: dict[str, Any] | None = None,
 ) -> str:
-    """Validate everything and append StudyCreated; return the study id.
+    """Validate everything and append StudyCreated (with ``metadata``, e.g. the web session
+    that asked); return the study id.
 
     Raises `NotFound` (dataset), `InvalidRequest` (unknown strategy or setting, bad objective,
     budget of 0, a name that is taken or malformed).
@@ -229,7 +231,7 @@ def create_study(
         "study_id": study_id, "dataset_id": dataset.id, "strategy": strategy,
         "settings": resolved, "space": space.to_dict(), "objectives": objectives,
         "budget": checked, "previous_study_id": previous_study_id,
-    })
+    }, metadata=metadata)
     try:
         store.append_batch([*extra_events, (f"study-{study_id}", [created], 0)])
     except ConcurrencyConflict as e:
@@ -272,6 +274,7 @@ def stop_study(store: EventStore, study_id: str, reason: str = "") -> None:
 def refine_study(
     store: EventStore, study_id: str, assignments: Mapping[str, str], drop: Sequence[str] = (),
     *, name: str | None = None, budget: Mapping[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[str, list[str]]:
     """HyperTendril's loop: append SearchSpaceRefined to the study and create the next study
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
@@ -287,14 +290,15 @@ def refine_study(
         raise InvalidRequest("nothing to refine: give --set KEY=VALUE or --drop NAME")
     new_id = name or new_study_id(store.db)
     tail = [NewEvent("SearchSpaceRefined", {"space": space.to_dict(), "changes": changes,
-                                            "next_study_id": new_id})]
+                                            "next_study_id": new_id}, metadata=metadata)]
     if row["state"] in ("running", "paused"):
-        tail.append(NewEvent("StudyStopped", {"reason": f"refined into {new_id}"}))
+        tail.append(NewEvent("StudyStopped", {"reason": f"refined into {new_id}"},
+                             metadata=metadata))
     create_study(
         store, row["dataset_id"], row["strategy"], budget=budget or row["budget"],
         settings=row["settings"], space=space, objectives=row["objectives"], name=new_id,
         previous_study_id=study_id,
-        extra_events=[(f"study-{study_id}", tail, events[-1].version)],
+        extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
     Projector(store.db).catch_up()
     return new_id, changes

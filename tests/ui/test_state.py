@@ -363,7 +363,10 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
     studies.study = sid
     refined = [e for e in store.read_stream(f"study-{sid}") if e.type == "SearchSpaceRefined"]
     assert len(refined) == 1 and refined[0].data["next_study_id"] == next_id
-    created = store.read_stream(f"study-{next_id}")[0].data
+    created_event = store.read_stream(f"study-{next_id}")[0]
+    for e in (refined[0], created_event):  # the session that asked is in the log
+        assert e.metadata["session"] == app.session_id and e.metadata["source"] == "web"
+    created = created_event.data
     assert created["previous_study_id"] == sid
     assert created["space"]["hyperparameters"]["lr_range"] == [0.0002, 0.004]
     assert created["space"]["hyperparameters"]["batch_sizes"] == [64, 128]

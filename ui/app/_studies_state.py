@@ -186,7 +186,8 @@ class StudiesState(param.Parameterized):
         `NasdbError` (no study picked, an unknown key, a bad value)."""
         if self._study_row() is None:
             raise NasdbError("pick a study first: only a study has a search space to refine")
-        next_id, changes = refine_study(self.app.store, self.study, refinements)
+        next_id, changes = refine_study(self.app.store, self.study, refinements,
+                                        metadata=self.app.metadata)
         self.app.record("refine_study", study=self.study, next_study=next_id, changes=changes)
         self.app.drivers.start(next_id)
         self.app.refresh()
