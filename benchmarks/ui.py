@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -50,7 +51,7 @@ from nasdb.schema import Database
 from nasdb.schema.db import mask_url
 from nasdb.ui.app._server import _wait_listening
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("NASDB_CHROMIUM", "/usr/bin/chromium")
 TARGET_S = 3.0
 
 #: True once a large canvas shows many painted pixels (and, if given, the caption text is on the
@@ -98,22 +99,36 @@ def free_port() -> int:
 # --------------------------------------------------------------------------------------------
 
 
+#: When the page's HTML had arrived and when its scripts had run (ms from navigation).
+NAVIGATION = """() => { const t = performance.getEntriesByType("navigation")[0];
+  return [t.responseEnd, t.domContentLoadedEventEnd]; }"""
+
+
 @dataclass
 class Loads:
     name: str
     first: float  # the first load after the server started
     times: list[float]  # inf = did not finish within the timeout
+    phases: list[tuple[float, float]]  # (HTML received, scripts run) of each finished load, s
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
 
+    def phase_medians(self) -> tuple[float, float] | None:
+        if not self.phases:
+            return None
+        return (statistics.median(p[0] for p in self.phases),
+                statistics.median(p[1] for p in self.phases))
+
 
 def load_times(browser: Any, name: str, url: str, wait: Callable[[Any, float], None],
-               loads: int, timeout_s: float) -> Loads:
-    """One load to warm the server, then ``loads`` loads, each in a fresh browser context."""
-    times = []
-    for _ in range(loads + 1):
+               loads: int, timeout_s: float, screenshot: Path | None = None) -> Loads:
+    """One load to warm the server, then ``loads`` loads, each in a fresh browser context;
+    ``screenshot`` saves the last page."""
+    times: list[float] = []
+    phases: list[tuple[float, float]] = []
+    for i in range(loads + 1):
         context = browser.new_context(viewport={"width": 1500, "height": 1000})
         page = context.new_page()
         started = time.perf_counter()
@@ -121,6 +136,11 @@ def load_times(browser: Any, name: str, url: str, wait: Callable[[Any, float], N
             page.goto(url, timeout=timeout_s * 1000)
             wait(page, timeout_s)
             times.append(time.perf_counter() - started)
+            if i:
+                html, scripts = page.evaluate(NAVIGATION)
+                phases.append((html / 1000, scripts / 1000))
+            if screenshot is not None and i == loads:
+                page.screenshot(path=str(screenshot))
         except Exception as e:  # Playwright's TimeoutError: the page never drew its models
             if "Timeout" not in type(e).__name__:
                 raise
@@ -128,7 +148,7 @@ def load_times(browser: Any, name: str, url: str, wait: Callable[[Any, float], N
         finally:
             context.close()
         log(f"{name}: {times[-1]:.2f} s")
-    return Loads(name, times[0], times[1:])
+    return Loads(name, times[0], times[1:], phases)
 
 
 def painted(caption: str | None) -> Callable[[Any, float], None]:
@@ -233,10 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a load "
                         "counts as over")
     parser.add_argument("--baselines", default="scatter,optuna",
-                        help="comma-separated: scatter, optuna (default both)")
+                        help="comma-separated: scatter, optuna (default both); none: nasdb only")
+    parser.add_argument("--screenshots", type=Path,
+                        help="save each contender's last page as DIR/<contender>.png")
     parser.add_argument("--serve-scatter", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = set(args.baselines.split(",")) - {"scatter", "optuna", "none", ""}
+    if unknown:
+        parser.error(f"unknown baseline(s) {', '.join(sorted(unknown))}: use scatter, optuna, none")
     if args.serve_scatter:
         serve_scatter(args.serve_scatter, args.port)
         return 0
@@ -264,15 +289,27 @@ def main(argv: list[str] | None = None) -> int:
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         for name, server, wait in contenders(url, Path(tmp), frame,
                                               args.baselines.split(",")):
+            shot = None
+            if args.screenshots:
+                args.screenshots.mkdir(parents=True, exist_ok=True)
+                shot = args.screenshots / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                                           + ".png")
             with server as page_url:
                 results.append(load_times(browser, name, page_url, wait, args.loads,
-                                          args.timeout))
+                                          args.timeout, shot))
         browser.close()
     print(f"\npage load until the {n_models:,} models are drawn, headless Chromium "
           f"(median of {args.loads} fresh contexts; first load after server start):")
     for r in results:
         print(f"  {r.name:<52} {_seconds(r.median, args.timeout):>9}  "
               f"(first {_seconds(r.first, args.timeout)})")
+    print("where the time goes (medians): HTML received (the server built the page) / scripts "
+          "run / models drawn")
+    for r in results:
+        split = r.phase_medians()
+        if split:
+            print(f"  {r.name:<52} {split[0]:.2f} s / {split[1]:.2f} s / "
+                  f"{_seconds(r.median, args.timeout)}")
     ours = results[0].median
     for r in results[1:]:
         ratio = r.median / ours
