@@ -136,15 +136,16 @@ def load_times(browser: Any, name: str, url: str, wait: Callable[[Any, float], N
             page.goto(url, timeout=timeout_s * 1000)
             wait(page, timeout_s)
             times.append(time.perf_counter() - started)
-            if i:
-                html, scripts = page.evaluate(NAVIGATION)
-                phases.append((html / 1000, scripts / 1000))
-            if screenshot is not None and i == loads:
-                page.screenshot(path=str(screenshot))
         except Exception as e:  # Playwright's TimeoutError: the page never drew its models
             if "Timeout" not in type(e).__name__:
                 raise
             times.append(float("inf"))
+        else:
+            if i:
+                html, scripts = page.evaluate(NAVIGATION)
+                phases.append((html / 1000, scripts / 1000))
+            if screenshot is not None and i == loads:
+                page.screenshot(path=str(screenshot), timeout=timeout_s * 1000)
         finally:
             context.close()
         log(f"{name}: {times[-1]:.2f} s")
