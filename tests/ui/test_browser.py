@@ -248,6 +248,9 @@ def test_studies_show_history_parallel_coordinates_importance_and_refine(
     assert options[0] == "(all models)" and sid in options
     select.select_option(value=sid)
     _wait_text(page, ".study-brushed", r"48 of 48 models brushed in")
+    # a running study nothing drives here can be run from the page
+    _wait_text(page, ".study-drive-status", r"running, but not driven by this server")
+    assert page.locator(".study-drive button").is_visible()
     plots = _wait(lambda: (p := _plots(page)) and "Exploration history: lr" in p and p)
     assert {"Best so far", "Exploration history: lr", "Parallel coordinates (48 of 48 brushed in)",
             "Trade-off: accuracy vs params"} <= set(plots)
@@ -311,6 +314,9 @@ def test_studies_show_history_parallel_coordinates_importance_and_refine(
     assert steps and steps[0].data["model_ids"]
     requested = {e.stream_id for e in _events(db, "TrainingRequested")}
     assert {f"model-{m}" for m in steps[0].data["model_ids"]} <= requested
+    select.select_option(value=nid)
+    _wait_text(page, ".study-drive-status", r"driven by this server: its models are queued")
+    assert not page.locator(".study-drive button").is_visible()
     stop_study(EventStore(db=db), nid, "test done")  # its driver ends at the next look
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import Database
 from nasdb.schema.errors import NasdbError
+from nasdb.search import create_study, stop_study
 from nasdb.ui.app import (
     AppState,
     ClassesState,
@@ -407,3 +408,33 @@ def test_live_workers_counts_running_workers_seen_lately(db: Database) -> None:
     Projector(db).catch_up()
     assert studies.live_workers() == 1
     assert studies.live_workers(within_s=0.0) == 0  # seen, but not within the window
+
+
+def test_studies_state_drives_a_running_study_from_the_page(
+        studies_app: tuple[AppState, str], db: Database) -> None:
+    app, _ = studies_app
+    store = EventStore(db=db)
+    sid = create_study(store, "synthetic", "random", budget={"models": 100})  # not driven yet
+    Projector(db).catch_up()
+    studies = StudiesState(app)
+    studies.study = ALL_MODELS
+    with pytest.raises(NasdbError, match="pick a study first"):
+        studies.drive()
+    studies.study = sid
+    assert not studies.driven()
+    studies.drive()
+    assert studies.driven()
+    with pytest.raises(NasdbError, match="already driven by this server"):
+        studies.drive()
+    deadline = time.monotonic() + 60  # the driver's first step queues the strategy's models
+    while not [e for e in store.read_stream(f"study-{sid}") if e.type == "SearchStepTaken"]:
+        assert time.monotonic() < deadline, "the driven study took no step"
+        time.sleep(0.2)
+    app.drivers.stop()
+    assert any(a["action"] == "run_study" and a["detail"]["study"] == sid
+               for a in _ui_actions(db, app.session_id))
+    stop_study(store, sid, "enough")
+    Projector(db).catch_up()
+    studies.reload()
+    with pytest.raises(NasdbError, match=f"study {sid} is stopped: nothing to run"):
+        studies.drive()

@@ -136,6 +136,10 @@ class StudiesView(pn.viewable.Viewer):
                                          css_classes=["study-launch"])
         self._launch.on_click(self._do_launch)
         self._msg = pn.pane.Markdown("", css_classes=["study-message"])
+        self._drive = pn.widgets.Button(name="Run this study here", button_type="primary",
+                                        width=180, css_classes=["study-drive"])
+        self._drive.on_click(self._do_drive)
+        self._drive_status = pn.pane.Markdown("", css_classes=["study-drive-status"])
         state.param.watch(self._study_changed, ["study"])
         state.app.param.watch(self._study_changed, ["revision"])
         self._study_changed()
@@ -147,6 +151,26 @@ class StudiesView(pn.viewable.Viewer):
         self._space.object = space or {}
         self._space_box.visible = space is not None
         self._launch.disabled = self._from_brush.disabled = space is None
+        row = self.state.study_row()
+        state = None if row is None else str(row["state"])
+        driven = self.state.driven()
+        self._drive.visible = state == "running" and not driven
+        if state is None:
+            status = ""
+        elif driven:
+            status = "driven by this server: its models are queued as the strategy asks"
+        elif state == "running":
+            status = "running, but not driven by this server (`nasdb study run` may drive it)"
+        else:
+            status = f"study {state}"
+        self._drive_status.object = status
+
+    def _do_drive(self, _: Any) -> None:
+        try:
+            self.state.drive()
+        except NasdbError as e:
+            self._msg.object = f"⚠ {e}"
+        self._study_changed()
 
     def _fill_from_brush(self, _: Any) -> None:
         sets = self.state.brush_refinements()
@@ -401,6 +425,7 @@ class StudiesView(pn.viewable.Viewer):
                                                   css_classes=["study-show-importance"]),
                    pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
                                                           button_style="outline")),
+            pn.Row(self._drive, self._drive_status),
             pn.Row(pn.param.ParamFunction(bind(self._brushes, s.param.study, revision),
                                           lazy=True, width=_BRUSH_WIDTH, sizing_mode="fixed"),
                    pn.param.ParamFunction(

@@ -152,10 +152,10 @@ class StudiesState(param.Parameterized):
 
     def space(self) -> dict[str, Any] | None:
         """The selected study's search space (None for every model)."""
-        row = self._study_row()
+        row = self.study_row()
         return None if row is None else dict(row["space"] or {})
 
-    def _study_row(self) -> pd.Series | None:
+    def study_row(self) -> pd.Series | None:
         if self.study == ALL_MODELS or not len(self.studies):
             return None
         rows = self.studies[self.studies["id"] == self.study]
@@ -184,7 +184,7 @@ class StudiesState(param.Parameterized):
         StudyCreated), then the server's `StudyDrivers` runs the new study, queueing its models
         for the workers. Returns the new study's id and the changes in words; raises
         `NasdbError` (no study picked, an unknown key, a bad value)."""
-        if self._study_row() is None:
+        if self.study_row() is None:
             raise NasdbError("pick a study first: only a study has a search space to refine")
         next_id, changes = refine_study(self.app.store, self.study, refinements,
                                         metadata=self.app.metadata)
@@ -192,6 +192,25 @@ class StudiesState(param.Parameterized):
         self.app.drivers.start(next_id)
         self.app.refresh()
         return next_id, changes
+
+    def driven(self) -> bool:
+        """Whether a driver of this server is running the selected study."""
+        return self.study in self.app.drivers.driving()
+
+    def drive(self) -> None:
+        """Run the selected study's driver in this server (`StudyDrivers`): for a study created
+        or left running without one (``nasdb study create``, a stopped server). Raises
+        `NasdbError` when there is nothing to drive."""
+        row = self.study_row()
+        if row is None:
+            raise NasdbError("pick a study first")
+        if row["state"] != "running":
+            hint = f" (resume it with `nasdb study resume {self.study}`)" if (
+                row["state"] == "paused") else ""
+            raise NasdbError(f"study {self.study} is {row['state']}: nothing to run{hint}")
+        if not self.app.drivers.start(self.study):
+            raise NasdbError(f"study {self.study} is already driven by this server")
+        self.app.record("run_study", study=self.study)
 
     def live_workers(self, within_s: float = 60.0) -> int:
         """Workers seen in the last ``within_s`` seconds and not stopped."""
