@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device", None, "training device: cpu or cuda (unset = cuda when available)"),
     Setting("actor", None, "who is acting, recorded in every event (unset = the OS user)"),
     Setting("port", "5006", "port of the web app"),
+    Setting("raster_above", "3000", "the web app's overview rasterises (datashader) above this "
+            "many models"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

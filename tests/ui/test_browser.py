@@ -98,6 +98,36 @@ def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
     shot(page, "overview")
 
 
+def test_raster_overview_names_the_model_under_the_mouse(
+        browser: Any, ui_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NASDB_RASTER_ABOVE", "50")  # read by each new session of this server
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(ui_server)
+        _wait(lambda: "rasterised with datashader" in _text(page), timeout=60)
+        canvases = [b for c in page.locator("canvas").all() if (b := c.bounding_box())]
+        plot = max(canvases, key=lambda b: b["width"] * b["height"])
+        # sweep the mouse over the plot until the server names a model under it
+        line = ""
+        for fy in (0.3, 0.5, 0.7, 0.4, 0.6, 0.2, 0.8):
+            for i in range(12):
+                page.mouse.move(plot["x"] + plot["width"] * (0.1 + 0.065 * i),
+                                plot["y"] + plot["height"] * fy)
+                page.wait_for_timeout(120)
+                line = _text(page)
+                if "under the mouse:" in line:
+                    break
+            if "under the mouse:" in line:
+                break
+        found = re.search(r"under the mouse:\s+m\d+\s+\S+\s+·\s+[\d,]+ params\s+·\s+"
+                          r"accuracy \d\.\d{3}\s+·\s+\w+\s+·\s+\w+", line)
+        assert found, "no model was named under the mouse anywhere on the plot"
+        shot(page, "overview-raster-hover")
+    finally:
+        context.close()
+
+
 def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
     before = _orange_pixels(page)

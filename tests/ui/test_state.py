@@ -16,6 +16,7 @@ from nasdb.schema import Database
 from nasdb.schema.errors import NasdbError
 from nasdb.search import create_study, stop_study
 from nasdb.ui.app import (
+    PROJECTIONS,
     AppState,
     ClassesState,
     GenerateState,
@@ -30,6 +31,8 @@ from nasdb.ui.app import (
 )
 from nasdb.ui.app._analysis_state import moving_average
 from nasdb.ui.app._drivers import StudyDrivers
+from nasdb.ui.app._overview import OverviewView
+from nasdb.ui.app._server import _load_extensions
 from nasdb.ui.app._studies_state import ALL_MODELS
 
 from ._fixtures import fill, study, trained_model
@@ -438,3 +441,45 @@ def test_studies_state_drives_a_running_study_from_the_page(
     studies.reload()
     with pytest.raises(NasdbError, match=f"study {sid} is stopped: nothing to run"):
         studies.drive()
+
+
+def test_raster_above_setting_switches_the_overview_to_datashader(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(db, 12, seed=2)
+    assert not AppState(db).large  # default: rasterise above 3,000
+    monkeypatch.setenv("NASDB_RASTER_ABOVE", "10")
+    assert AppState(db).large
+    monkeypatch.setenv("NASDB_RASTER_ABOVE", "many")
+    with pytest.raises(NasdbError, match="NASDB_RASTER_ABOVE must be a whole number of models, "
+                                         "got 'many'"):
+        AppState(db)
+
+
+def test_overview_names_the_model_under_the_mouse(app: AppState) -> None:
+    view = OverviewView(app)
+    frame = view._current().dropna(subset=["x", "y"])
+    row = frame.iloc[len(frame) // 2]
+    view._pointed(float(row["x"]), float(row["y"]))
+    line = view._under.object
+    assert f"<b>{row['id']}</b>" in line and f"{int(row['params']):,} params" in line
+    assert f"<code>{row['glyph']}</code>" in line and str(row["origin"]) in line
+    width = float(frame["x"].max() - frame["x"].min())
+    view._pointed(float(frame["x"].max()) + width, float(row["y"]))  # far from every model
+    assert view._under.object == ""
+    view._pointed(None, None)  # the mouse left the plot
+    assert view._under.object == ""
+
+
+def test_raster_pixels_stay_accuracies_where_points_are_spread(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # close points spread into each other's pixels: summing them ('add') made colours above 1
+    fill(db, 300, seed=4)
+    monkeypatch.setenv("NASDB_RASTER_ABOVE", "10")
+    _load_extensions()  # the overlay's options need HoloViews' bokeh backend
+    view = OverviewView(AppState(db))
+    pane = view._plot(True, PROJECTIONS[0], [])
+    raster = pane.object[()].get(0)
+    values = raster.dimension_values(raster.vdims[0], flat=True)
+    accuracies = view._frame["color"].dropna()
+    assert np.nanmax(values) <= accuracies.max() + 1e-9
+    assert np.nanmin(values) >= accuracies.min() - 1e-9

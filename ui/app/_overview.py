@@ -3,6 +3,7 @@ structural / prediction-distance layout; datashader beyond `AppState.large_thres
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import datashader as ds
@@ -27,6 +28,8 @@ HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
          ("accuracy", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
 VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
 HOVER_DIMS = ["id", "glyph", "params", "acc", "origin", "status"]
+#: How near (a fraction of the data's extent on each axis) the mouse must be to name a model.
+HOVER_RADIUS = 0.01
 #: How each kind of mark is drawn: colour, marker, size, fill alpha (a query result is a ring).
 MARKS = {"on the front": ("#e4572e", "diamond", 7, 1.0),
          "query result": ("#ff7f0e", "circle", 16, 0.0),
@@ -40,6 +43,7 @@ class OverviewView(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = state
         self._frame: pd.DataFrame | None = None
+        self._under = pn.pane.HTML("", height=24, margin=(0, 10), sizing_mode="stretch_width")
 
     # --- elements --------------------------------------------------------------------------
 
@@ -97,17 +101,21 @@ class OverviewView(pn.viewable.Viewer):
         base = hv.DynamicMap(bind(self._points, revision=s.param.revision,
                                      projection=s.param.projection))
         if large:
+            # spread isolated pixels with the neighbours' max, not their sum ('add', the
+            # default for aggregates): a pixel's colour stays an accuracy
             shown: Any = dynspread(
                 rasterize(base, aggregator=ds.mean("color"), width=700, height=440),
-                threshold=0.6, max_px=3,
-            ).opts(cmap="Blues", colorbar=True, clabel="accuracy", tools=["hover"],
-                   cnorm="linear")
+                threshold=0.6, max_px=3, how="max",
+            ).opts(cmap="Blues", colorbar=True, clabel="accuracy", cnorm="linear")
         else:
             shown = base.opts(color="color", cmap="Blues", size="size", line_color="#2b4b7a",
                               line_width=0.5, alpha=0.85, colorbar=True, clabel="accuracy",
                               tools=["hover", "tap"], hover_tooltips=HOVER)
         tap = hv.streams.Tap(source=shown, x=None, y=None)
         tap.add_subscriber(self._tapped)
+        if large:  # the raster has no per-model hover: the server names the model under the mouse
+            pointer = hv.streams.PointerXY(source=shown, x=None, y=None)
+            pointer.add_subscriber(self._pointed)
         deco = hv.DynamicMap(bind(self._decorations, revision=s.param.revision,
                                      projection=s.param.projection,
                                      highlighted=s.param.highlighted, selected=s.param.selected))
@@ -124,6 +132,24 @@ class OverviewView(pn.viewable.Viewer):
         model = self.state.nearest(x, y, self._frame)
         if model:
             self.state.select(model, source="overview")
+
+    def _pointed(self, x: float | None = None, y: float | None = None) -> None:
+        model = None if x is None or y is None else self.state.nearest(x, y, self._frame,
+                                                                       within=HOVER_RADIUS)
+        self._under.object = self._describe(model) if model else ""
+
+    def _describe(self, model: str) -> str:
+        """One line on ``model`` for the raster's hover line: what the point tooltip shows."""
+        df = self._frame
+        rows = df[df["id"] == model] if df is not None else None
+        if rows is None or rows.empty:
+            return ""
+        row = rows.iloc[0]
+        acc = "—" if pd.isna(row["acc"]) else f"{float(row['acc']):.3f}"
+        return (f"<span class='overview-hover'>under the mouse: <b>{html.escape(model)}</b> "
+                f"<code>{html.escape(str(row['glyph']))}</code> · {int(row['params']):,} params · "
+                f"accuracy {acc} · {html.escape(str(row['origin']))} · "
+                f"{html.escape(str(row['status']))}</span>")
 
     def _caption(self, revision: int, projection: str, class_focus: list[str]) -> str:
         df = self.state.models
@@ -153,4 +179,4 @@ class OverviewView(pn.viewable.Viewer):
         return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large,
                                           projection=s.param.projection,
                                           class_focus=s.param.class_focus)),
-                         sizing_mode="stretch_both", min_height=560)
+                         self._under, sizing_mode="stretch_both", min_height=560)

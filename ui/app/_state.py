@@ -22,8 +22,9 @@ import param
 from nasdb import query as nasdb_query
 from nasdb import search
 from nasdb.ingest import EventStore, NewEvent, Projector
+from nasdb.schema import settings
 from nasdb.schema.db import Database
-from nasdb.schema.errors import NasdbError, QuerySyntaxError
+from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
 from nasdb.search import Architecture
 
 from . import _data
@@ -94,6 +95,15 @@ class ModelFrames:
             return self._frame
 
 
+def _raster_above() -> int:
+    value = settings.get("raster_above") or "3000"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(f"NASDB_RASTER_ABOVE must be a whole number of models, got "
+                             f"{value!r}") from None
+
+
 class AppState(param.Parameterized):
     """Models, selection, query and highlight of one browser session."""
 
@@ -110,7 +120,8 @@ class AppState(param.Parameterized):
     highlighted = param.List(default=[], doc="model ids the query returned")
     compare = param.List(default=[], doc="pinned models chosen for side-by-side comparison")
     notice = param.String(default="", doc="the last message for the person (errors, done)")
-    large_threshold = param.Integer(default=3000, doc="above this many points, rasterise")
+    large_threshold = param.Integer(default=3000, doc="above this many points, rasterise "
+                                    "(NASDB_RASTER_ABOVE)")
     large = param.Boolean(default=False)
     revision = param.Integer(default=0, doc="bumped whenever models are reloaded")
 
@@ -118,6 +129,7 @@ class AppState(param.Parameterized):
                  layouts: Layouts | None = None, frames: ModelFrames | None = None,
                  drivers: StudyDrivers | None = None,
                  session_id: str | None = None, **params: Any) -> None:
+        params.setdefault("large_threshold", _raster_above())
         super().__init__(**params)
         self.db = db
         self.store = store or EventStore(db=db)
@@ -215,8 +227,10 @@ class AppState(param.Parameterized):
         df["highlighted"] = df["id"].isin(self.highlighted)
         return df.reset_index(drop=True)
 
-    def nearest(self, x: float, y: float, frame: pd.DataFrame | None = None) -> str | None:
-        """The model plotted nearest to (x, y), in axis-normalised units."""
+    def nearest(self, x: float, y: float, frame: pd.DataFrame | None = None,
+                within: float | None = None) -> str | None:
+        """The model plotted nearest to (x, y), in axis-normalised units (the data's extent is
+        1 on each axis); None if none is closer than ``within``."""
         df = self.frame() if frame is None else frame
         df = df.dropna(subset=["x", "y"])
         if df.empty:
@@ -225,7 +239,10 @@ class AppState(param.Parameterized):
         sx = (np.nanmax(xs) - np.nanmin(xs)) or 1.0
         sy = (np.nanmax(ys) - np.nanmin(ys)) or 1.0
         d = ((xs - x) / sx) ** 2 + ((ys - y) / sy) ** 2
-        return str(df["id"].iloc[int(np.argmin(d))])
+        best = int(np.argmin(d))
+        if within is not None and d[best] > within ** 2:
+            return None
+        return str(df["id"].iloc[best])
 
     # --- the query console ---------------------------------------------------------------------
 
