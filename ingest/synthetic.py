@@ -112,7 +112,18 @@ def model_lifecycle(
     n = len(classes)
     per_class = [max(0.0, min(1.0, acc + rng.uniform(-0.15, 0.1))) for _ in classes]
     labels = bytes(rng.randrange(n) for _ in range(64))
-    events.append(NewEvent("TrainingCompleted", {
+    events.append(completed_event(epochs, acc, classes, per_class, labels,
+                                  latency_ms=rng.uniform(0.01, 1.0),
+                                  train_seconds=rng.uniform(1, 30)))
+    return events
+
+
+def completed_event(epochs: int, acc: float, classes: list[str], per_class: list[float],
+                    labels: bytes, *, latency_ms: float, train_seconds: float) -> NewEvent:
+    """TrainingCompleted with test accuracy ``acc``, ``per_class`` as each class's precision and
+    recall, and ``labels`` as the test-set predictions."""
+    n = len(classes)
+    return NewEvent("TrainingCompleted", {
         "epochs_trained": epochs, "test_acc": acc, "test_loss": 2.3 * (1 - acc),
         "class_names": classes, "class_accuracy": [0.9 + a / 10 for a in per_class],
         "class_precision": per_class, "class_recall": per_class,
@@ -120,9 +131,8 @@ def model_lifecycle(
         "confusion_matrix": [[0] * n for _ in range(n)],
         "predictions": base64.b64encode(labels).decode(),
         "predictions_digest": hashlib.sha256(labels).hexdigest(),
-        "latency_ms": rng.uniform(0.01, 1.0), "train_seconds": rng.uniform(1, 30),
-    }, idempotency_key="completed"))
-    return events
+        "latency_ms": latency_ms, "train_seconds": train_seconds,
+    }, idempotency_key="completed")
 
 
 def search_log(
@@ -192,16 +202,8 @@ def lean_log(n_models: int, n_classes: int = 10, seed: int = 5
                 "flops": int(params[i]) * 10, "input_shape": [1, 8, 8],
                 "num_classes": n_classes,
             }, idempotency_key="proposed"),
-            NewEvent("TrainingCompleted", {
-                "epochs_trained": 3, "test_acc": acc, "test_loss": 2.3 * (1 - acc),
-                "class_names": classes, "class_accuracy": [0.9 + a / 10 for a in pc],
-                "class_precision": pc, "class_recall": pc,
-                "class_specificity": [0.95] * n_classes, "class_support": [30] * n_classes,
-                "confusion_matrix": [[0] * n_classes for _ in range(n_classes)],
-                "predictions": base64.b64encode(labels).decode(),
-                "predictions_digest": hashlib.sha256(labels).hexdigest(),
-                "latency_ms": 0.1 + acc, "train_seconds": 5.0,
-            }, idempotency_key="completed"),
+            completed_event(3, acc, classes, pc, labels, latency_ms=0.1 + acc,
+                            train_seconds=5.0),
         ], None
 
 

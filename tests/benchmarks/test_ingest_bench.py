@@ -37,7 +37,8 @@ def test_ingest_benchmark_runs_and_reports(pg_admin_url: str) -> None:
     for r in rows:
         mode, _, events, seconds, rate = r[:5]
         assert int(events) == (12 if mode in ("raw-insert", "store-single") else 40)
-        assert float(seconds) > 0 and float(rate.replace(",", "")) > 0
+        # seconds are printed to 0.01 s: a dozen rows copied on an idle machine show 0.00
+        assert float(seconds) >= 0 and float(rate.replace(",", "")) > 0
         if mode.startswith("raw"):
             assert r[6:] == ["-"] * 5
             continue
