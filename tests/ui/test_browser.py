@@ -135,8 +135,8 @@ def test_query_highlights_rows_and_bad_query_shows_caret(page: Any, ui_db: Any) 
     box.fill("pareto params<1M")
     box.press("Enter")
     page.wait_for_selector(".query-table .tabulator-row")
-    status = page.inner_text(".query-status")
-    n = int(status.split()[0])
+    # the table and the status line are separate updates: wait for the status too
+    n = int(_wait_text(page, ".query-status", r"(\d+) rows?").group(1))
     assert n > 0
     rows = page.locator(".query-table .tabulator-row")
     assert rows.count() == min(n, 50)
