@@ -171,6 +171,15 @@ def workers(db: Database) -> pd.DataFrame:
                       "last_seen from workers order by last_seen desc")
 
 
+def live_workers(db: Database, within_s: float) -> int:
+    """Workers not stopped and seen in the last ``within_s`` seconds."""
+    with db.connect() as conn:
+        row = conn.execute("select count(*) from workers where state <> 'stopped' and "
+                           "last_seen > now() - make_interval(secs => %s)",
+                           (within_s,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def studies(db: Database) -> pd.DataFrame:
     return _frame(db, "select id, dataset_id, strategy, settings, space, objectives, budget, "
                       "state, previous_study_id, created_at, models_count from studies "

@@ -134,22 +134,9 @@ class OverviewView(pn.viewable.Viewer):
             self.state.select(model, source="overview")
 
     def _pointed(self, x: float | None = None, y: float | None = None) -> None:
-        model = None if x is None or y is None else self.state.nearest(x, y, self._frame,
-                                                                       within=HOVER_RADIUS)
-        self._under.object = self._describe(model) if model else ""
-
-    def _describe(self, model: str) -> str:
-        """One line on ``model`` for the raster's hover line: what the point tooltip shows."""
-        df = self._frame
-        rows = df[df["id"] == model] if df is not None else None
-        if rows is None or rows.empty:
-            return ""
-        row = rows.iloc[0]
-        acc = "—" if pd.isna(row["acc"]) else f"{float(row['acc']):.3f}"
-        return (f"<span class='overview-hover'>under the mouse: <b>{html.escape(model)}</b> "
-                f"<code>{html.escape(str(row['glyph']))}</code> · {int(row['params']):,} params · "
-                f"accuracy {acc} · {html.escape(str(row['origin']))} · "
-                f"{html.escape(str(row['status']))}</span>")
+        row = None if x is None or y is None else self.state.nearest_row(
+            x, y, self._frame, within=HOVER_RADIUS)
+        self._under.object = "" if row is None else _describe(row)
 
     def _caption(self, revision: int, projection: str, class_focus: list[str]) -> str:
         df = self.state.models
@@ -180,3 +167,12 @@ class OverviewView(pn.viewable.Viewer):
                                           projection=s.param.projection,
                                           class_focus=s.param.class_focus)),
                          self._under, sizing_mode="stretch_both", min_height=560)
+
+
+def _describe(row: pd.Series) -> str:
+    """The raster's hover line on one model: what the point tooltip shows."""
+    acc = "—" if pd.isna(row["acc"]) else f"{float(row['acc']):.3f}"
+    return (f"<span class='overview-hover'>under the mouse: <b>{html.escape(str(row['id']))}</b> "
+            f"<code>{html.escape(str(row['glyph']))}</code> · {int(row['params']):,} params · "
+            f"accuracy {acc} · {html.escape(str(row['origin']))} · "
+            f"{html.escape(str(row['status']))}</span>")

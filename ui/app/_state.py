@@ -229,8 +229,14 @@ class AppState(param.Parameterized):
 
     def nearest(self, x: float, y: float, frame: pd.DataFrame | None = None,
                 within: float | None = None) -> str | None:
-        """The model plotted nearest to (x, y), in axis-normalised units (the data's extent is
-        1 on each axis); None if none is closer than ``within``."""
+        """The id of the model plotted nearest to (x, y) (see `nearest_row`)."""
+        row = self.nearest_row(x, y, frame, within)
+        return None if row is None else str(row["id"])
+
+    def nearest_row(self, x: float, y: float, frame: pd.DataFrame | None = None,
+                    within: float | None = None) -> pd.Series | None:
+        """The row of ``frame`` (default `frame()`) plotted nearest to (x, y), in axis-normalised
+        units (the data's extent is 1 on each axis); None if none is closer than ``within``."""
         df = self.frame() if frame is None else frame
         df = df.dropna(subset=["x", "y"])
         if df.empty:
@@ -242,7 +248,7 @@ class AppState(param.Parameterized):
         best = int(np.argmin(d))
         if within is not None and d[best] > within ** 2:
             return None
-        return str(df["id"].iloc[best])
+        return df.iloc[best]
 
     # --- the query console ---------------------------------------------------------------------
 

@@ -214,11 +214,7 @@ class StudiesState(param.Parameterized):
 
     def live_workers(self, within_s: float = 60.0) -> int:
         """Workers seen in the last ``within_s`` seconds and not stopped."""
-        df = _data.workers(self.app.db)
-        if df.empty:
-            return 0
-        seen = pd.Timestamp.now(tz="UTC") - pd.to_datetime(df["last_seen"], utc=True)
-        return int(((seen.dt.total_seconds() < within_s) & (df["state"] != "stopped")).sum())
+        return _data.live_workers(self.app.db, within_s)
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
