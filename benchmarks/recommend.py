@@ -51,15 +51,8 @@ from nasdb.recommend import AccuracyPredictor, fit_encoder, fit_similarity, prop
 from nasdb.recommend._service import load_bundle, model_rows, trained_models
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
-from nasdb.search import (
-    Hyperparameters,
-    HyperparameterSpace,
-    Proposal,
-    SearchSpace,
-    get_dataset,
-    propose,
-    sample,
-)
+from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
+from nasdb.steer import Proposal, get_dataset, propose
 from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
@@ -146,7 +139,7 @@ def ranking(db: Database, seed: int) -> tuple[list[dict[str, Any]], str, int, in
     y_held = np.array([m["test_acc"] for m in held])
     datasets = sorted({m["dataset_id"] for m in models})
 
-    predictor = AccuracyPredictor.fit(fit_rows, y_fit, seed=seed, curve_epochs=0)
+    predictor = AccuracyPredictor.fit(fit_rows, y_fit.tolist(), seed=seed, curve_epochs=0)
     predictions = {
         "predictor": predictor.predict(held_rows)[0],
         "params-only": np.log10(np.array([max(m["params"], 1) for m in held], dtype=float)),

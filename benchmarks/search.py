@@ -77,8 +77,8 @@ def curve(trials: Sequence[tuple[int, float, int]], budget: int, max_params: int
 
 def run_nasdb(db: Any, strategy: str, seed: int, budget: int) -> dict[str, Any]:
     from nasdb.ingest import EventStore, Projector
-    from nasdb.search import create_study, run_study
     from nasdb.search.strategies import StudySpace
+    from nasdb.steer import create_study, run_study
     from nasdb.trainers.worker import Worker
 
     store = EventStore(db=db)
@@ -103,7 +103,7 @@ def run_optuna(kind: str, seed: int, budget: int) -> dict[str, Any]:
     """Optuna's TPE / NSGA-II directly (no nasdb): ask, build, train, tell."""
     import optuna
 
-    from nasdb.search._actions import DatasetInfo
+    from nasdb.search import DatasetInfo
     from nasdb.search.strategies import StudySpace
     from nasdb.trainers.build import build_module
     from nasdb.trainers.datasets import load_dataset

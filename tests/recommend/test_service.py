@@ -33,15 +33,8 @@ from nasdb.recommend import (
 )
 from nasdb.schema import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
-from nasdb.search import (
-    Hyperparameters,
-    HyperparameterSpace,
-    Proposal,
-    SearchSpace,
-    get_dataset,
-    propose,
-    sample,
-)
+from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
+from nasdb.steer import Proposal, get_dataset, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 
@@ -348,9 +341,9 @@ def test_nothing_fitted_and_no_architecture_get_clear_messages(db: Database) -> 
 
 
 def test_the_guided_study_strategy_proposes_with_predictions(flow: Flow) -> None:
-    from nasdb.search import create_study, load_view
-    from nasdb.search._study import take_step
     from nasdb.search.strategies import get_strategy
+    from nasdb.steer import create_study, load_view
+    from nasdb.steer._study import take_step
 
     study_id = create_study(flow.store, "digits", "guided", budget={"models": 2},
                             settings={"candidates": 20, "ratio": 0.25, "parallel": 2})

@@ -9,7 +9,8 @@ import pytest
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.schema import Database
-from nasdb.search import Architecture, Hyperparameters, Proposal, get_dataset, propose
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.steer import Proposal, get_dataset, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 

@@ -13,7 +13,8 @@ import pytest
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
-from nasdb.search import (
+from nasdb.search.strategies import PERTURB_FACTORS, get_strategy, perturb
+from nasdb.steer import (
     create_study,
     get_study,
     load_view,
@@ -23,8 +24,7 @@ from nasdb.search import (
     run_study,
     stop_study,
 )
-from nasdb.search._study import take_step
-from nasdb.search.strategies import PERTURB_FACTORS, get_strategy, perturb
+from nasdb.steer._study import take_step
 from nasdb.trainers.worker import Worker
 
 from .test_strategies import TINY, assert_consistent

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from nasdb.ingest import EventStore, Projector
-from nasdb.search import create_study, load_view, run_study, study_status
 from nasdb.search.strategies import StudySpace
+from nasdb.steer import create_study, load_view, run_study, study_status
 from nasdb.trainers.worker import Worker
 
 TINY = StudySpace().refined({"epochs": "1", "max_params": "30000", "max_layers": "5",

@@ -15,8 +15,9 @@ import pytest
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.schema import Database
-from nasdb.search import Architecture, Hyperparameters, Proposal, get_dataset, propose
-from nasdb.search import cancel as cancel_model
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import cancel as cancel_model
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce
 from nasdb.trainers.worker import Worker, wait_for

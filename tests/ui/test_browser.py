@@ -10,7 +10,7 @@ import pytest
 
 from nasdb.ingest import EventStore
 from nasdb.schema import Database
-from nasdb.search import stop_study
+from nasdb.steer import stop_study
 
 from .conftest import shot
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import Database
 from nasdb.schema.errors import NasdbError
-from nasdb.search import create_study, stop_study
+from nasdb.steer import create_study, stop_study
 from nasdb.ui.app import (
     PROJECTIONS,
     AppState,
@@ -136,7 +136,8 @@ def test_refresh_sees_events_written_by_others(app: AppState, db: Database) -> N
     n = len(app.models)
     assert app.refresh() is False
     fill_more = EventStore(db=db)
-    from nasdb.search import Architecture, Dense, Hyperparameters, Proposal, get_dataset, propose
+    from nasdb.search import Architecture, Dense, Hyperparameters
+    from nasdb.steer import Proposal, get_dataset, propose
 
     propose(fill_more, get_dataset(db, "synthetic"),
             [Proposal(Architecture.of(Dense(16)), Hyperparameters(), "handcrafted")])

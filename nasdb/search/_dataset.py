@@ -1,0 +1,18 @@
+"""What the model space needs to know about a dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What proposing needs to know about a registered dataset."""
+
+    id: str
+    input_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

@@ -1,0 +1,251 @@
+"""What every strategy shares: trials, the study as a strategy sees it, suggestions, objectives.
+
+A strategy is stateless: everything it knows comes from the study's log (its trials and the
+proposal dict each one was proposed with), so a driver restarted after ``kill -9`` asks the same
+strategy the same question and gets the same answer. Randomness comes from `StudyView.rng`, seeded
+by the study's seed and the step number.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from nasdb.schema.errors import InvalidRequest
+
+from .._architecture import Architecture
+from .._dataset import DatasetInfo
+from .._hyperparameters import Hyperparameters
+from ._space import StudySpace
+
+#: Objective names and their directions; ``acc:<class>`` is one class's accuracy (maximised).
+OBJECTIVES: dict[str, str] = {
+    "acc": "maximize",
+    "params": "minimize",
+    "flops": "minimize",
+    "latency": "minimize",
+}
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+def objective_direction(name: str) -> str:
+    """``maximize`` or ``minimize``; `InvalidRequest` for an unknown objective."""
+    if name in OBJECTIVES:
+        return OBJECTIVES[name]
+    if name.startswith("acc:") and len(name) > 4:
+        return "maximize"
+    raise InvalidRequest(
+        f"unknown objective {name!r}; use {', '.join(OBJECTIVES)} or acc:CLASS (one class's "
+        "accuracy)"
+    )
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One model of a study as the strategies see it (from the `models` view)."""
+
+    model_id: str
+    architecture: Architecture
+    hyperparameters: Hyperparameters
+    status: str
+    params: int
+    flops: int
+    origin: str = "sampled"
+    parent_id: str | None = None
+    proposal: Mapping[str, Any] = field(default_factory=dict)
+    epochs_planned: int = 0
+    epochs_trained: int = 0
+    best_val_acc: float | None = None
+    test_acc: float | None = None
+    latency_ms: float | None = None
+    train_seconds: float | None = None
+    class_acc: Mapping[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+    @property
+    def number(self) -> int:
+        """The numeric part of the id (proposal order)."""
+        digits = "".join(c for c in self.model_id if c.isdigit())
+        return int(digits) if digits else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def in_flight(self) -> bool:
+        return not self.finished
+
+    @property
+    def epochs_charged(self) -> int:
+        """Epochs this trial costs the budget: trained when finished, else planned."""
+        return self.epochs_trained if self.finished else max(self.epochs_planned,
+                                                              self.epochs_trained)
+
+    def value(self, objective: str) -> float | None:
+        """The trial's value of one objective (validation accuracy for ``acc``); None if unknown."""
+        if objective == "acc":
+            return self.best_val_acc if self.done else None
+        if objective == "params":
+            return float(self.params)
+        if objective == "flops":
+            return float(self.flops)
+        if objective == "latency":
+            return self.latency_ms if self.done else None
+        if objective.startswith("acc:"):
+            return self.class_acc.get(objective[4:]) if self.done else None
+        raise InvalidRequest(f"unknown objective {objective!r}")
+
+    def values(self, objectives: Sequence[str]) -> list[float] | None:
+        out = [self.value(o) for o in objectives]
+        return None if any(v is None for v in out) else [float(v) for v in out if v is not None]
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """A study at one moment: its definition, its trials and how far its driver got."""
+
+    id: str
+    dataset: DatasetInfo
+    strategy: str
+    settings: Mapping[str, Any]
+    space: StudySpace
+    objectives: tuple[str, ...]
+    budget: Mapping[str, int]
+    state: str
+    created_at: datetime
+    steps: int
+    version: int
+    trials: tuple[Trial, ...]
+    #: The database, for strategies that consult fitted artefacts (the guided strategy).
+    db: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
+
+    def rng(self) -> random.Random:
+        """The random source of the next step: same study, same step -> same draws."""
+        return random.Random(f"{self.id}/{self.seed}/{self.steps + 1}")
+
+    @property
+    def in_flight(self) -> list[Trial]:
+        return [t for t in self.trials if t.in_flight]
+
+    @property
+    def done(self) -> list[Trial]:
+        return [t for t in self.trials if t.done]
+
+    @property
+    def primary(self) -> str:
+        return self.objectives[0]
+
+    def score(self, trial: Trial) -> float:
+        """The primary objective oriented so that larger is better (-inf when unknown)."""
+        value = trial.value(self.primary)
+        if value is None or math.isnan(value):
+            return -math.inf
+        return value if objective_direction(self.primary) == "maximize" else -value
+
+    def ranked(self, trials: Sequence[Trial]) -> list[Trial]:
+        """Best first by the primary objective; ties broken by proposal order."""
+        return sorted(trials, key=lambda t: (-self.score(t), t.number))
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A model a strategy wants trained; ``info`` goes into ArchitectureProposed.proposal."""
+
+    architecture: Architecture
+    hyperparameters: Hyperparameters
+    origin: str = "sampled"
+    parent_id: str | None = None
+    changes: tuple[str, ...] = ()
+    info: Mapping[str, Any] = field(default_factory=dict)
+    resume_from: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        return self.hyperparameters.epochs
+
+
+class Strategy:
+    """Base class: ``ask`` returns what to train next given the study (empty list = wait).
+
+    Subclasses declare ``name`` and ``defaults`` (their settings with default values); unknown
+    settings are refused when a study is created.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: Settings every strategy takes.
+    common: ClassVar[dict[str, Any]] = {"seed": 0, "parallel": 2}
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.settings = self.resolve(settings or {})
+
+    @classmethod
+    def resolve(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        known = {**cls.common, **cls.defaults}
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise InvalidRequest(
+                f"unknown setting {unknown[0]!r} for strategy {cls.name}; it takes "
+                f"{', '.join(sorted(known))}"
+            )
+        out = {**known, **settings}
+        for key, default in known.items():
+            value = out[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise InvalidRequest(f"setting {key} must be true or false, got {value!r}")
+            elif isinstance(default, int) and default is not None:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise InvalidRequest(f"setting {key} must be an integer, got {value!r}")
+            elif isinstance(default, float) and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise InvalidRequest(f"setting {key} must be a number, got {value!r}")
+        if out["parallel"] < 1:
+            raise InvalidRequest(f"setting parallel must be at least 1, got {out['parallel']}")
+        cls.check(out)
+        return out
+
+    @classmethod
+    def check(cls, settings: dict[str, Any]) -> None:
+        """Refuse settings out of range (`InvalidRequest`)."""
+
+    @property
+    def parallel(self) -> int:
+        return int(self.settings["parallel"])
+
+    def ask(self, view: StudyView, slots: int) -> list[Suggestion]:
+        raise NotImplementedError
+
+    def exhausted(self, view: StudyView) -> bool:
+        """True when the strategy will never propose again (e.g. all PBT generations ran)."""
+        return False
+
+
+def fresh(view: StudyView, rng: random.Random, info: Mapping[str, Any] | None = None,
+          epochs: int | None = None) -> Suggestion:
+    """A random model from the study's space (REMAP's chain + the hyperparameter space)."""
+    arch, hp = view.space.sample(view.dataset, rng)
+    if epochs is not None:
+        hp = with_epochs(hp, epochs)
+    return Suggestion(arch, hp, "sampled", info=dict(info or {}))
+
+
+def with_epochs(hp: Hyperparameters, epochs: int) -> Hyperparameters:
+    from dataclasses import replace
+
+    return replace(hp, epochs=max(1, int(epochs)))

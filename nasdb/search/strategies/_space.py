@@ -1,0 +1,275 @@
+"""A study's search space: the architecture grammar, the hyperparameter ranges and what was dropped.
+
+Stored in StudyCreated.space as ``{"architecture": {...SearchSpace...}, "hyperparameters":
+{...HyperparameterSpace...}, "dropped": [...], "max_blocks": 3}``. Random strategies sample from
+REMAP's Markov chain; the Optuna strategies (TPE, NSGA-II, BOHB) search a fixed-length encoding of
+the same grammar (`optuna_distributions` / `build_from_params`): up to ``max_blocks`` conv blocks
+(filters, kernel, pooling), one activation, an optional Dense layer and dropout, plus the
+hyperparameters (lr log-scaled). A dropped hyperparameter is fixed at its base value; a dropped
+layer type never appears.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
+
+from .._architecture import Architecture
+from .._dataset import DatasetInfo
+from .._hyperparameters import Hyperparameters, HyperparameterSpace
+from .._layers import Activation, AvgPool2D, Conv2D, Dense, Dropout, Layer, MaxPool2D
+from .._sampler import sample_architecture
+from .._shapes import count_params, infer_shapes
+from .._space import SearchSpace
+
+HYPERPARAMETER_NAMES = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "schedule")
+LAYER_NAMES = {
+    "conv2d": "Conv2D", "maxpool2d": "MaxPool2D", "maxpool": "MaxPool2D", "avgpool2d": "AvgPool2D",
+    "avgpool": "AvgPool2D", "dropout": "Dropout", "batchnorm": "BatchNorm",
+    "activation": "Activation", "dense": "Dense", "flatten": "Flatten",
+    "globalavgpool": "GlobalAvgPool",
+}
+#: ``--set`` keys -> (part, field, kind): kind "range" is LOW..HIGH, "list" is A,B,C, "int"/"bool".
+SETTABLE: dict[str, tuple[str, str, str]] = {
+    "lr": ("hyperparameters", "lr_range", "range"),
+    "optimizer": ("hyperparameters", "optimizers", "list"),
+    "batch_size": ("hyperparameters", "batch_sizes", "list"),
+    "weight_decay": ("hyperparameters", "weight_decays", "list"),
+    "epochs": ("hyperparameters", "epochs", "list"),
+    "schedule": ("hyperparameters", "schedules", "list"),
+    "filters": ("architecture", "filters", "list"),
+    "kernel": ("architecture", "kernels", "list"),
+    "units": ("architecture", "units", "list"),
+    "dropout": ("architecture", "dropout_rates", "list"),
+    "activation": ("architecture", "activations", "list"),
+    "padding": ("architecture", "paddings", "list"),
+    "pool_size": ("architecture", "pool_sizes", "list"),
+    "max_layers": ("architecture", "max_layers", "int"),
+    "max_params": ("architecture", "max_params", "int"),
+    "max_blocks": ("", "max_blocks", "int"),
+}
+
+
+def _scalar(text: str) -> Any:
+    text = text.strip()
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass(frozen=True)
+class StudySpace:
+    """See the module docstring. Raises `InvalidRequest` for bad values."""
+
+    architecture: SearchSpace = field(default_factory=SearchSpace)
+    hyperparameters: HyperparameterSpace = field(default_factory=HyperparameterSpace)
+    dropped: tuple[str, ...] = ()
+    max_blocks: int = 3
+
+    def __post_init__(self) -> None:
+        for name in self.dropped:
+            if name not in HYPERPARAMETER_NAMES and name not in LAYER_NAMES.values():
+                raise InvalidRequest(
+                    f"cannot drop {name!r}: drop a hyperparameter "
+                    f"({', '.join(HYPERPARAMETER_NAMES)}) or a layer type "
+                    f"({', '.join(sorted(set(LAYER_NAMES)))})"
+                )
+        if isinstance(self.max_blocks, bool) or not isinstance(self.max_blocks, int) \
+                or not 1 <= self.max_blocks <= 8:
+            raise InvalidRequest(f"max_blocks must be an integer in 1..8, got {self.max_blocks!r}")
+
+    # --- JSON -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"architecture": self.architecture.to_dict(),
+                "hyperparameters": self.hyperparameters.to_dict(),
+                "dropped": list(self.dropped), "max_blocks": self.max_blocks}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudySpace:
+        unknown = sorted(set(data) - {"architecture", "hyperparameters", "dropped", "max_blocks"})
+        if unknown:
+            raise InvalidRequest(
+                f"unknown search space key {unknown[0]!r}; it takes architecture, "
+                "hyperparameters, dropped and max_blocks"
+            )
+        return cls(
+            SearchSpace.from_dict(dict(data.get("architecture") or {})),
+            HyperparameterSpace.from_dict(dict(data.get("hyperparameters") or {})),
+            tuple(_drop_name(n) for n in data.get("dropped") or ()),
+            int(data.get("max_blocks", 3)),
+        )
+
+    # --- refinement -------------------------------------------------------------------------
+
+    def refined(self, assignments: dict[str, str], drop: tuple[str, ...] = ()
+                ) -> tuple[StudySpace, list[str]]:
+        """A copy with ``--set KEY=VALUE`` assignments and ``--drop NAME`` applied, and the list
+        of changes in words. Raises `InvalidRequest` for unknown keys or bad values."""
+        data = self.to_dict()
+        changes: list[str] = []
+        for key, text in assignments.items():
+            if key not in SETTABLE:
+                raise InvalidRequest(
+                    f"cannot set {key!r}; settable: {', '.join(sorted(SETTABLE))}"
+                )
+            part, name, kind = SETTABLE[key]
+            value: Any
+            if kind == "range":
+                low, sep, high = text.partition("..")
+                if not sep:
+                    raise InvalidRequest(f"{key} takes LOW..HIGH (e.g. 1e-4..1e-2), got {text!r}")
+                value = [float(_scalar(low)), float(_scalar(high))]
+            elif kind == "list":
+                value = [_scalar(v) for v in text.split(",") if v.strip()]
+            else:
+                value = _scalar(text)
+            target = data if not part else data[part]
+            before = target.get(name)
+            target[name] = value
+            changes.append(f"{key}: {_words(before)} -> {_words(value)}")
+        for raw in drop:
+            name = _drop_name(raw)
+            if name in data["dropped"]:
+                continue
+            data["dropped"].append(name)
+            changes.append(f"dropped {raw}")
+        try:
+            return StudySpace.from_dict(data), changes
+        except (TypeError, ValueError) as e:
+            raise InvalidRequest(f"refined search space is invalid: {e}") from e
+
+    # --- sampling ---------------------------------------------------------------------------
+
+    def base(self) -> Hyperparameters:
+        return self.hyperparameters.base
+
+    def sample_hyperparameters(self, rng: random.Random) -> Hyperparameters:
+        hp = self.hyperparameters.sample(rng)
+        fixed = {n: getattr(self.base(), n) for n in self.dropped if n in HYPERPARAMETER_NAMES}
+        return replace(hp, **fixed) if fixed else hp
+
+    def _dropped_layers(self) -> set[str]:
+        return {n for n in self.dropped if n not in HYPERPARAMETER_NAMES}
+
+    def sample(self, dataset: DatasetInfo, rng: random.Random) -> tuple[Architecture,
+                                                                         Hyperparameters]:
+        """A Markov-chain architecture (dropped layer types stripped) and hyperparameters."""
+        dropped = self._dropped_layers()
+        for _ in range(200):
+            arch = sample_architecture(dataset.input_shape, dataset.num_classes,
+                                       space=self.architecture, rng=rng)
+            if dropped:
+                arch = Architecture(tuple(x for x in arch.layers if x.TYPE not in dropped))
+                try:
+                    infer_shapes(arch, dataset.input_shape, dataset.num_classes)
+                except InvalidArchitecture:
+                    continue
+            return arch, self.sample_hyperparameters(rng)
+        raise InvalidRequest("could not sample a valid architecture without the dropped layers")
+
+    # --- the Optuna encoding -----------------------------------------------------------------
+
+    def optuna_distributions(self) -> dict[str, Any]:
+        """Name -> optuna distribution of the fixed-length encoding (see the module docstring)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        a, h, dropped = self.architecture, self.hyperparameters, set(self.dropped)
+        out: dict[str, Any] = {}
+        if "Conv2D" not in dropped:
+            out["blocks"] = IntDistribution(0, self.max_blocks)
+            pools = ["none"] + [p for p in ("max", "avg")
+                                if ("MaxPool2D" if p == "max" else "AvgPool2D") not in dropped]
+            for i in range(self.max_blocks):
+                out[f"filters_{i}"] = CategoricalDistribution(list(a.filters))
+                out[f"kernel_{i}"] = CategoricalDistribution(list(a.kernels))
+                out[f"pool_{i}"] = CategoricalDistribution(pools)
+        if "Activation" not in dropped:
+            out["activation"] = CategoricalDistribution(list(a.activations))
+        if "Dense" not in dropped:
+            out["units"] = CategoricalDistribution([0, *a.units])
+        if "Dropout" not in dropped:
+            out["dropout"] = CategoricalDistribution([0.0, *a.dropout_rates])
+        if "lr" not in dropped:
+            low, high = h.lr_range
+            if low < high:
+                out["lr"] = FloatDistribution(low, high, log=True)
+        for name, values in (("optimizer", h.optimizers), ("batch_size", h.batch_sizes),
+                             ("weight_decay", h.weight_decays)):
+            if name not in dropped and len(values) > 1:
+                out[name] = CategoricalDistribution(list(values))
+        return out
+
+    def build_from_params(self, params: dict[str, Any], dataset: DatasetInfo
+                          ) -> tuple[Architecture, Hyperparameters]:
+        """The model an Optuna trial's params describe; always valid for the dataset."""
+        _, height, width = dataset.input_shape
+        side = min(height, width)
+        layers: list[Layer] = []
+        fn = params.get("activation", self.architecture.activations[0])
+        padding: Literal["valid", "same"] = (
+            "same" if "same" in self.architecture.paddings else "valid"
+        )
+        for i in range(int(params.get("blocks", 0))):
+            kernel = int(params[f"kernel_{i}"])
+            if padding == "valid" and side < kernel:
+                continue
+            layers.append(Conv2D(int(params[f"filters_{i}"]), kernel, padding=padding))
+            side = side if padding == "same" else side - kernel + 1
+            if "Activation" not in self.dropped:
+                layers.append(Activation(fn))
+            pool = params.get(f"pool_{i}", "none")
+            if pool != "none" and side >= 2:
+                layers.append(MaxPool2D(2, 2) if pool == "max" else AvgPool2D(2, 2))
+                side = (side - 2) // 2 + 1
+        if int(params.get("units", 0)) > 0:
+            layers.append(Dense(int(params["units"])))
+            if "Activation" not in self.dropped:
+                layers.append(Activation(fn))
+        if float(params.get("dropout", 0.0)) > 0:
+            layers.append(Dropout(float(params["dropout"])))
+        arch = Architecture(tuple(layers))
+        params_count = count_params(arch, dataset.input_shape, dataset.num_classes)
+        if params_count > self.architecture.max_params:
+            raise InvalidArchitecture(
+                f"{params_count} parameters, over the space's max_params "
+                f"{self.architecture.max_params}"
+            )
+        base = self.base()
+        h = self.hyperparameters
+        hp = replace(
+            base,
+            lr=float(params["lr"]) if "lr" in params else (
+                base.lr if "lr" in self.dropped else float(h.lr_range[0])),
+            optimizer=str(params.get("optimizer", base.optimizer if "optimizer" in self.dropped
+                                     else h.optimizers[0])),
+            batch_size=int(params.get("batch_size", base.batch_size if "batch_size" in
+                                      self.dropped else h.batch_sizes[0])),
+            weight_decay=float(params.get("weight_decay", base.weight_decay if "weight_decay" in
+                                          self.dropped else h.weight_decays[0])),
+            epochs=int(h.epochs[0]) if "epochs" not in self.dropped else base.epochs,
+        )
+        return arch, hp
+
+
+def _drop_name(raw: str) -> str:
+    key = raw.strip()
+    if key in HYPERPARAMETER_NAMES:
+        return key
+    return LAYER_NAMES.get(key.lower(), key)
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)

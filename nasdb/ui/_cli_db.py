@@ -1,0 +1,178 @@
+"""Database commands: init, status, events, replay, project, sql."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+import psycopg
+
+from nasdb.schema.errors import InvalidRequest
+from nasdb.ui._context import Context, format_option, pass_ctx
+from nasdb.ui._output import emit
+
+
+@click.command()
+@pass_ctx
+def init(ctx: Context) -> None:
+    """Create the database schema (or upgrade it to the newest revision)."""
+    from nasdb.migrations.runner import current_revision
+
+    db = ctx.db
+    click.echo(f"database {db.display_url} is at schema revision {current_revision(db)}")
+
+
+@click.command()
+@format_option
+@pass_ctx
+def status(ctx: Context, fmt: str) -> None:
+    """Show the database, its schema revision and what it holds."""
+    from nasdb.ingest import Projector
+    from nasdb.migrations.runner import current_revision, head_revision
+
+    db = ctx.db
+    with db.connect() as conn:
+        counts = {
+            name: conn.execute(f"select count(*) from {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("events", "datasets", "studies", "models", "jobs")
+        }
+        by_status = dict(
+            conn.execute("select status, count(*) from models group by status").fetchall()
+        )
+        last = conn.execute("select coalesce(max(position), 0) from events").fetchone()
+    row: dict[str, Any] = {
+        "database": db.display_url,
+        "schema_revision": current_revision(db),
+        "schema_head": head_revision(),
+        "last_position": last[0] if last else 0,
+        "projected_to": Projector(db).checkpoint(),
+        **counts,
+        **{f"models_{k}": v for k, v in sorted(by_status.items())},
+    }
+    if fmt == "table":
+        emit([{"key": k, "value": v} for k, v in row.items()], ["key", "value"], fmt)
+    else:
+        emit([row], list(row), fmt)
+
+
+@click.command()
+@click.option("--stream", help="Only this stream (e.g. model-m3) or prefix ending in '*'.")
+@click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
+@click.option("--after", default=0, show_default=True, help="Start after this position.")
+@click.option("--limit", type=int, default=None, help="At most this many events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv", "jsonl"]), default="table",
+    show_default=True, help="Output format.",
+)
+@pass_ctx
+def events(
+    ctx: Context, stream: str | None, types: tuple[str, ...], after: int, limit: int | None,
+    follow: bool, fmt: str,
+) -> None:
+    """List events from the log (newest last), optionally following it."""
+    from nasdb.ingest import dumps
+
+    store = ctx.store
+    prefix = stream[:-1] if stream and stream.endswith("*") else None
+    exact = stream if stream and prefix is None else None
+
+    def fetch(position: int) -> list[Any]:
+        if exact:
+            page = [e for e in store.read_stream(exact) if e.position > position]
+            page = [e for e in page if not types or e.type in types]
+            return page[:limit] if limit else page
+        return list(store.read_all(position, limit, types=list(types) or None,
+                                   stream_prefix=prefix))
+
+    def show(page: list[Any]) -> None:
+        if fmt == "jsonl":
+            for e in page:
+                click.echo(dumps(e))
+            return
+        rows = [
+            {"position": e.position, "stream": e.stream_id, "version": e.version, "type": e.type,
+             "actor": e.metadata.get("actor"), "recorded_at": e.recorded_at,
+             "data": json.dumps(e.data, default=str)[:80] if fmt == "table" else e.data}
+            for e in page
+        ]
+        emit(rows, ["position", "stream", "version", "type", "actor", "recorded_at", "data"], fmt)
+
+    page = fetch(after)
+    show(page)
+    if not follow:
+        return
+    fmt = "jsonl" if fmt != "table" else fmt
+    position = page[-1].position if page else max(after, store.last_position())
+    try:
+        while True:
+            time.sleep(0.5)
+            page = fetch(position)
+            if page:
+                show(page)
+                position = page[-1].position
+    except KeyboardInterrupt:
+        return
+
+
+@click.command()
+@pass_ctx
+def replay(ctx: Context) -> None:
+    """Rebuild every read model from the event log."""
+    from rich.progress import Progress
+
+    from nasdb.ingest import Projector
+
+    total = ctx.store.last_position()
+    start = time.perf_counter()
+    with Progress(transient=True) as progress:
+        task = progress.add_task("replaying", total=total or 1)
+        n = Projector(ctx.db).replay(on_batch=lambda done: progress.update(task, completed=done))
+    click.echo(f"replayed {n} events into the read models in {time.perf_counter() - start:.1f}s")
+
+
+@click.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep projecting new events.")
+@pass_ctx
+def project(ctx: Context, follow: bool) -> None:
+    """Bring the read models up to date with the log (workers and commands do this too)."""
+    n = ctx.project()
+    click.echo(f"projected {n} events")
+    while follow:
+        time.sleep(0.5)
+        n = ctx.project()
+        if n:
+            click.echo(f"projected {n} events")
+
+
+@click.command()
+@click.argument("statement")
+@format_option
+@pass_ctx
+def sql(ctx: Context, statement: str, fmt: str) -> None:
+    """Run one read-only SQL statement against the public views."""
+    with ctx.db.connect() as conn:
+        conn.execute("set transaction read only")
+        try:
+            conn.execute("set local role nasdb_reader")
+        except psycopg.errors.InsufficientPrivilege:
+            conn.rollback()
+            conn.execute("set transaction read only")
+        try:
+            cur = conn.execute(statement)
+        except psycopg.Error as e:
+            message = (e.diag.message_primary or str(e)).strip()
+            raise InvalidRequest(f"sql: {message}") from e
+        if cur.description is None:
+            raise InvalidRequest("sql: the statement returned no rows (only queries can run here)")
+        columns = [d.name for d in cur.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+        conn.rollback()
+    emit(rows, columns, fmt)
+
+
+def register(cli: click.Group) -> None:
+    for command in (init, status, events, replay, project, sql):
+        cli.add_command(command)

@@ -1,0 +1,322 @@
+"""The app's shared state: what is loaded, selected, queried and highlighted (no widgets).
+
+`AppState` is a `param.Parameterized` that views watch. It reads through `nasdb.query` and the
+public views (`_data`), and writes only by appending events: steering through `nasdb.search`, and
+what the person did as `UiAction` events on the `session-<id>` stream (HyperTendril's interaction
+log). One `AppState` per browser session; it is not thread-safe (Panel runs a session's callbacks
+one at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import param
+
+from nasdb import query as nasdb_query
+from nasdb import steer
+from nasdb.ingest import EventStore, NewEvent, Projector
+from nasdb.schema import settings
+from nasdb.schema.db import Database
+from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
+from nasdb.search import Architecture
+
+from . import _data
+from ._drivers import StudyDrivers
+from ._projection import LandmarkLayout, hamming_matrix, pareto_mask, structural_matrix
+
+log = logging.getLogger(__name__)
+
+PROJECTIONS = ("accuracy vs params", "structural distance", "prediction distance")
+
+
+def new_session_id() -> str:
+    """A UI session id as docs/contracts.md spells it: ``u`` + 12 hex digits."""
+    return "u" + uuid.uuid4().hex[:12]
+
+
+class Layouts:
+    """The structural / prediction layouts, shared by every session of one server so that a model
+    keeps its place for everyone. Thread-safe (each layout locks itself)."""
+
+    def __init__(self, db: Database, max_models: int = 1500) -> None:
+        self.db = db
+        self.max_models = max_models
+        self._archs: dict[str, Architecture] = {}
+        self._labels: dict[str, bytes] = {}
+        self.structural = LandmarkLayout(structural_matrix(self._archs))
+        self.prediction = LandmarkLayout(hamming_matrix(self._labels))
+
+    def coordinates(self, kind: str, ids: list[str]) -> dict[str, tuple[float, float]]:
+        """Coordinates of (at most `max_models` of) ``ids``; which models were left out is the
+        caller's business (it shows the count)."""
+        ids = ids[: self.max_models]
+        if kind == "structural distance":
+            missing = [i for i in ids if i not in self._archs]
+            for mid, arch in _data.architectures(self.db, missing).items():
+                try:
+                    self._archs[mid] = Architecture.from_json(arch)
+                except NasdbError:
+                    continue
+            return self.structural.place([i for i in ids if i in self._archs])
+        missing = [i for i in ids if i not in self._labels]
+        self._labels.update(_data.predictions(self.db, missing))
+        have = [i for i in ids if i in self._labels]
+        if not have:
+            return {}
+        lengths = pd.Series([len(self._labels[i]) for i in have])
+        common = int(lengths.mode().iloc[0])
+        return self.prediction.place([i for i in have if len(self._labels[i]) == common])
+
+
+class ModelFrames:
+    """The models frame, loaded once per log position and shared (read-only) by every session of
+    one server: a new browser tab on an unchanged log costs no database read. Thread-safe."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._position = -1
+        self._frame: pd.DataFrame | None = None
+
+    def at(self, position: int) -> pd.DataFrame:
+        """The frame as of ``position``, the log's last model event (`_data.last_model_position`);
+        callers must not modify it."""
+        with self._lock:
+            if self._frame is None or self._position != position:
+                self._frame = _data.load_models(self.db)
+                self._position = position
+            return self._frame
+
+
+def _raster_above() -> int:
+    value = settings.get("raster_above") or "3000"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(f"NASDB_RASTER_ABOVE must be a whole number of models, got "
+                             f"{value!r}") from None
+
+
+class AppState(param.Parameterized):
+    """Models, selection, query and highlight of one browser session."""
+
+    models = param.DataFrame(default=None, allow_None=True, doc="the models view, one row each")
+    position = param.Integer(default=0, doc="the last log position the state has seen")
+    classes = param.List(default=[], doc="class names of the registered datasets")
+    class_focus = param.ListSelector(default=[], objects=[], doc="colour by these classes' accuracy")
+    projection: Any = param.Selector(default=PROJECTIONS[0], objects=list(PROJECTIONS))
+    selected = param.String(default=None, allow_None=True, doc="the model in focus")
+    query = param.String(default="", doc="the last query run")
+    query_error = param.String(default="", doc="the caret message of a bad query")
+    query_description = param.String(default="")
+    result = param.DataFrame(default=None, allow_None=True, doc="the last query's rows")
+    highlighted = param.List(default=[], doc="model ids the query returned")
+    compare = param.List(default=[], doc="pinned models chosen for side-by-side comparison")
+    notice = param.String(default="", doc="the last message for the person (errors, done)")
+    large_threshold = param.Integer(default=3000, doc="above this many points, rasterise "
+                                    "(NASDB_RASTER_ABOVE)")
+    large = param.Boolean(default=False)
+    revision = param.Integer(default=0, doc="bumped whenever models are reloaded")
+
+    def __init__(self, db: Database, *, store: EventStore | None = None,
+                 layouts: Layouts | None = None, frames: ModelFrames | None = None,
+                 drivers: StudyDrivers | None = None,
+                 session_id: str | None = None, **params: Any) -> None:
+        params.setdefault("large_threshold", _raster_above())
+        super().__init__(**params)
+        self.db = db
+        self.store = store or EventStore(db=db)
+        self.layouts = layouts or Layouts(db)
+        self.frames = frames or ModelFrames(db)
+        self.drivers = drivers or StudyDrivers(db)
+        self.session_id = session_id or new_session_id()
+        self._class_values: pd.Series | None = None
+        self._model_position = -1
+        self.refresh(force=True)
+
+    # --- the log -------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"session": self.session_id, "source": "web"}
+
+    def record(self, action: str, **detail: Any) -> None:
+        """Append a UiAction to this session's stream; never lets a logging failure surface."""
+        try:
+            self.store.append(f"session-{self.session_id}",
+                              [NewEvent("UiAction", {"action": action, "detail": detail},
+                                        metadata=self.metadata)])
+        except NasdbError as e:  # the action itself succeeded; losing its log entry is minor
+            log.warning("could not record UI action %s: %s", action, e)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Catch the read models up with the log and reload when anything moved.
+
+        Keeps the selection, the highlight and the compare list. Returns True when reloaded.
+        """
+        Projector(self.db).catch_up()
+        position = _data.last_position(self.db)
+        model_position = _data.last_model_position(self.db)
+        if not force and model_position == self._model_position:
+            self.position = position  # only session events: nothing the views show moved
+            return False
+        self._model_position = model_position
+        models = self.frames.at(model_position)
+        classes = _data.dataset_classes(self.db)
+        self._class_values = None
+        with param.parameterized.batch_call_watchers(self):
+            if classes != self.classes:
+                self.param.class_focus.objects = classes
+                self.classes = classes
+            self.position = position
+            self.large = len(models) > self.large_threshold
+            self.models = models
+            if self.query and not self.query_error:
+                self._run(self.query)
+            self.revision += 1
+        return True
+
+    # --- the overview --------------------------------------------------------------------------
+
+    @param.depends("class_focus", watch=True)
+    def _focus_changed(self) -> None:
+        self._class_values = None
+        self.revision += 1
+        self.record("class_focus", classes=list(self.class_focus))
+
+    @param.depends("projection", watch=True)
+    def _projection_changed(self) -> None:
+        self.record("projection", projection=self.projection)
+
+    def color_values(self) -> pd.Series:
+        """The value that colours each model: accuracy, or the focused classes' mean accuracy."""
+        models = self.models if self.models is not None else pd.DataFrame(columns=["id", "acc"])
+        if not self.class_focus:
+            return pd.Series(models["acc"].to_numpy(dtype=float), index=models["id"])
+        if self._class_values is None:
+            self._class_values = _data.class_accuracy(self.db, list(self.class_focus))
+        return self._class_values.reindex(models["id"]).astype(float)
+
+    def frame(self) -> pd.DataFrame:
+        """What the overview plots: x, y, colour and flags (pareto, highlighted, selected)."""
+        models = self.models
+        if models is None or models.empty:
+            return pd.DataFrame(columns=["id", "x", "y", "color", "size", "pareto", "glyph",
+                                         "params", "acc", "origin", "status"])
+        df = models[["id", "glyph", "params", "acc", "origin", "status", "log_params",
+                     "pinned"]].copy()
+        df["color"] = self.color_values().to_numpy()
+        objective = df["color"].to_numpy(dtype=float)
+        df["pareto"] = pareto_mask(df["params"].to_numpy(dtype=float), objective)
+        df["size"] = 4 + 2.2 * df["log_params"].clip(lower=0)
+        if self.projection == PROJECTIONS[0]:
+            df["x"], df["y"] = df["log_params"], df["color"]
+        else:
+            trained = df.loc[df["acc"].notna(), "id"].tolist()
+            coords = self.layouts.coordinates(self.projection, trained)
+            df = df[df["id"].isin(list(coords))].copy()
+            xy = np.array([coords[i] for i in df["id"]]) if len(df) else np.zeros((0, 2))
+            df["x"], df["y"] = xy[:, 0], xy[:, 1]
+        df["highlighted"] = df["id"].isin(self.highlighted)
+        return df.reset_index(drop=True)
+
+    def nearest(self, x: float, y: float, frame: pd.DataFrame | None = None,
+                within: float | None = None) -> str | None:
+        """The id of the model plotted nearest to (x, y) (see `nearest_row`)."""
+        row = self.nearest_row(x, y, frame, within)
+        return None if row is None else str(row["id"])
+
+    def nearest_row(self, x: float, y: float, frame: pd.DataFrame | None = None,
+                    within: float | None = None) -> pd.Series | None:
+        """The row of ``frame`` (default `frame()`) plotted nearest to (x, y), in axis-normalised
+        units (the data's extent is 1 on each axis); None if none is closer than ``within``."""
+        df = self.frame() if frame is None else frame
+        df = df.dropna(subset=["x", "y"])
+        if df.empty:
+            return None
+        xs, ys = df["x"].to_numpy(float), df["y"].to_numpy(float)
+        sx = (np.nanmax(xs) - np.nanmin(xs)) or 1.0
+        sy = (np.nanmax(ys) - np.nanmin(ys)) or 1.0
+        d = ((xs - x) / sx) ** 2 + ((ys - y) / sy) ** 2
+        best = int(np.argmin(d))
+        if within is not None and d[best] > within ** 2:
+            return None
+        return df.iloc[best]
+
+    # --- the query console ---------------------------------------------------------------------
+
+    def _run(self, text: str) -> int:
+        try:
+            result = nasdb_query.run(text, self.db)
+        except QuerySyntaxError as e:
+            self.query_error = str(e)
+            self.query_description = ""
+            self.result = None
+            self.highlighted = []
+            return -1
+        rows = pd.DataFrame(result.rows, columns=list(result.columns))
+        self.query_error = ""
+        self.query_description = result.description
+        self.result = rows
+        self.highlighted = rows["id"].astype(str).tolist() if "id" in rows.columns else []
+        return len(rows)
+
+    def run_query(self, text: str) -> None:
+        """Run a query; a bad one sets `query_error` (the caret message) and highlights nothing."""
+        text = text.strip()
+        self.query = text
+        if not text:
+            self.query_error, self.result, self.highlighted = "", None, []
+            self.query_description = ""
+            return
+        started = time.perf_counter()
+        try:
+            n = self._run(text)
+        except NasdbError as e:
+            self.query_error, self.result, self.highlighted = str(e), None, []
+            n = -1
+        self.record("query", text=text, rows=n, error=self.query_error or None,
+                    ms=round((time.perf_counter() - started) * 1000, 1))
+
+    # --- selection and the drawer --------------------------------------------------------------
+
+    def select(self, model_id: str | None, source: str = "overview") -> None:
+        if model_id == self.selected:
+            return
+        self.selected = model_id
+        if model_id:
+            self.record("select", model=model_id, source=source)
+
+    def pin(self, model_id: str, pinned: bool = True) -> None:
+        """Pin (or unpin) a model: appends Pinned / Unpinned, then reloads."""
+        try:
+            steer.pin(self.store, model_id, pinned)
+        except NasdbError as e:
+            self.notice = str(e)
+            return
+        self.notice = f"{'pinned' if pinned else 'unpinned'} {model_id}"
+        if not pinned and model_id in self.compare:
+            self.compare = [m for m in self.compare if m != model_id]
+        self.refresh()
+
+    def pinned(self) -> pd.DataFrame:
+        if self.models is None:
+            return pd.DataFrame()
+        return self.models[self.models["pinned"]]
+
+    def toggle_compare(self, model_id: str) -> None:
+        if model_id in self.compare:
+            self.compare = [m for m in self.compare if m != model_id]
+        else:
+            self.compare = [*self.compare, model_id]
+        self.record("compare", models=list(self.compare))
+
+    def model(self, model_id: str | None) -> dict[str, Any] | None:
+        return _data.model_row(self.db, model_id) if model_id else None
