@@ -60,6 +60,12 @@ class NewEvent:
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
 
+    @classmethod
+    def of(cls, payload: catalogue.Payload, *, metadata: dict[str, Any] | None = None,
+           idempotency_key: str | None = None) -> NewEvent:
+        """The event that records ``payload``: producers build the typed payload, never a dict."""
+        return cls(payload.TYPE, payload.model_dump(mode="json"), metadata, idempotency_key)
+
 
 @dataclass(frozen=True)
 class RecordedEvent:
@@ -74,6 +80,15 @@ class RecordedEvent:
     recorded_at: datetime
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     schema_version: int = 1
+
+    @property
+    def payload(self) -> catalogue.Payload:
+        """The typed payload, lifted to the current version of its type by the upcasters.
+
+        Raises `InvalidEvent` for an unknown type or a payload its type no longer accepts.
+        """
+        data = catalogue.upcast(self.type, self.schema_version, self.data)
+        return catalogue.payload(self.type, data)
 
 
 def event_id_for(stream_id: str, idempotency_key: str) -> uuid.UUID:

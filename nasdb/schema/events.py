@@ -340,5 +340,12 @@ def upcast(event_type: str, version: int, data: JsonDict) -> JsonDict:
 
 
 def payload(event_type: str, data: JsonDict) -> Payload:
-    """The typed payload object of a stored event (after upcasting)."""
-    return PAYLOAD_TYPES[event_type].model_validate(data)
+    """The typed payload object of a stored event (after upcasting); `InvalidEvent` if it does not
+    fit its type."""
+    cls = PAYLOAD_TYPES.get(event_type)
+    if cls is None:
+        raise InvalidEvent(f"unknown event type {event_type!r}")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise InvalidEvent(f"{event_type} payload is invalid: {e.errors()[0]['msg']}") from e
