@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
 from nasdb.search import Architecture, Hyperparameters
@@ -252,7 +252,7 @@ def create_study(
 
 def _transition(store: EventStore, study_id: str, event: str, allowed: Sequence[str],
                 reason: str = "") -> None:
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     if row["state"] not in allowed:
         verb = {"StudyPaused": "paused", "StudyResumed": "resumed",
@@ -260,7 +260,7 @@ def _transition(store: EventStore, study_id: str, event: str, allowed: Sequence[
         raise InvalidRequest(f"study {study_id} is {row['state']}; it cannot be {verb}")
     data: dict[str, Any] = {} if event == "StudyResumed" else {"reason": reason}
     store.append(f"study-{study_id}", [NewEvent(event, data)])
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
@@ -286,7 +286,7 @@ def refine_study(
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
     linked by ``previous_study_id``; a running or paused study is stopped. One transaction.
     Returns the new study's id and the changes in words."""
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -306,7 +306,7 @@ def refine_study(
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     return new_id, changes
 
 
@@ -383,14 +383,13 @@ def run_study(
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
-    projector = Projector(db)
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        projector.catch_up()
+        wait_projected(db)
         view = load_view(store, study_id)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
@@ -427,12 +426,12 @@ def run_study(
                              view.version)
             except ConcurrencyConflict:
                 continue
-            projector.catch_up()
+            wait_projected(db)
             say(_summary(view, budget, reason))
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            projector.catch_up()
+            wait_projected(db)
             view = load_view(store, study_id)
             say(_progress(view, budget_of(view)))
         else:
@@ -462,7 +461,7 @@ def _summary(view: StudyView, budget: Budget, reason: str) -> str:
 
 def study_status(db: Database, study_id: str) -> dict[str, Any]:
     """What ``nasdb study status`` shows: state, budget used, best so far, models by status."""
-    Projector(db).catch_up()
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
     by_status: dict[str, int] = {}

@@ -42,7 +42,7 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 
     with console.status(f"loading {kind}"):
         dataset_id = register_dataset(ctx.store, kind, name, path, val_seed, limit)
-    ctx.project()
+    ctx.wait_projected()
     with ctx.db.connect(dict_rows=True) as conn:
         row = conn.execute("select * from datasets where id = %s", (dataset_id,)).fetchone()
     assert row is not None
@@ -56,7 +56,7 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 @pass_ctx
 def dataset_list(ctx: Context, fmt: str) -> None:
     """List registered datasets."""
-    ctx.project()
+    ctx.wait_projected()
     with ctx.db.connect(dict_rows=True) as conn:
         rows = conn.execute(
             "select id, kind, source, channels, height, width, num_classes, train_size, "
@@ -122,11 +122,11 @@ def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str 
             raise InvalidRequest(f"--layers is not valid JSON: {e.msg} at character {e.pos}") from e
         arch = Architecture.from_json(parsed if isinstance(parsed, dict) else {"layers": parsed})
         origin = "handcrafted"
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     ids = propose(ctx.store, ds, [Proposal(arch, _hyperparameters(**hp), origin)],
                   priority=priority)
-    ctx.project()
+    ctx.wait_projected()
     click.echo(ids[0])
 
 
@@ -148,7 +148,7 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
 
     if count < 1:
         raise InvalidRequest("-n must be at least 1")
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     space = SearchSpace.extended(max_params=max_params) if extended else \
         SearchSpace(max_params=max_params)
@@ -158,7 +158,7 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
     proposals = [Proposal(arch, hyper, "sampled", extra={"sampler_seed": seed, "index": i})
                  for i, (arch, _) in enumerate(drawn)]
     ids = propose(ctx.store, ds, proposals)
-    ctx.project()
+    ctx.wait_projected()
     for model_id in ids:
         click.echo(model_id)
 
@@ -188,7 +188,7 @@ def model_rows(ctx: Context, where: str = "true", args: tuple[Any, ...] = (),
 def models_cmd(ctx: Context, status: str | None, dataset_id: str | None, limit: int | None,
                fmt: str) -> None:
     """List models: id, glyph, params, FLOPs, status, epochs, accuracies."""
-    ctx.project()
+    ctx.wait_projected()
     where, args = ["true"], []
     if status:
         where.append("status = %s")
@@ -301,7 +301,7 @@ def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epo
     with console.status(f"registering {chosen}"):
         dataset_id = register_dataset(ctx.store, chosen, None, spec.path if spec else None,
                                       0, limit if chosen == "fashion-mnist" else None)
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     console.print(f"dataset {dataset_id}: {ds.input_shape}, {ds.num_classes} classes")
     hyper = Hyperparameters.from_json({"epochs": epochs})
@@ -314,10 +314,10 @@ def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epo
     proposals = [Proposal(a, hyper, "sampled") for a in cheap[:count]]
     proposals.append(Proposal(Architecture(reference="cnn"), hyper, "reference"))
     ids = propose(ctx.store, ds, proposals)
-    ctx.project()
+    ctx.wait_projected()
     console.print(f"queued {len(ids)} models ({ids[0]}..{ids[-1]})")
     done = train_queue(ctx, "training")
-    ctx.project()
+    ctx.wait_projected()
     console.print(f"trained {done} models in {time.perf_counter() - start:.0f}s")
     show_pareto(ctx, dataset_id)
     if no_serve:

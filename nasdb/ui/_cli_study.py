@@ -118,7 +118,7 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
     """Create a study (StudyCreated) and print its id; run it with nasdb study run ID."""
     from nasdb.steer import create_study
 
-    ctx.project()
+    ctx.wait_projected()
     settings = {k: _value(v) for k, v in _assignments(sets, "--set").items()}
     study_id = create_study(
         ctx.store, dataset, strategy,
@@ -127,7 +127,7 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
         space=_space(space_json, epochs, lr, max_layers, max_params, extended),
         objectives=objectives or ("acc", "params"), name=name,
     )
-    ctx.project()
+    ctx.wait_projected()
     click.echo(study_id)
 
 
@@ -149,7 +149,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
 
     if workers < 0:
         raise InvalidRequest(f"--workers must be 0 or more, got {workers}")
-    ctx.project()
+    ctx.wait_projected()
     get_study(ctx.db, study_id)
     procs: list[subprocess.Popen[bytes]] = []
     train = None
@@ -203,7 +203,7 @@ def status(ctx: Context, study_id: str, fmt: str) -> None:
 @pass_ctx
 def list_studies(ctx: Context, fmt: str) -> None:
     """Every study with its strategy, state and model count."""
-    ctx.project()
+    ctx.wait_projected()
     with ctx.db.connect(dict_rows=True) as conn:
         rows = conn.execute(
             "select id, dataset_id, strategy, state, models_count, budget, previous_study_id, "
