@@ -7,7 +7,8 @@ catches the projector up on each notification, and at least every ``poll_seconds
 - as a background process for everything else (`ensure_projector`, run by each CLI command and by
   `wait_projected` when no projector is alive for the database): ``python -m
   nasdb.ingest._service``, which exits after ``idle_exit`` seconds without events or when its
-  database goes away (the embedded server stopping, a dropped test database).
+  database goes away (a dropped test database). On the embedded server it holds a handle like any
+  nasdb process, so the server and its projector stay up together until it idles out.
 
 Any number may run at once: the projector's lock makes them take turns, exactly once per event.
 A running service holds a shared advisory lock (`ALIVE_LOCK_KEY`) for as long as it lives, which
@@ -88,7 +89,13 @@ def ensure_projector(db: Database) -> bool:
         return False
     home = settings.home()
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "NASDB_DATABASE_URL": db.url}  # not argv: ps would show a password
+    # The URL goes in the environment, not argv (ps would show a password). For the embedded
+    # server the process joins it like any nasdb command, so the server stays up while it runs.
+    env = dict(os.environ)
+    if db.embedded:
+        env.pop("NASDB_DATABASE_URL", None)
+    else:
+        env["NASDB_DATABASE_URL"] = db.url
     with open(home / "projector.log", "ab") as err:
         subprocess.Popen(
             [sys.executable, "-m", "nasdb.ingest._service",

@@ -69,6 +69,8 @@ class Database:
     """A handle on one nasdb database. Cheap to create; safe to share between threads."""
 
     def __init__(self, url: str | None = None) -> None:
+        #: True when this handle uses the per-user embedded server (no URL given or set).
+        self.embedded = not (url or settings.get("database_url"))
         self.url = resolve_url(url)
         self._schema_checked = False
 

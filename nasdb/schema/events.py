@@ -376,7 +376,8 @@ def validate_payload(event_type: str, data: JsonDict) -> JsonDict:
         return cls.model_validate(data).model_dump(mode="json")
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in e.errors()
         )
         raise InvalidEvent(f"{event_type} payload is invalid: {problems}") from e
