@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from psycopg.types.json import Jsonb
-
 from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import events as ev
 
 Row = dict[str, Any]
+# Epoch and class-metric rows are the bulk of a log's rows: plain tuples in these column orders.
+# Every value in a row is JSON-ready (`_rows` sends a batch's rows as one JSON document).
+EPOCH_COLUMNS = (
+    "model_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+    "class_acc", "recorded_at",
+)
+CLASS_COLUMNS = (
+    "model_id", "class_index", "dataset_id", "class_name", "accuracy", "precision", "recall",
+    "specificity", "support",
+)
 P = TypeVar("P", bound=ev.Payload)
 Handler = Callable[["Batch", RecordedEvent, Any], None]
 HANDLERS: dict[str, Handler] = {}
@@ -69,9 +77,9 @@ class Batch:
     workers: dict[str, Row] = field(default_factory=dict)
     studies: dict[str, Row] = field(default_factory=dict)
     datasets: dict[str, Row] = field(default_factory=dict)
-    epochs: dict[tuple[str, int], Row] = field(default_factory=dict)
+    epochs: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
     epoch_resets: set[str] = field(default_factory=set)
-    class_metrics: dict[str, list[Row]] = field(default_factory=dict)
+    class_metrics: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     predictions: dict[str, Row] = field(default_factory=dict)
     notes: list[Row] = field(default_factory=list)
     new_models: set[str] = field(default_factory=set)
@@ -233,11 +241,11 @@ def proposed(b: Batch, e: RecordedEvent, p: ev.ArchitectureProposed) -> None:
     hp = p.hyperparameters
     b.models[mid] = {
         "id": mid, "study_id": p.study_id, "dataset_id": p.dataset_id, "origin": p.origin,
-        "parent_id": p.parent_id, "changes": p.changes, "architecture": Jsonb(p.architecture),
+        "parent_id": p.parent_id, "changes": p.changes, "architecture": p.architecture,
         "layer_types": p.layer_types, "glyph": p.glyph, "depth": p.depth, "params": p.params,
         "flops": p.flops, "optimizer": _text(hp.get("optimizer")), "lr": hp.get("lr"),
         "weight_decay": hp.get("weight_decay"), "batch_size": hp.get("batch_size"),
-        "epochs_planned": hp.get("epochs"), "hyperparameters": Jsonb(hp), "status": "proposed",
+        "epochs_planned": hp.get("epochs"), "hyperparameters": hp, "status": "proposed",
         "priority": 0, "epochs_trained": 0, "best_val_acc": None, "last_val_acc": None,
         "last_val_loss": None, "last_train_loss": None, "test_acc": None, "test_loss": None,
         "latency_ms": None, "train_seconds": None, "pinned": False, "tags": [],
@@ -305,11 +313,10 @@ def lease_renewed(b: Batch, e: RecordedEvent, p: ev.LeaseRenewed) -> None:
 def epoch_completed(b: Batch, e: RecordedEvent, p: ev.EpochCompleted) -> None:
     m = b.model(e)
     mid = m["id"]
-    b.epochs[(mid, p.epoch)] = {
-        "model_id": mid, "epoch": p.epoch, "train_loss": p.train_loss, "train_acc": p.train_acc,
-        "val_loss": p.val_loss, "val_acc": p.val_acc, "lr": p.lr, "seconds": p.seconds,
-        "class_acc": Jsonb(p.class_acc), "recorded_at": e.recorded_at,
-    }
+    b.epochs[(mid, p.epoch)] = (
+        mid, p.epoch, p.train_loss, p.train_acc, p.val_loss, p.val_acc, p.lr, p.seconds,
+        p.class_acc, e.recorded_at,
+    )
     best = m["best_val_acc"]
     m.update(epochs_trained=p.epoch, last_val_acc=p.val_acc, last_val_loss=p.val_loss,
              last_train_loss=p.train_loss,
@@ -338,13 +345,13 @@ def completed(b: Batch, e: RecordedEvent, p: ev.TrainingCompleted) -> None:
     m.update(status="done", test_acc=p.test_acc, test_loss=p.test_loss,
              latency_ms=p.latency_ms, train_seconds=p.train_seconds,
              epochs_trained=p.epochs_trained, finished_at=e.recorded_at, error=None)
+    dataset = m["dataset_id"]
     b.class_metrics[mid] = [
-        {"model_id": mid, "class_index": i, "dataset_id": m["dataset_id"], "class_name": name,
-         "accuracy": acc, "precision": prec, "recall": rec, "specificity": spec, "support": sup}
+        (mid, i, dataset, name, acc, prec, rec, spec, sup)
         for i, (name, acc, prec, rec, spec, sup) in enumerate(zip(p.class_names, *columns,
                                                                   strict=True))
     ]
-    b.predictions[mid] = {"model_id": mid, "labels": labels,
+    b.predictions[mid] = {"model_id": mid, "labels": p.predictions,  # base64, as checked above
                           "digest": p.predictions_digest or hashlib.sha256(labels).hexdigest()}
     b.finish_job(mid, "done", e.recorded_at)
 
@@ -442,13 +449,20 @@ for _type in NO_READ_MODEL:
     HANDLERS[_type] = _no_read_model
 
 
-def referenced(e: RecordedEvent, p: ev.Payload) -> tuple[list[str], list[str], list[str]]:
-    """(model ids, study ids, worker names) an event refers to: what the projector loads."""
-    models = [model_id(e)] if e.stream_id.startswith("model-") else []
-    studies = [study_id(e)] if e.stream_id.startswith("study-") else []
-    if isinstance(p, ev.StudyCreated):
-        studies.append(p.study_id)
+_WORKER_TYPES = frozenset(t for t, cls in ev.PAYLOAD_TYPES.items() if "worker" in cls.model_fields)
+
+
+def collect_keys(e: RecordedEvent, p: ev.Payload, models: set[str], studies: set[str],
+                 workers: set[str]) -> None:
+    """Add the model ids, study ids and worker names ``e`` refers to (what the projector loads)."""
+    stream = e.stream_id
+    if stream.startswith("model-"):
+        models.add(stream[6:])
+    elif stream.startswith("study-"):
+        studies.add(stream[6:])
+    if e.type in _WORKER_TYPES:
+        workers.add(p.worker)  # type: ignore[attr-defined]
+    elif isinstance(p, ev.StudyCreated):
+        studies.add(p.study_id)
         if p.previous_study_id:
-            studies.append(p.previous_study_id)
-    worker = getattr(p, "worker", None)
-    return models, studies, [worker] if isinstance(worker, str) else []
+            studies.add(p.previous_study_id)
