@@ -54,7 +54,7 @@ _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingEr
 
 _FETCH = """
     select position, event_id, stream_id, version, type, schema_version, data,
-           case when type = 'Noted' then metadata else '{}'::jsonb end, recorded_at
+           case when type = 'Noted' then metadata end, recorded_at
       from events where position > %s order by position limit %s"""
 
 Item = tuple[RecordedEvent, ev.Payload, Handler]
@@ -70,7 +70,7 @@ def _parse(rows: Sequence[Sequence[Any]], failures: list[dict[str, Any]]) -> lis
     items: list[Item] = []
     for position, event_id, stream_id, version, type_, schema_version, data, meta, at in rows:
         e = RecordedEvent(position=position, stream_id=stream_id, version=version, type=type_,
-                          data=data, metadata=meta, recorded_at=at, event_id=event_id,
+                          data=data, metadata=meta or {}, recorded_at=at, event_id=event_id,
                           schema_version=schema_version)
         handler = HANDLERS.get(type_)
         if handler is None:

@@ -115,7 +115,7 @@ class App(pn.viewable.Viewer):
     def poll(self) -> None:
         """One live-update tick: catch up and refresh what changed (selection is kept)."""
         try:
-            self.state.refresh()
+            self.state.refresh(wait=False)
         except NasdbError as e:  # a dead database: say so, keep the page, try again next tick
             self.state.notice = f"⚠ {e}"
 

@@ -21,7 +21,13 @@ import param
 
 from nasdb import query as nasdb_query
 from nasdb import steer
-from nasdb.ingest import EventStore, NewEvent, projection_status
+from nasdb.ingest import (
+    EventStore,
+    NewEvent,
+    ProjectionBehind,
+    projection_status,
+    wait_projected,
+)
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
@@ -33,6 +39,7 @@ from ._projection import LandmarkLayout, hamming_matrix, pareto_mask, structural
 
 log = logging.getLogger(__name__)
 
+WAIT_SECONDS = 10.0  # how long an action waits for the projector to include its own writes
 PROJECTIONS = ("accuracy vs params", "structural distance", "prediction distance")
 
 
@@ -158,11 +165,18 @@ class AppState(param.Parameterized):
         except NasdbError as e:  # the action itself succeeded; losing its log entry is minor
             log.warning("could not record UI action %s: %s", action, e)
 
-    def refresh(self, force: bool = False) -> bool:
+    def refresh(self, force: bool = False, *, wait: bool = True) -> bool:
         """Reload when the read models moved (the app's projector service keeps them current).
 
-        Keeps the selection, the highlight and the compare list. Returns True when reloaded.
+        With ``wait`` (after this session's own writes) it first waits, briefly, until the read
+        models include every event appended so far; the live-update tick passes False. Keeps the
+        selection, the highlight and the compare list. Returns True when reloaded.
         """
+        if wait:
+            try:
+                wait_projected(self.db, timeout=WAIT_SECONDS)
+            except ProjectionBehind as e:
+                self.notice = f"⚠ {e}"
         status = projection_status(self.db)
         self.projection_lag = _lag_text(status)
         position = status["last_position"]
