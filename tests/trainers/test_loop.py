@@ -196,8 +196,10 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
     # rows: true class, columns: predicted class; N = 20
     cm = np.array([[5, 1, 0], [2, 6, 2], [0, 0, 4]])
     m = class_metrics(cm, ["a", "b", "c"])
+    # a class's accuracy is its recall; one-vs-rest accuracy keeps its own name
+    assert [x.accuracy for x in m] == [x.recall for x in m] == pytest.approx([5 / 6, 6 / 10, 1.0])
     # class a: TP 5, FP 2, FN 1, TN 12
-    assert (m[0].accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
+    assert (m[0].one_vs_rest_accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
         pytest.approx(17 / 20),
         pytest.approx(5 / 7),
         pytest.approx(5 / 6),
@@ -205,7 +207,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         6,
     )
     # class b: TP 6, FP 1, FN 4, TN 9
-    assert (m[1].accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
+    assert (m[1].one_vs_rest_accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
         pytest.approx(15 / 20),
         pytest.approx(6 / 7),
         pytest.approx(6 / 10),
@@ -213,7 +215,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         10,
     )
     # class c: TP 4, FP 2, FN 0, TN 14
-    assert (m[2].accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
+    assert (m[2].one_vs_rest_accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
         pytest.approx(18 / 20),
         pytest.approx(4 / 6),
         1.0,
