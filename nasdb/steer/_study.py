@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.query import pareto_mask
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
 from nasdb.search import Architecture, Hyperparameters
@@ -201,7 +204,7 @@ def create_study(
     budget: Mapping[str, Any],
     settings: Mapping[str, Any] | None = None,
     space: StudySpace | None = None,
-    objectives: Sequence[str] = ("acc", "params"),
+    objectives: Sequence[str] = ("val_acc", "params"),
     name: str | None = None,
     previous_study_id: str | None = None,
     extra_events: Sequence[tuple[str, Sequence[NewEvent], int | None]] = (),
@@ -485,7 +488,8 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
         "best": None if best is None else {
             "model_id": best.model_id,
             **{o: best.value(o) for o in view.objectives},
-            "test_acc": best.test_acc,
+            "val_acc": best.best_val_acc,
+            "acc": best.test_acc,
         },
         "pareto": [t.model_id for t in pareto_front(view)],
         "previous_study_id": row["previous_study_id"],
@@ -494,20 +498,17 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
 
 
 def pareto_front(view: StudyView) -> list[Trial]:
-    """Done trials no other done trial dominates on the study's objectives."""
-    signs = [1.0 if objective_direction(o) == "maximize" else -1.0 for o in view.objectives]
-    points = []
-    for t in view.done:
-        values = t.values(view.objectives)
-        if values is not None:
-            points.append((t, [s * v for s, v in zip(signs, values, strict=True)]))
-    front = []
-    for t, p in points:
-        dominated = any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p
-                        for _, q in points)
-        if not dominated:
-            front.append(t)
-    return front
+    """Done trials on the Pareto front of the study's objectives (the one rule and tie rule:
+    `nasdb.query.pareto_mask`); trials missing an objective take no part."""
+    trials = [t for t in view.done if t.values(view.objectives) is not None]
+    if len(view.objectives) < 2:
+        best = best_trial(view)
+        return [best] if best is not None else []
+    values = [t.values(view.objectives) for t in trials]
+    maximise = [objective_direction(o) == "maximize" for o in view.objectives]
+    mask = pareto_mask(np.array(values, dtype=float).reshape(len(trials), len(maximise)),
+                       maximise)
+    return [t for t, on in zip(trials, mask, strict=True) if on]
 
 
 def strategy_names() -> list[str]:

@@ -246,6 +246,9 @@ def reproduce_cmd(ctx: Context, model_id: str, device: str | None) -> None:
         f"{'identical' if report.same_predictions else 'differ'}; "
         f"{report.epochs} epochs, dataset fingerprint {report.fingerprint[:12]} matches"
     )
+    if len(report.replayed) > 1:
+        click.echo(f"replayed {report.chain_text()}: each resumed from the weights of the one "
+                   "before (TrainingRequested.resume_from)")
 
 
 def train_queue(ctx: Context, title: str) -> int:

@@ -97,8 +97,10 @@ def study() -> None:
 @click.option("--strategy", required=True, help="random, evolution, hyperband, asha, pbt, tpe, "
               "nsga2, bohb or guided (needs: nasdb recommend fit).")
 @_budget_options
-@click.option("--objective", "objectives", multiple=True, help="acc, params, flops, latency or "
-              "acc:CLASS; repeat for several (default: acc, params). The first one ranks.")
+@click.option("--objective", "objectives", multiple=True, help="val_acc (best validation "
+              "accuracy), acc (test accuracy), params, flops, latency or acc:CLASS (one class's "
+              "test accuracy, its recall); repeat for several (default: val_acc, params). The "
+              "first one ranks.")
 @click.option("--set", "sets", multiple=True, help="Strategy setting KEY=VALUE (e.g. R=9, "
               "eta=3, population=8, parallel=4, seed=1). Repeatable.")
 @click.option("--space", "space_json", help="The search space as JSON: {\"architecture\": {...}, "
@@ -125,7 +127,7 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
         budget=_budget(budget_models, budget_epochs, budget_seconds),
         settings=settings,
         space=_space(space_json, epochs, lr, max_layers, max_params, extended),
-        objectives=objectives or ("acc", "params"), name=name,
+        objectives=objectives or ("val_acc", "params"), name=name,
     )
     ctx.project()
     click.echo(study_id)
