@@ -18,8 +18,8 @@ from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
 CHILD_COLUMNS = (
-    "id", "origin", "changes", "params", "params_delta", "acc", "acc_delta", "train_seconds",
-    "status",
+    "id", "origin", "changes", "params", "params_delta", "val_acc", "acc", "acc_delta",
+    "train_seconds", "status",
 )
 
 
@@ -247,8 +247,8 @@ def handcraft(ctx: Context, parent: str, layers_json: str | None, edits: tuple[s
 def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """REMAP's comparison table: the parent's row and one row per child with deltas.
 
-    ``acc`` is the test accuracy when trained, else the best validation accuracy so far; the
-    deltas are child minus parent (None when either side is unknown).
+    ``acc`` is the test accuracy (None until trained), ``val_acc`` the best validation accuracy
+    so far; the deltas are child minus parent (None when either side is unknown).
     """
     from nasdb.steer import get_model
 
@@ -259,26 +259,25 @@ def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str
             "order by length(id), id", (model_id,),
         ).fetchall()
 
-    def acc(r: dict[str, Any]) -> float | None:
-        return r["test_acc"] if r["test_acc"] is not None else r["best_val_acc"]
-
-    parent_acc = acc(parent)
+    parent_acc: float | None = parent["test_acc"]
     out = []
     for r in rows:
-        a = acc(r)
+        a: float | None = r["test_acc"]
         out.append({
             "id": r["id"],
             "origin": r["origin"],
             "changes": list(r["changes"] or []),
             "params": r["params"],
             "params_delta": r["params"] - parent["params"],
+            "val_acc": r["best_val_acc"],
             "acc": a,
             "acc_delta": a - parent_acc if a is not None and parent_acc is not None else None,
             "train_seconds": r["train_seconds"],
             "status": r["status"],
         })
     parent_row = {"id": parent["id"], "origin": parent["origin"], "changes": [],
-                  "params": parent["params"], "params_delta": 0, "acc": parent_acc,
+                  "params": parent["params"], "params_delta": 0,
+                  "val_acc": parent["best_val_acc"], "acc": parent_acc,
                   "acc_delta": 0.0 if parent_acc is not None else None,
                   "train_seconds": parent["train_seconds"], "status": parent["status"]}
     return parent_row, out
