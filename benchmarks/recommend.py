@@ -51,6 +51,7 @@ from nasdb.recommend import AccuracyPredictor, fit_encoder, fit_similarity, prop
 from nasdb.recommend._service import load_bundle, model_rows, trained_models
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
+from nasdb.schema.vocabulary import OPTIMIZERS
 from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
 from nasdb.steer import Proposal, get_dataset, propose
 from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR
@@ -59,7 +60,6 @@ from nasdb.trainers.worker import Worker
 
 LAYER_TYPES = ("Conv2D", "Dense", "MaxPool2D", "AvgPool2D", "Dropout", "Activation", "BatchNorm",
                "Flatten", "GlobalAvgPool")
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 
 
 def log(message: str) -> None:

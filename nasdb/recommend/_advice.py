@@ -22,6 +22,7 @@ import numpy as np
 from nasdb.ingest import EventStore, NewEvent
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NotFound
+from nasdb.schema.vocabulary import FINISHED_JOB_STATES, MODEL_STATUSES
 
 from ._recommend import Candidate, recommend
 from ._service import (
@@ -35,7 +36,7 @@ from ._service import (
 
 __all__ = ["predict_model", "recommend_for"]
 
-_OPEN_STATES = ("proposed", "queued", "training")
+_OPEN_STATES = tuple(s for s in MODEL_STATUSES if s not in FINISHED_JOB_STATES)
 
 
 def _bundle(db: Database) -> Bundle:

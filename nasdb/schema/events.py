@@ -9,14 +9,14 @@ current one with small ``upcast_vN_vM`` functions registered in `UPCASTERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasdb.schema.errors import InvalidEvent
+from nasdb.schema.vocabulary import Origin
 
 JsonDict = dict[str, Any]
-Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", "reference"]
 
 
 class Payload(BaseModel):

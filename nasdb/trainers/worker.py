@@ -43,38 +43,37 @@ from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, LeaseLost, NasdbError, TrainingError
+from nasdb.schema.vocabulary import JobState, next_job_state
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.trainers.build import build_seeded
 from nasdb.trainers.loop import EpochResult, TrainResult, select_device, train
 from nasdb.trainers.registry import load_registered
 
-_FINISHED = ("TrainingCompleted", "TrainingFailed", "TrainingCancelled")
-
 
 @dataclass(frozen=True)
-class JobState:
-    """A job's state folded from its model's stream."""
+class Job:
+    """A job folded from its model's stream (`nasdb.schema.vocabulary`'s state machine)."""
 
     version: int
-    state: str  # proposed | queued | claimed | finished
+    state: JobState | None  # None: no training requested yet
     attempt: int
     lease_until: datetime | None
     worker: str | None
     request: dict[str, Any]
-    cancelled: bool
 
 
-def fold_job(events: list[RecordedEvent]) -> JobState:
-    """The job state after these events (a model stream, in version order)."""
-    state, attempt, lease_until, worker = "proposed", 0, None, None
+def fold_job(events: list[RecordedEvent]) -> Job:
+    """The job after these events (a model stream, in version order)."""
+    state: JobState | None = None
+    attempt, lease_until, worker = 0, None, None
     request: dict[str, Any] = {}
-    cancelled = False
     lease = timedelta(0)
     for e in events:
+        state = next_job_state(state, e.type)
         if e.type == "TrainingRequested":
-            state, request, cancelled = "queued", e.data, False
+            request = e.data
         elif e.type == "JobClaimed":
-            state, attempt, worker = "claimed", e.data["attempt"], e.data["worker"]
+            attempt, worker = e.data["attempt"], e.data["worker"]
             lease = timedelta(seconds=e.data["lease_seconds"])
             lease_until = e.recorded_at + lease
         elif e.type == "LeaseRenewed":
@@ -82,11 +81,8 @@ def fold_job(events: list[RecordedEvent]) -> JobState:
             lease_until = e.recorded_at + lease
         elif e.type == "EpochCompleted" and state == "claimed":
             lease_until = e.recorded_at + lease
-        elif e.type in _FINISHED:
-            state = "finished"
-            cancelled = e.type == "TrainingCancelled"
     version = events[-1].version if events else 0
-    return JobState(version, state, attempt, lease_until, worker, request, cancelled)
+    return Job(version, state, attempt, lease_until, worker, request)
 
 
 @dataclass
