@@ -47,6 +47,7 @@ from scipy import stats
 from sklearn.ensemble import RandomForestRegressor
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.migrations import ensure_schema
 from nasdb.recommend import AccuracyPredictor, fit_encoder, fit_similarity, propose_guided
 from nasdb.recommend._service import load_bundle, model_rows, trained_models
 from nasdb.schema import Database
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fsync = off", "synchronous_commit = off"))
     with bench_database(admin_url) as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         store = EventStore(db=db)
         register_dataset(store, "digits")
         datasets = ["digits"]

@@ -42,6 +42,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import events as catalogue
 from nasdb.schema import settings
 from nasdb.schema.db import Database
@@ -158,7 +159,7 @@ class EventStore:
 
     def __init__(self, url: str | None = None, *, db: Database | None = None) -> None:
         self.db = db or Database(url)
-        self.db.ensure_schema()
+        ensure_schema(self.db)
         self._local = threading.local()
 
     # --- connections -----------------------------------------------------------------------

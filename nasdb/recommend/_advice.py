@@ -95,15 +95,16 @@ def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
 
 def _refit_shapes(models: Sequence[dict[str, Any]], dataset_id: str, db: Database) -> list[dict]:
     """The models re-counted for another dataset's input shape; those that do not fit dropped."""
-    from nasdb.search import Architecture, infer_shapes
+    from nasdb.search import Architecture
     from nasdb.steer import get_dataset
+    from nasdb.trainers.measure import layer_table
 
     info = get_dataset(db, dataset_id)
     out = []
     for m in models:
         try:
             arch = Architecture.from_json(dict(m["architecture"]))
-            infos = infer_shapes(arch, info.input_shape, info.num_classes)
+            infos = layer_table(arch, info.input_shape, info.num_classes)
         except InvalidArchitecture:
             continue
         out.append({**m, "params": sum(i.params for i in infos),

@@ -17,7 +17,8 @@ from typing import Any
 from nasdb.ingest import EventStore, NewEvent, new_model_ids
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
-from nasdb.search import Architecture, DatasetInfo, Hyperparameters, infer_shapes
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
+from nasdb.trainers.measure import layer_table
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def _proposed_event(
     model_id: str, dataset: DatasetInfo, p: Proposal, study_id: str | None,
     metadata: dict[str, Any] | None,
 ) -> NewEvent:
-    infos = infer_shapes(p.architecture, dataset.input_shape, dataset.num_classes)
+    infos = layer_table(p.architecture, dataset.input_shape, dataset.num_classes)
     return NewEvent(
         "ArchitectureProposed",
         {
@@ -119,7 +120,7 @@ def propose(
     Raises `InvalidArchitecture` (naming the layer and shapes) before anything is appended.
     """
     for p in proposals:  # validate all before taking ids
-        infer_shapes(p.architecture, dataset.input_shape, dataset.num_classes)
+        layer_table(p.architecture, dataset.input_shape, dataset.num_classes)
     events = []
     ids = new_model_ids(store.db, len(proposals)) if proposals else []
     for model_id, p in zip(ids, proposals, strict=True):

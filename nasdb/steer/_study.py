@@ -33,6 +33,7 @@ from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.search.strategies import (
     STRATEGIES,
+    Ranker,
     StudySpace,
     StudyView,
     Suggestion,
@@ -100,8 +101,9 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
     return sorted(trials, key=lambda t: t.number)
 
 
-def load_view(store: EventStore, study_id: str) -> StudyView:
-    """The study as its strategy sees it. Read models must be caught up by the caller."""
+def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> StudyView:
+    """The study as its strategy sees it, handed ``rank`` (for the guided strategy). Read models
+    must be caught up by the caller."""
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -119,7 +121,7 @@ def load_view(store: EventStore, study_id: str) -> StudyView:
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
-        db=store.db,
+        rank=rank,
     )
 
 
@@ -370,6 +372,7 @@ def run_study(
     wait_when_paused: bool = True,
     max_seconds: float | None = None,
     stop: threading.Event | None = None,
+    rank: Ranker | None = None,
 ) -> str:
     """Drive the study until its budget is used (StudyCompleted), it is stopped, or (without
     ``wait_when_paused``) it is paused; return its final state.
@@ -377,9 +380,10 @@ def run_study(
     ``train`` trains one queued job in this process (e.g. a `Worker`'s ``run(max_jobs=1)``) and
     returns how many it trained; without it the driver waits for workers elsewhere.
     ``parallel`` overrides the strategy's ``parallel`` setting (models in flight at once).
-    ``max_seconds`` or setting ``stop`` ends the driving early ("running": the study goes on
-    when a driver runs it again). Safe to run after a crash and concurrently with another
-    driver (module docstring).
+    ``rank`` is the ranking function handed to the strategy (the guided strategy needs one:
+    `nasdb.recommend.predictor_ranker`). ``max_seconds`` or setting ``stop`` ends the driving
+    early ("running": the study goes on when a driver runs it again). Safe to run after a crash
+    and concurrently with another driver (module docstring).
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
@@ -391,7 +395,7 @@ def run_study(
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
         projector.catch_up()
-        view = load_view(store, study_id)
+        view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
             return view.state
@@ -433,7 +437,7 @@ def run_study(
         trained = train() if train is not None else 0
         if trained:
             projector.catch_up()
-            view = load_view(store, study_id)
+            view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
             stop.wait(poll_seconds)

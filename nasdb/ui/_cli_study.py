@@ -145,6 +145,7 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
 def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
         lease_seconds: float | None, device: str | None, poll: float) -> None:
     """Drive the study's strategy until its budget is used (restartable after a crash)."""
+    from nasdb.recommend import predictor_ranker
     from nasdb.steer import get_study, run_study
 
     if workers < 0:
@@ -170,7 +171,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     try:
         state = run_study(ctx.db, study_id, train=train,
                           parallel=max(parallel or 0, workers) or None, poll_seconds=poll,
-                          on_progress=click.echo)
+                          on_progress=click.echo, rank=predictor_ranker(ctx.db))
     finally:
         for p in procs:
             if p.poll() is None:
