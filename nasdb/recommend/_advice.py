@@ -22,6 +22,7 @@ import numpy as np
 from nasdb.ingest import EventStore, NewEvent
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NotFound
+from nasdb.schema.events import AccuracyPredicted
 from nasdb.schema.vocabulary import FINISHED_JOB_STATES, MODEL_STATUSES
 
 from ._recommend import Candidate, recommend
@@ -243,9 +244,9 @@ def predict_model(
     if recorded:
         EventStore(db=db).append(
             f"model-{model_id}",
-            [NewEvent("AccuracyPredicted", {
-                "predicted_acc": float(mean[0]), "lower": float(low[0]), "upper": float(high[0]),
-                "recommender_id": bundle.predictor.recommender_id})],
+            [NewEvent.of(AccuracyPredicted(
+                predicted_acc=float(mean[0]), lower=float(low[0]), upper=float(high[0]),
+                recommender_id=bundle.predictor.recommender_id))],
         )
     measured = model.get("test_acc") if target == model["dataset_id"] else None
     return {

@@ -38,6 +38,7 @@ import numpy as np
 from nasdb.ingest import EventStore, NewEvent, get_artifact, put_artifact
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.schema.events import RecommenderTrained
 
 from ._encoder import ArchitectureEncoder
 from ._predictor import MIN_TRAINED_MODELS, AccuracyPredictor, PredictorRow
@@ -157,7 +158,10 @@ def _record(
     fitted = Fitted(recommender_id, kind, artifact, fingerprint, rows, _json_safe(metrics))
     EventStore(db=db).append(
         f"recommender-{recommender_id}",
-        [NewEvent("RecommenderTrained", {**fitted.as_dict(), "metrics": fitted.metrics})],
+        [NewEvent.of(RecommenderTrained(
+            recommender_id=fitted.recommender_id, kind=fitted.kind, artifact=fitted.artifact,
+            data_fingerprint=fitted.data_fingerprint, training_rows=fitted.training_rows,
+            metrics=fitted.metrics))],
         expected_version=0,
     )
     return fitted

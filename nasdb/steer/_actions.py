@@ -17,6 +17,18 @@ from typing import Any
 from nasdb.ingest import EventStore, NewEvent, new_model_ids
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.schema.events import (
+    ArchitectureProposed,
+    Noted,
+    Pinned,
+    PriorityChanged,
+    Tagged,
+    TrainingCancelled,
+    TrainingRequested,
+    Unpinned,
+    Untagged,
+)
+from nasdb.schema.vocabulary import Origin
 from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.trainers.measure import layer_table
 
@@ -27,7 +39,7 @@ class Proposal:
 
     architecture: Architecture
     hyperparameters: Hyperparameters
-    origin: str
+    origin: Origin
     parent_id: str | None = None
     changes: tuple[str, ...] = ()
     predicted_acc: float | None = None
@@ -79,27 +91,26 @@ def _proposed_event(
     metadata: dict[str, Any] | None,
 ) -> NewEvent:
     infos = layer_table(p.architecture, dataset.input_shape, dataset.num_classes)
-    return NewEvent(
-        "ArchitectureProposed",
-        {
-            "model_id": model_id,
-            "dataset_id": dataset.id,
-            "study_id": study_id,
-            "origin": p.origin,
-            "parent_id": p.parent_id,
-            "changes": list(p.changes),
-            "architecture": p.architecture.to_dict(),
-            "hyperparameters": p.hyperparameters.to_dict(),
-            "glyph": p.architecture.glyph(dataset.num_classes),
-            "layer_types": list(p.architecture.layer_types),
-            "depth": len(p.architecture.layers) + 1 if p.architecture.reference is None else 1,
-            "params": sum(i.params for i in infos),
-            "flops": sum(i.flops for i in infos),
-            "input_shape": list(dataset.input_shape),
-            "num_classes": dataset.num_classes,
-            "predicted_acc": p.predicted_acc,
-            "proposal": p.extra or {},
-        },
+    return NewEvent.of(
+        ArchitectureProposed(
+            model_id=model_id,
+            dataset_id=dataset.id,
+            study_id=study_id,
+            origin=p.origin,
+            parent_id=p.parent_id,
+            changes=list(p.changes),
+            architecture=p.architecture.to_dict(),
+            hyperparameters=p.hyperparameters.to_dict(),
+            glyph=p.architecture.glyph(dataset.num_classes),
+            layer_types=list(p.architecture.layer_types),
+            depth=len(p.architecture.layers) + 1 if p.architecture.reference is None else 1,
+            params=sum(i.params for i in infos),
+            flops=sum(i.flops for i in infos),
+            input_shape=list(dataset.input_shape),
+            num_classes=dataset.num_classes,
+            predicted_acc=p.predicted_acc,
+            proposal=p.extra or {},
+        ),
         metadata=metadata,
         idempotency_key="proposed",
     )
@@ -126,8 +137,8 @@ def propose(
     for model_id, p in zip(ids, proposals, strict=True):
         stream = [_proposed_event(model_id, dataset, p, study_id, metadata)]
         if queue:
-            stream.append(NewEvent("TrainingRequested", {"priority": priority},
-                                   metadata=metadata, idempotency_key="requested-1"))
+            stream.append(NewEvent.of(TrainingRequested(priority=priority),
+                                      metadata=metadata, idempotency_key="requested-1"))
         events.append((f"model-{model_id}", stream, 0))
     if events:
         store.append_batch(events)
@@ -148,8 +159,7 @@ def request_training(store: EventStore, model_id: str, *, priority: int = 0,
     row = get_model(store.db, model_id)
     if row["status"] in ("queued", "training"):
         raise InvalidRequest(f"model {model_id} is already {row['status']}")
-    _model_append(store, model_id, NewEvent("TrainingRequested",
-                                            {"priority": priority, "epochs": epochs}))
+    _model_append(store, model_id, NewEvent.of(TrainingRequested(priority=priority, epochs=epochs)))
 
 
 def cancel(store: EventStore, model_id: str, reason: str = "") -> None:
@@ -159,21 +169,22 @@ def cancel(store: EventStore, model_id: str, reason: str = "") -> None:
         raise InvalidRequest(
             f"model {model_id} is {row['status']}; only queued or training models can be cancelled"
         )
-    _model_append(store, model_id, NewEvent("TrainingCancelled", {"reason": reason}))
+    _model_append(store, model_id, NewEvent.of(TrainingCancelled(reason=reason)))
 
 
 def set_priority(store: EventStore, model_id: str, priority: int) -> None:
     """Reorder the queue: higher priority is claimed first."""
-    _model_append(store, model_id, NewEvent("PriorityChanged", {"priority": priority}))
+    _model_append(store, model_id, NewEvent.of(PriorityChanged(priority=priority)))
 
 
 def pin(store: EventStore, model_id: str, pinned: bool = True) -> None:
-    _model_append(store, model_id, NewEvent("Pinned" if pinned else "Unpinned", {}))
+    _model_append(store, model_id, NewEvent.of(Pinned() if pinned else Unpinned()))
 
 
 def tag(store: EventStore, model_id: str, tag_name: str, remove: bool = False) -> None:
-    _model_append(store, model_id, NewEvent("Untagged" if remove else "Tagged", {"tag": tag_name}))
+    event = Untagged(tag=tag_name) if remove else Tagged(tag=tag_name)
+    _model_append(store, model_id, NewEvent.of(event))
 
 
 def note(store: EventStore, model_id: str, text: str) -> None:
-    _model_append(store, model_id, NewEvent("Noted", {"text": text}))
+    _model_append(store, model_id, NewEvent.of(Noted(text=text)))

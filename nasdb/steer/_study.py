@@ -30,6 +30,16 @@ from typing import Any
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
+from nasdb.schema.events import (
+    SearchSpaceRefined,
+    SearchStepTaken,
+    StudyCompleted,
+    StudyCreated,
+    StudyPaused,
+    StudyResumed,
+    StudyStopped,
+    TrainingRequested,
+)
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.search.strategies import (
     STRATEGIES,
@@ -235,11 +245,11 @@ def create_study(
         )
     study_id = name or new_study_id(store.db)
     space = space or StudySpace()
-    created = NewEvent("StudyCreated", {
-        "study_id": study_id, "dataset_id": dataset.id, "strategy": strategy,
-        "settings": resolved, "space": space.to_dict(), "objectives": objectives,
-        "budget": checked, "previous_study_id": previous_study_id,
-    }, metadata=metadata)
+    created = NewEvent.of(StudyCreated(
+        study_id=study_id, dataset_id=dataset.id, strategy=strategy, settings=resolved,
+        space=space.to_dict(), objectives=list(objectives), budget=checked,
+        previous_study_id=previous_study_id,
+    ), metadata=metadata)
     try:
         store.append_batch([*extra_events, (f"study-{study_id}", [created], 0)])
     except ConcurrencyConflict as e:
@@ -252,31 +262,28 @@ def create_study(
 # --- state changes --------------------------------------------------------------------------
 
 
-def _transition(store: EventStore, study_id: str, event: str, allowed: Sequence[str],
-                reason: str = "") -> None:
+def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
+                allowed: Sequence[str], verb: str) -> None:
     Projector(store.db).catch_up()
     row = get_study(store.db, study_id)
     if row["state"] not in allowed:
-        verb = {"StudyPaused": "paused", "StudyResumed": "resumed",
-                "StudyStopped": "stopped"}[event]
         raise InvalidRequest(f"study {study_id} is {row['state']}; it cannot be {verb}")
-    data: dict[str, Any] = {} if event == "StudyResumed" else {"reason": reason}
-    store.append(f"study-{study_id}", [NewEvent(event, data)])
+    store.append(f"study-{study_id}", [NewEvent.of(event)])
     Projector(store.db).catch_up()
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """Workers stop claiming the study's jobs and its driver stops proposing until resumed."""
-    _transition(store, study_id, "StudyPaused", ("running",), reason)
+    _transition(store, study_id, StudyPaused(reason=reason), ("running",), "paused")
 
 
 def resume_study(store: EventStore, study_id: str) -> None:
-    _transition(store, study_id, "StudyResumed", ("paused",))
+    _transition(store, study_id, StudyResumed(), ("paused",), "resumed")
 
 
 def stop_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """For good: the driver ends and workers never claim the study's jobs again."""
-    _transition(store, study_id, "StudyStopped", ("running", "paused"), reason)
+    _transition(store, study_id, StudyStopped(reason=reason), ("running", "paused"), "stopped")
 
 
 def refine_study(
@@ -297,11 +304,10 @@ def refine_study(
     if not changes:
         raise InvalidRequest("nothing to refine: give --set KEY=VALUE or --drop NAME")
     new_id = name or new_study_id(store.db)
-    tail = [NewEvent("SearchSpaceRefined", {"space": space.to_dict(), "changes": changes,
-                                            "next_study_id": new_id}, metadata=metadata)]
+    tail = [NewEvent.of(SearchSpaceRefined(space=space.to_dict(), changes=changes,
+                                           next_study_id=new_id), metadata=metadata)]
     if row["state"] in ("running", "paused"):
-        tail.append(NewEvent("StudyStopped", {"reason": f"refined into {new_id}"},
-                             metadata=metadata))
+        tail.append(NewEvent.of(StudyStopped(reason=f"refined into {new_id}"), metadata=metadata))
     create_study(
         store, row["dataset_id"], row["strategy"], budget=budget or row["budget"],
         settings=row["settings"], space=space, objectives=row["objectives"], name=new_id,
@@ -330,10 +336,10 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
     step = view.steps + 1
     items: list[tuple[str, Sequence[NewEvent], int | None]] = [(
         f"study-{view.id}",
-        [NewEvent("SearchStepTaken", {
-            "step": step, "model_ids": ids, "note": note,
-            "state": {"trials": len(view.trials), "in_flight": len(view.in_flight)},
-        })],
+        [NewEvent.of(SearchStepTaken(
+            step=step, model_ids=ids, note=note,
+            state={"trials": len(view.trials), "in_flight": len(view.in_flight)},
+        ))],
         view.version,
     )]
     for model_id, s in zip(ids, suggestions, strict=True):
@@ -343,8 +349,8 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
                             extra={**s.info, "step": step})
         items.append((f"model-{model_id}", [
             _proposed_event(model_id, view.dataset, proposal, view.id, None),
-            NewEvent("TrainingRequested", {"priority": 0, "resume_from": s.resume_from},
-                     idempotency_key="requested-1"),
+            NewEvent.of(TrainingRequested(priority=0, resume_from=s.resume_from),
+                        idempotency_key="requested-1"),
         ], 0))
     store.append_batch(items)
     return StepResult(step, ids, list(suggestions))
@@ -427,8 +433,8 @@ def run_study(
         if not view.in_flight:
             reason = "budget used" if budget.exhausted else "the strategy has nothing more to try"
             try:
-                store.append(f"study-{study_id}", [NewEvent("StudyCompleted", {"reason": reason})],
-                             view.version)
+                store.append(f"study-{study_id}",
+                             [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
             projector.catch_up()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import OPTIMIZERS, Origin
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
@@ -81,7 +82,7 @@ hp_options = [
     click.option("--epochs", type=int, help="Epochs to train (default 10)."),
     click.option("--lr", type=float, help="Learning rate (default 1e-3)."),
     click.option("--batch-size", type=int, help="Batch size (default 256)."),
-    click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "rmsprop"])),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS)),
     click.option("--seed", type=int, help="Training seed (default 0)."),
 ]
 
@@ -113,7 +114,7 @@ def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str 
             raise InvalidRequest(f"unknown reference classifier {reference!r}; choose one of "
                                  f"{', '.join(REFERENCE_NAMES)}")
         arch = Architecture(reference=reference)
-        origin = "reference"
+        origin: Origin = "reference"
     else:
         assert layers is not None
         try:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from nasdb.schema.errors import InvalidRequest
-from nasdb.schema.vocabulary import FINISHED_JOB_STATES
+from nasdb.schema.vocabulary import FINISHED_JOB_STATES, Origin
 
 from .._architecture import Architecture
 from .._dataset import DatasetInfo
@@ -169,7 +169,7 @@ class Suggestion:
 
     architecture: Architecture
     hyperparameters: Hyperparameters
-    origin: str = "sampled"
+    origin: Origin = "sampled"
     parent_id: str | None = None
     changes: tuple[str, ...] = ()
     info: Mapping[str, Any] = field(default_factory=dict)

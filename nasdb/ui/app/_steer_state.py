@@ -11,6 +11,7 @@ import param
 
 from nasdb import search, steer
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NasdbError
+from nasdb.schema.vocabulary import Origin
 from nasdb.search import CHANGE_KINDS, Architecture, Hyperparameters
 from nasdb.steer import Proposal
 
@@ -64,7 +65,7 @@ class GenerateState(param.Parameterized):
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _propose(self, children: list[tuple[Architecture, list[str]]], origin: str) -> list[str]:
+    def _propose(self, children: list[tuple[Architecture, list[str]]], origin: Origin) -> list[str]:
         row = self.parent()
         assert row is not None
         dataset = steer.get_dataset(self.app.db, row["dataset_id"])
