@@ -48,13 +48,14 @@ from sklearn.ensemble import RandomForestRegressor
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.migrations import ensure_schema
+from nasdb.read import get_dataset
 from nasdb.recommend import AccuracyPredictor, fit_encoder, fit_similarity, propose_guided
 from nasdb.recommend._service import load_bundle, model_rows, trained_models
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
 from nasdb.schema.vocabulary import OPTIMIZERS
 from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker

@@ -65,13 +65,10 @@ def _class_metrics(db: Database, model_ids: Sequence[str]) -> dict[str, dict[str
 
 
 def _open_models(db: Database, dataset_id: str) -> list[dict[str, Any]]:
-    with db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, dataset_id, glyph, architecture, hyperparameters, params, flops, status, "
-            "epochs_trained from models where dataset_id = %s and status = any(%s) order by id",
-            (dataset_id, list(_OPEN_STATES)),
-        ).fetchall()
-    return [dict(r) for r in rows if has_architecture(r["architecture"])]
+    from nasdb.read import list_models
+
+    rows = list_models(db, dataset_id=dataset_id, statuses=_OPEN_STATES)
+    return [r.model_dump() for r in rows if has_architecture(r.architecture)]
 
 
 def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
@@ -96,8 +93,8 @@ def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
 
 def _refit_shapes(models: Sequence[dict[str, Any]], dataset_id: str, db: Database) -> list[dict]:
     """The models re-counted for another dataset's input shape; those that do not fit dropped."""
+    from nasdb.read import get_dataset
     from nasdb.search import Architecture
-    from nasdb.steer import get_dataset
     from nasdb.trainers.measure import layer_table
 
     info = get_dataset(db, dataset_id)
@@ -135,7 +132,7 @@ def recommend_for(
     "recommendations": [...]}``. Raises `NotFound` for an unknown dataset or when nothing is
     fitted, `InvalidRequest` for an unknown class.
     """
-    from nasdb.steer import get_dataset
+    from nasdb.read import get_dataset
 
     get_dataset(db, dataset_id)
     bundle = _bundle(db)
@@ -214,9 +211,9 @@ def predict_model(
     """Predicted test accuracy (with a 90 % interval) of ``model_id`` on ``dataset_id`` (default:
     its own dataset). Appends AccuracyPredicted when ``record`` and the dataset is the model's own.
     """
-    from nasdb.steer import get_dataset, get_model
+    from nasdb.read import get_dataset, get_model
 
-    model = get_model(db, model_id)
+    model = get_model(db, model_id).model_dump()
     target = dataset_id or model["dataset_id"]
     get_dataset(db, target)
     if not has_architecture(model.get("architecture")):

@@ -77,8 +77,8 @@ def rank_guided(
     hyperparameter_space: Any = None,
 ) -> tuple[list[tuple[Any, Any]], list[GuidedChoice], str]:
     """The sampled candidates, the kept choices (best first) and the predictor's id."""
+    from nasdb.read import get_dataset
     from nasdb.search import sample
-    from nasdb.steer import get_dataset
 
     if n_candidates < 1:
         raise InvalidRequest(f"n_candidates must be at least 1; got {n_candidates}")
@@ -113,7 +113,8 @@ def propose_guided(
     Raises `NotFound` when no predictor has been fitted (nasdb recommend fit) or the dataset is not
     registered, `InvalidRequest` for a ratio outside (0, 1].
     """
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.read import get_dataset
+    from nasdb.steer import Proposal, propose
 
     pairs, choices, recommender_id = rank_guided(
         store, dataset_id, n_candidates, ratio, seed,

@@ -9,14 +9,13 @@ Each function appends and returns; callers bring the read models up to date with
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nasdb.ingest import EventStore, NewEvent, new_model_ids
-from nasdb.schema.db import Database
-from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.read import get_model
+from nasdb.schema.errors import InvalidRequest
 from nasdb.schema.events import (
     ArchitectureProposed,
     Noted,
@@ -44,46 +43,6 @@ class Proposal:
     changes: tuple[str, ...] = ()
     predicted_acc: float | None = None
     extra: dict[str, Any] | None = None
-
-
-def _suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def get_dataset(db: Database, dataset_id: str) -> DatasetInfo:
-    """The registered dataset; `NotFound` names the registered ones."""
-    with db.connect() as conn:
-        row = conn.execute(
-            "select id, channels, height, width, classes from datasets where id = %s",
-            (dataset_id,),
-        ).fetchone()
-        if row is None:
-            known = [r[0] for r in conn.execute("select id from datasets order by id").fetchall()]
-    if row is None:
-        listing = ", ".join(known) if known else "none yet"
-        raise NotFound(
-            f"dataset {dataset_id!r} is not registered{_suggest(dataset_id, known)}; "
-            f"registered datasets: {listing}. Register one with: nasdb dataset add NAME"
-        )
-    return DatasetInfo(row[0], (row[1], row[2], row[3]), tuple(row[4]))
-
-
-def get_model(db: Database, model_id: str) -> dict[str, Any]:
-    """The model's row from the `models` view; `NotFound` with a suggestion when unknown."""
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from models where id = %s", (model_id,)).fetchone()
-        if row is None:
-            near = conn.execute(
-                "select id from models order by abs(coalesce(nullif(regexp_replace(id, '\\D', '', "
-                "'g'), ''), '0')::bigint - coalesce(nullif(regexp_replace(%s, '\\D', '', 'g'), ''),"
-                " '0')::bigint) limit 5",
-                (model_id,),
-            ).fetchall()
-    if row is None:
-        known = [r["id"] for r in near]
-        raise NotFound(f"no model {model_id!r}{_suggest(model_id, known)}; see: nasdb models")
-    return dict(row)
 
 
 def _proposed_event(
@@ -157,17 +116,17 @@ def request_training(store: EventStore, model_id: str, *, priority: int = 0,
                      epochs: int | None = None) -> None:
     """Queue (or re-queue) a model for training."""
     row = get_model(store.db, model_id)
-    if row["status"] in ("queued", "training"):
-        raise InvalidRequest(f"model {model_id} is already {row['status']}")
+    if row.status in ("queued", "training"):
+        raise InvalidRequest(f"model {model_id} is already {row.status}")
     _model_append(store, model_id, NewEvent.of(TrainingRequested(priority=priority, epochs=epochs)))
 
 
 def cancel(store: EventStore, model_id: str, reason: str = "") -> None:
     """Cancel a queued or running job (a running one stops at its next epoch boundary)."""
     row = get_model(store.db, model_id)
-    if row["status"] not in ("queued", "training", "proposed"):
+    if row.status not in ("queued", "training", "proposed"):
         raise InvalidRequest(
-            f"model {model_id} is {row['status']}; only queued or training models can be cancelled"
+            f"model {model_id} is {row.status}; only queued or training models can be cancelled"
         )
     _model_append(store, model_id, NewEvent.of(TrainingCancelled(reason=reason)))
 

@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.read import get_dataset, get_study
 from nasdb.schema.db import Database
-from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
+from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
     SearchSpaceRefined,
     SearchStepTaken,
@@ -52,28 +53,13 @@ from nasdb.search.strategies import (
     objective_direction,
 )
 
-from ._actions import Proposal, _proposed_event, _suggest, get_dataset
+from ._actions import Proposal, _proposed_event
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def get_study(db: Database, study_id: str) -> dict[str, Any]:
-    """The study's row of the `studies` view; `NotFound` with a suggestion when unknown."""
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from studies where id = %s", (study_id,)).fetchone()
-        known = [] if row else [r["id"] for r in
-                                conn.execute("select id from studies order by id").fetchall()]
-    if row is None:
-        listing = ", ".join(known) if known else "none yet"
-        raise NotFound(
-            f"no study {study_id!r}{_suggest(study_id, known)}; studies: {listing}. Create one "
-            "with: nasdb study create --dataset NAME --strategy random --budget-models 10"
-        )
-    return dict(row)
 
 
 def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Trial]:
@@ -117,17 +103,17 @@ def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> S
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
-    objectives = tuple(row["objectives"])
+    objectives = tuple(row.objectives)
     return StudyView(
         id=study_id,
-        dataset=get_dataset(store.db, row["dataset_id"]),
-        strategy=row["strategy"],
-        settings=row["settings"],
+        dataset=get_dataset(store.db, row.dataset_id),
+        strategy=row.strategy,
+        settings=row.settings,
         space=StudySpace.from_dict(created["space"]),
         objectives=objectives,
-        budget=row["budget"],
-        state=row["state"],
-        created_at=row["created_at"],
+        budget=row.budget,
+        state=row.state,
+        created_at=row.created_at,
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
@@ -266,8 +252,8 @@ def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResu
                 allowed: Sequence[str], verb: str) -> None:
     Projector(store.db).catch_up()
     row = get_study(store.db, study_id)
-    if row["state"] not in allowed:
-        raise InvalidRequest(f"study {study_id} is {row['state']}; it cannot be {verb}")
+    if row.state not in allowed:
+        raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
     store.append(f"study-{study_id}", [NewEvent.of(event)])
     Projector(store.db).catch_up()
 
@@ -306,11 +292,11 @@ def refine_study(
     new_id = name or new_study_id(store.db)
     tail = [NewEvent.of(SearchSpaceRefined(space=space.to_dict(), changes=changes,
                                            next_study_id=new_id), metadata=metadata)]
-    if row["state"] in ("running", "paused"):
+    if row.state in ("running", "paused"):
         tail.append(NewEvent.of(StudyStopped(reason=f"refined into {new_id}"), metadata=metadata))
     create_study(
-        store, row["dataset_id"], row["strategy"], budget=budget or row["budget"],
-        settings=row["settings"], space=space, objectives=row["objectives"], name=new_id,
+        store, row.dataset_id, row.strategy, budget=budget or row.budget,
+        settings=row.settings, space=space, objectives=row.objectives, name=new_id,
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
@@ -498,8 +484,8 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
             "test_acc": best.test_acc,
         },
         "pareto": [t.model_id for t in pareto_front(view)],
-        "previous_study_id": row["previous_study_id"],
-        "next_study_id": row["next_study_id"],
+        "previous_study_id": row.previous_study_id,
+        "next_study_id": row.next_study_id,
     }
 
 

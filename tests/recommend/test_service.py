@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from nasdb.ingest import EventStore, NewEvent, Projector, get_artifact
 from nasdb.ingest.synthetic import search_log
+from nasdb.read import get_dataset
 from nasdb.recommend import (
     MIN_TRAINED_MODELS,
     fit_all,
@@ -34,7 +35,7 @@ from nasdb.recommend import (
 from nasdb.schema import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
 from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 
