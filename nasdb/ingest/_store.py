@@ -33,7 +33,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -329,15 +329,6 @@ class EventStore:
             args.append(limit)
         rows = self._conn().execute(sql, args).fetchall()
         return [_row_to_event(r) for r in rows]
-
-    def iter_all(self, after: int = 0, batch: int = 5000) -> Iterator[RecordedEvent]:
-        """Every event after ``after``, fetched in batches."""
-        while True:
-            page = self.read_all(after, batch)
-            if not page:
-                return
-            yield from page
-            after = page[-1].position
 
     def last_position(self) -> int:
         row = self._conn().execute("select coalesce(max(position), 0) from events").fetchone()

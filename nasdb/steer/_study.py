@@ -43,7 +43,6 @@ from nasdb.schema.events import (
 )
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.search.strategies import (
-    STRATEGIES,
     Ranker,
     StudySpace,
     StudyView,
@@ -505,6 +504,3 @@ def pareto_front(view: StudyView) -> list[Trial]:
             front.append(t)
     return front
 
-
-def strategy_names() -> list[str]:
-    return list(STRATEGIES)
