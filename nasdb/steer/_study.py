@@ -503,4 +503,3 @@ def pareto_front(view: StudyView) -> list[Trial]:
         if not dominated:
             front.append(t)
     return front
-
