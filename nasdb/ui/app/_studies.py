@@ -273,7 +273,7 @@ class StudiesView(pn.viewable.Viewer):
             plots.append(hv.Scatter(shown.assign(x=xs).dropna(subset=["x"]),
                                     ("x", s.tradeoff), ["acc", "id"]).opts(
                 logx=s.tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
-                title=f"Trade-off: acc vs {s.tradeoff}{note}", xlabel=s.tradeoff,
+                title=f"Trade-off: accuracy vs {s.tradeoff}{note}", xlabel=s.tradeoff,
                 ylabel="acc (test accuracy)", **_CELL))
         else:
             plots.append(pn.pane.Markdown(f"*Trade-off: no finished model here has {s.tradeoff}.*"))
