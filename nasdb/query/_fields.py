@@ -76,12 +76,16 @@ LAYER_TYPES: dict[str, tuple[str, ...]] = {
     "flatten": ("Flatten",),
     "globalavgpool": ("GlobalAvgPool",),
     "gap": ("GlobalAvgPool",),
+    "convblock": ("ConvBlock",),
+    "sepconv": ("SepConv",),
+    "residual": ("Residual",),
+    "block": ("ConvBlock", "SepConv", "Residual"),
 }
 """``has:<name>`` and the layer-count fields: name (lower case) -> the layer types it counts."""
 
 ORIGINS = ("sampled", "ablation", "variation", "handcrafted", "mutation", "reference")
 STATUSES = ("proposed", "queued", "training", "done", "failed", "cancelled")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "sgd-nesterov")
 
 _FIELDS: list[Field] = [
     Field("id", "m.id", Kind.TEXT, "id", "the model id (m12)"),

@@ -12,6 +12,8 @@ class DatasetInfo:
     id: str
     input_shape: tuple[int, int, int]
     classes: tuple[str, ...]
+    #: Whether a horizontal flip keeps the class (recorded with the dataset; False if unknown).
+    hflip: bool = False
 
     @property
     def num_classes(self) -> int:
