@@ -40,7 +40,7 @@ def next_layer(
             out, _, _ = layer_output(layer, index, shape)
         except InvalidArchitecture:
             continue
-        if not space.fits(layer, shape, out):
+        if not space.fits(layer, shape, out, index):
             continue
         return layer, out
     return None

@@ -11,7 +11,8 @@ The modern space (`SearchSpace.modern()`, ``blocks`` non-empty) is a chain of it
 (`MODERN_TABLE`): a ConvBlock stem, then ConvBlock / SepConv / Residual blocks with downsampling
 by a stride-2 block or a max pool, a GlobalAvgPool head and an optional Dense + Dropout. Its
 states also see the feature map (`SearchSpace.fits`): downsampling stops once the side is below
-`MIN_DOWNSAMPLE_SIDE`, GlobalAvgPool waits until the side is at most `GAP_SIDE`, and a block's
+`MIN_DOWNSAMPLE_SIDE`, GlobalAvgPool waits until the side is at most `GAP_SIDE` and
+`MIN_LAYERS_BEFORE_GAP` layers came first, and a block's
 width is drawn between its input width and twice that (the stem from the three smallest widths),
 so widths and depths follow the input size. ``max_mflops`` bounds a sample's FLOPs per image.
 """
@@ -96,8 +97,10 @@ MODERN_TABLE: dict[str, _Row] = {
 }
 #: Modern space: no downsampling of a feature map whose side is below this.
 MIN_DOWNSAMPLE_SIDE = 6
-#: Modern space: GlobalAvgPool only once the feature map's side is at most this.
+#: Modern space: GlobalAvgPool only once the feature map's side is at most this ...
 GAP_SIDE = 8
+#: ... and at least this many layers (the stem included) came before it.
+MIN_LAYERS_BEFORE_GAP = 3
 
 
 @dataclass(frozen=True)
@@ -208,14 +211,15 @@ class SearchSpace:
         """True for a space with composite blocks (it samples from `MODERN_TABLE`)."""
         return bool(self.blocks)
 
-    def fits(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
-        """Whether the chain may place ``layer`` here (always, in REMAP's space; module
-        docstring for the modern space's rules)."""
+    def fits(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+             index: int = 0) -> bool:
+        """Whether the chain may place ``layer`` at body position ``index`` (always, in REMAP's
+        space; module docstring for the modern space's rules)."""
         if not self.is_modern or len(in_shape) != 3:
             return True
         side = min(in_shape[1:])
         if layer.TYPE == "GlobalAvgPool":
-            return side <= GAP_SIDE
+            return side <= GAP_SIDE and index >= MIN_LAYERS_BEFORE_GAP
         if len(out_shape) == 3 and min(out_shape[1:]) < side:
             return side >= MIN_DOWNSAMPLE_SIDE
         return True

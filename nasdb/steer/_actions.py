@@ -42,7 +42,7 @@ def get_dataset(db: Database, dataset_id: str) -> DatasetInfo:
     """The registered dataset; `NotFound` names the registered ones."""
     with db.connect() as conn:
         row = conn.execute(
-            "select id, channels, height, width, classes, (select (e.data->>'hflip')::boolean "
+            "select id, channels, height, width, classes, train_size, (select (e.data->>'hflip')::boolean "
             "from events e where e.stream_id = 'dataset-' || d.id and e.type = "
             "'DatasetRegistered' order by e.version desc limit 1) from datasets d where id = %s",
             (dataset_id,),
@@ -55,7 +55,8 @@ def get_dataset(db: Database, dataset_id: str) -> DatasetInfo:
             f"dataset {dataset_id!r} is not registered{_suggest(dataset_id, known)}; "
             f"registered datasets: {listing}. Register one with: nasdb dataset add NAME"
         )
-    return DatasetInfo(row[0], (row[1], row[2], row[3]), tuple(row[4]), bool(row[5]))
+    return DatasetInfo(row[0], (row[1], row[2], row[3]), tuple(row[4]), bool(row[6]),
+                       int(row[5] or 0))
 
 
 def get_model(db: Database, model_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ propose) and nothing is in flight, the driver appends StudyCompleted.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import Any
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
-from nasdb.search import Architecture, Hyperparameters
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.search.strategies import (
     STRATEGIES,
     StudySpace,
@@ -45,11 +46,13 @@ from ._actions import Proposal, _proposed_event, _suggest, get_dataset
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
 
-#: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of 1, 3 and 9
-#: epochs, the top third promoted, each rung trained from scratch so every model's schedule is a
-#: whole OneCycle) in the modern space; chosen by measurement (README, "Studies").
+#: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
+#: 9r epochs, the top third promoted, each rung trained from scratch so every model's schedule is
+#: a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
+#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`).
 DEFAULT_STRATEGY = "asha"
 DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False}
+MIN_RUNG_STEPS = 150
 #: The budget of a default study when none is given: one hour of wall time.
 DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
 #: The parameter bounds `study_status` reports the best model under.
@@ -203,6 +206,16 @@ def check_budget(budget: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def default_settings(dataset: DatasetInfo, space: StudySpace) -> dict[str, Any]:
+    """`DEFAULT_SETTINGS` with the rungs scaled so that the bottom one trains at least
+    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset."""
+    hp = space.for_dataset(space.base(), dataset)
+    steps = max(1, math.ceil(max(dataset.train_size, 1) / hp.batch_size))
+    r = max(1, math.ceil(MIN_RUNG_STEPS / steps))
+    eta = int(DEFAULT_SETTINGS["eta"])
+    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta * eta}
+
+
 def create_study(
     store: EventStore,
     dataset_id: str,
@@ -228,9 +241,10 @@ def create_study(
     budget of 0, a name that is taken or malformed).
     """
     dataset = get_dataset(store.db, dataset_id)
+    space = space or StudySpace.modern()
     if strategy is None:
         strategy = DEFAULT_STRATEGY
-        settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        settings = {**default_settings(dataset, space), **(settings or {})}
     if budget is None:
         budget = DEFAULT_BUDGET
     resolved = get_strategy(strategy, dict(settings or {})).settings
@@ -251,7 +265,6 @@ def create_study(
             "63 characters, starting with a letter or digit)"
         )
     study_id = name or new_study_id(store.db)
-    space = space or StudySpace.modern()
     created = NewEvent("StudyCreated", {
         "study_id": study_id, "dataset_id": dataset.id, "strategy": strategy,
         "settings": resolved, "space": space.to_dict(), "objectives": objectives,

@@ -44,6 +44,9 @@ from .._sampler import sample_architecture, within_bounds
 from .._shapes import count_params, infer_shapes
 from .._space import MIN_DOWNSAMPLE_SIDE, SearchSpace
 
+#: A small training split gets a smaller batch so that an epoch has at least this many steps.
+MIN_STEPS_PER_EPOCH = 40
+
 #: The named spaces of ``nasdb study create --space NAME``.
 SPACE_NAMES = ("modern", "remap", "extended")
 
@@ -200,9 +203,16 @@ class StudySpace:
 
     @staticmethod
     def for_dataset(hp: Hyperparameters, dataset: DatasetInfo) -> Hyperparameters:
-        """``hp`` with the augmentation the dataset allows (no flip where it changes a class)."""
+        """``hp`` with the augmentation the dataset allows (no flip where it changes a class)
+        and a batch small enough for `MIN_STEPS_PER_EPOCH` steps per epoch on a small
+        training split (at least 16 images)."""
         augment = allowed_augment(hp.augment, dataset.hflip)
-        return hp if augment == hp.augment else replace(hp, augment=augment)
+        batch = hp.batch_size
+        if dataset.train_size:
+            batch = min(batch, max(16, dataset.train_size // MIN_STEPS_PER_EPOCH))
+        if augment == hp.augment and batch == hp.batch_size:
+            return hp
+        return replace(hp, augment=augment, batch_size=batch)
 
     def _dropped_layers(self) -> set[str]:
         return {n for n in self.dropped if n not in HYPERPARAMETER_NAMES}
