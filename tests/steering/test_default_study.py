@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from nasdb.ingest import EventStore
 from nasdb.search import BLOCK_TYPES, Architecture
+from nasdb.search.strategies import StudySpace
 from nasdb.steer import (
     DEFAULT_STRATEGY,
     create_study,
@@ -69,3 +72,25 @@ def test_a_default_study_on_digits_reaches_097_within_a_small_budget(
     as_json = json.loads(nasdb("study", "status", study_id, "--format", "json").out)
     assert as_json[0]["best_under"][1]["model_id"] == under[100_000]["model_id"]
     assert Architecture.from_json(best.architecture.to_json()) == best.architecture
+
+
+@pytest.mark.parametrize(("strategy", "settings"), [
+    ("tpe", {"startup": 1}), ("nsga2", {"population_size": 2}),
+    ("bohb", {"R": 1, "min_points": 1}), ("random", {}),
+])
+def test_every_sampler_covers_the_modern_space(store: EventStore, strategy: str,
+                                               settings: dict) -> None:
+    space, _ = StudySpace.modern().refined({"epochs": "1", "max_params": "20000"})
+    study_id = create_study(store, "digits", strategy, budget={"models": 3}, space=space,
+                            settings=settings)
+    worker = Worker(store.db, lease_seconds=120)
+    assert run_study(store.db, study_id, train=lambda: worker.run(max_jobs=1)) == "done"
+    view = load_view(store, study_id)
+    assert len(view.trials) == 3
+    for t in view.trials:
+        assert t.architecture.layer_types[0] == "ConvBlock"
+        assert "GlobalAvgPool" in t.architecture.layer_types
+        assert t.params <= 20_000
+        assert t.hyperparameters.schedule == "onecycle" and t.hyperparameters.augment == "crop"
+    if strategy != "random":
+        assert all("params" in t.proposal for t in view.trials)
