@@ -68,13 +68,14 @@ class Outcome:
 def _study_outcome(url: str, method: str, budget: int, limit: int | None,
                    create: Callable[[Any], str]) -> Outcome:
     from nasdb.ingest import EventStore, Projector
+    from nasdb.migrations import ensure_schema
     from nasdb.schema import Database
     from nasdb.steer import run_study, stop_study
     from nasdb.trainers.registry import register_dataset
     from nasdb.trainers.worker import Worker
 
     db = Database(url)
-    db.ensure_schema()
+    ensure_schema(db)
     store = EventStore(db=db)
     register_dataset(store, "fashion-mnist", path=FMNIST, limit=limit)
     Projector(db).catch_up()

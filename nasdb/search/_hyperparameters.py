@@ -1,20 +1,20 @@
-"""Training hyperparameters (the job payload) and the space they are sampled from."""
+"""Training hyperparameters (the job payload) and the space they are sampled from.
+
+`Hyperparameters` is the one class for them: the search samples it, proposals record it as JSON
+(docs/contracts.md, "Hyperparameters JSON"), and the training loop reads it; it validates once.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nasdb.schema.errors import InvalidRequest
-
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "sgd-nesterov")
-#: Per-epoch schedules (none, step, cosine) and per-step ones (onecycle, warmup-cosine).
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle", "warmup-cosine")
-#: Training-time augmentation: random crop with reflect padding, horizontal flip, or both.
-AUGMENTATIONS: tuple[str, ...] = ("none", "crop", "flip", "crop-flip")
+from nasdb.schema.vocabulary import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
 
 def allowed_augment(augment: str, hflip: bool) -> str:
@@ -99,6 +99,13 @@ class Hyperparameters:
         for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta", "label_smoothing"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
+    @classmethod
+    def of(cls, hp: Hyperparameters | Mapping[str, Any] | None) -> Hyperparameters:
+        """``hp`` itself, the defaults for None, or a contract JSON object parsed by `from_json`."""
+        if isinstance(hp, Hyperparameters):
+            return hp
+        return cls() if hp is None else cls.from_json(dict(hp))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/contracts.md, keys in contract order."""
         return asdict(self)
@@ -132,7 +139,7 @@ class HyperparameterSpace:
     copied from ``base``.
     """
 
-    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")  # REMAP-era default
+    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")  # REMAP's
     lr_range: tuple[float, float] = (1e-4, 1e-2)
     batch_sizes: tuple[int, ...] = (64, 128, 256)
     weight_decays: tuple[float, ...] = (0.0, 1e-4)

@@ -137,9 +137,7 @@ def test_label_smoothing_is_the_loss_the_loop_minimises(digits: LoadedDataset) -
 
 def _lrs(schedule: str, epochs: int = 4, steps: int = 10) -> list[float]:
     module = nn.Linear(2, 2)
-    from nasdb.trainers.loop import TrainConfig
-
-    cfg = TrainConfig(optimizer="sgd-nesterov", lr=0.4, epochs=epochs, schedule=schedule)
+    cfg = Hyperparameters(optimizer="sgd-nesterov", lr=0.4, epochs=epochs, schedule=schedule)
     opt = _make_optimizer(module, cfg)
     sched, per_step = _make_schedule(opt, cfg, steps)
     assert per_step
@@ -173,11 +171,9 @@ def test_warmup_cosine_warms_up_linearly_then_follows_a_cosine() -> None:
 
 
 def test_sgd_nesterov_and_no_weight_decay_on_batchnorm_and_biases() -> None:
-    from nasdb.trainers.loop import TrainConfig
-
     module = build_seeded(Architecture.of(ConvBlock(8, 3), SepConv(16, 3), GlobalAvgPool()),
                           (1, 8, 8), 10, 0)
-    cfg = TrainConfig(optimizer="sgd-nesterov", lr=0.1, weight_decay=5e-4, wd_norm_bias=False)
+    cfg = Hyperparameters(optimizer="sgd-nesterov", lr=0.1, weight_decay=5e-4, wd_norm_bias=False)
     opt = _make_optimizer(module, cfg)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] is True
     decayed, free = opt.param_groups
@@ -185,7 +181,7 @@ def test_sgd_nesterov_and_no_weight_decay_on_batchnorm_and_biases() -> None:
     assert all(p.ndim >= 2 for p in decayed["params"])  # conv and dense weights
     norm_and_bias = {id(p) for n, p in module.named_parameters() if p.ndim < 2}
     assert {id(p) for p in free["params"]} == norm_and_bias and norm_and_bias
-    legacy = _make_optimizer(module, TrainConfig(optimizer="sgd", weight_decay=5e-4))
+    legacy = _make_optimizer(module, Hyperparameters(optimizer="sgd", weight_decay=5e-4))
     assert len(legacy.param_groups) == 1 and legacy.defaults["nesterov"] is False
 
 
