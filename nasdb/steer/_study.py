@@ -61,8 +61,11 @@ BUDGET_KEYS = ("models", "epochs", "seconds")
 #: 9r epochs, the top third promoted, each rung trained from scratch so every model's schedule is
 #: a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
 #: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`).
+#: New configurations are seeded by the accuracy predictor when one is fitted: the best
+#: predicted of 8 random draws (`candidates`).
 DEFAULT_STRATEGY = "asha"
-DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False}
+DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
+                                    "candidates": 8}
 MIN_RUNG_STEPS = 150
 #: The budget of a default study when none is given: one hour of wall time.
 DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}

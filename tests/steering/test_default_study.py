@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
-from nasdb.ingest import EventStore
-from nasdb.search import BLOCK_TYPES, Architecture
-from nasdb.search.strategies import StudySpace
+from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_study
+from nasdb.schema.errors import NotFound
+from nasdb.search import BLOCK_TYPES, Architecture, DatasetInfo, count_params
+from nasdb.search.strategies import Ranked, Ranking, StudySpace, Suggestion, get_strategy
 from nasdb.steer import (
     DEFAULT_STRATEGY,
     create_study,
-    get_study,
     load_view,
     run_study,
     study_status,
@@ -28,11 +29,11 @@ def test_create_without_strategy_picks_the_default_search(
     made = nasdb("study", "create", "--dataset", "digits", "--name", "plain")
     assert made.code == 0, made.err
     row = get_study(store.db, "plain")
-    assert row["strategy"] == DEFAULT_STRATEGY == "asha"
+    assert row.strategy == DEFAULT_STRATEGY == "asha"
     # digits: 1294 training images, batch 32 -> 41 steps an epoch -> rungs of 4, 12, 36 epochs
-    assert {k: row["settings"][k] for k in ("min_epochs", "R", "eta", "resume")} == {
-        "min_epochs": 4, "R": 36, "eta": 3, "resume": False}
-    assert row["budget"] == {"seconds": 3600}
+    assert {k: row.settings[k] for k in ("min_epochs", "R", "eta", "resume", "candidates")} == {
+        "min_epochs": 4, "R": 36, "eta": 3, "resume": False, "candidates": 8}
+    assert row.budget == {"seconds": 3600}
     space = load_view(store, "plain").space
     assert space.architecture.is_modern and space.hyperparameters.base.schedule == "onecycle"
     remap = nasdb("study", "create", "--dataset", "digits", "--strategy", "random",
@@ -94,3 +95,34 @@ def test_every_sampler_covers_the_modern_space(store: EventStore, strategy: str,
         assert t.hyperparameters.schedule == "onecycle" and t.hyperparameters.augment == "crop"
     if strategy != "random":
         assert all("params" in t.proposal for t in view.trials)
+
+
+def test_new_configurations_are_seeded_by_the_predictor_when_one_is_fitted(
+        store: EventStore) -> None:
+    study_id = create_study(store, "digits", budget={"models": 10}, name="seeded")
+    Projector(store.db).catch_up()
+    calls: list[int] = []
+
+    def biggest(info: DatasetInfo, candidates: Sequence[Suggestion], ratio: float) -> Ranking:
+        calls.append(len(candidates))
+        assert ratio == 1 / len(candidates)
+        sizes = [count_params(c.architecture, info.input_shape, info.num_classes)
+                 for c in candidates]
+        best = sizes.index(max(sizes))
+        return Ranking([Ranked(best, 0.9, 0.8, 0.95, 1.0)], "r1")
+
+    view = load_view(store, study_id, rank=biggest)
+    strategy = get_strategy(view.strategy, dict(view.settings))
+    [seeded] = strategy.ask(view, 1)
+    assert calls == [8]
+    assert seeded.info["predicted_acc"] == 0.9 and seeded.info["recommender_id"] == "r1"
+    unseeded = strategy.ask(load_view(store, study_id), 1)[0]  # no predictor: one random draw
+    assert "predicted_acc" not in unseeded.info
+    size = count_params(seeded.architecture, (1, 8, 8), 10)
+    assert size >= count_params(unseeded.architecture, (1, 8, 8), 10)
+
+    def unfitted(info: DatasetInfo, candidates: Sequence[Suggestion], ratio: float) -> Ranking:
+        raise NotFound("no accuracy predictor has been fitted; run: nasdb recommend fit")
+
+    fallback = strategy.ask(load_view(store, study_id, rank=unfitted), 1)[0]
+    assert fallback == unseeded

@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, ConvBlock, GlobalAvgPool, Hyperparameters, SepConv
 from nasdb.search._hyperparameters import allowed_augment
 from nasdb.search.strategies import StudySpace
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.build import build_seeded
 from nasdb.trainers.datasets import FASHION_MNIST_CLASSES, LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
