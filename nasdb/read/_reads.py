@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, cast, func
@@ -114,9 +115,16 @@ def dataset_row(db: Database, dataset_id: str) -> DatasetRow:
 
 
 def get_dataset(db: Database, dataset_id: str) -> DatasetInfo:
-    """The registered dataset as the model space needs it (input shape, classes); `NotFound`
-    like `dataset_row`."""
-    return dataset_row(db, dataset_id).info
+    """The registered dataset as the model space needs it (input shape, classes, training size,
+    and whether a horizontal flip keeps a class, as its latest DatasetRegistered recorded it;
+    False when it predates that field); `NotFound` like `dataset_row`."""
+    info = dataset_row(db, dataset_id).info
+    with db.connect() as conn:
+        row = conn.execute(
+            "select (data->>'hflip')::boolean from events where stream_id = %s and type = "
+            "'DatasetRegistered' order by version desc limit 1", (f"dataset-{dataset_id}",),
+        ).fetchone()
+    return replace(info, hflip=bool(row and row[0]))
 
 
 def list_studies(db: Database) -> list[StudyRow]:

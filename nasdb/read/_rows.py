@@ -108,8 +108,10 @@ class DatasetRow(SQLModel, table=True):
 
     @property
     def info(self) -> DatasetInfo:
-        """What the model space needs of the dataset: its input shape and classes."""
-        return DatasetInfo(self.id, (self.channels, self.height, self.width), tuple(self.classes))
+        """What the model space needs of the dataset: its input shape, classes and training
+        split size (whether flips are allowed is in the registration event: `get_dataset`)."""
+        return DatasetInfo(self.id, (self.channels, self.height, self.width), tuple(self.classes),
+                           train_size=self.train_size)
 
 
 class StudyRow(SQLModel, table=True):

@@ -62,6 +62,8 @@ class DatasetRegistered(Payload):
     test_size: int = Field(ge=1)
     val_seed: int = 0
     limit: int | None = None
+    #: Whether training may flip images horizontally (None: registered before this was recorded).
+    hflip: bool | None = None
 
 
 # --- study-<id> -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ propose) and nothing is in flight, the driver appends StudyCompleted.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -44,7 +45,7 @@ from nasdb.schema.events import (
     StudyStopped,
     TrainingRequested,
 )
-from nasdb.search import Architecture, Hyperparameters
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.search.strategies import (
     Ranker,
     StudySpace,
@@ -58,6 +59,21 @@ from nasdb.search.strategies import (
 from ._actions import Proposal, _proposed_event
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
+
+#: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
+#: 9r epochs, the top third promoted, each rung trained from scratch so every model's schedule is
+#: a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
+#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`).
+#: New configurations are seeded by the accuracy predictor when one is fitted: the best
+#: predicted of 8 random draws (`candidates`).
+DEFAULT_STRATEGY = "asha"
+DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
+                                    "candidates": 8}
+MIN_RUNG_STEPS = 150
+#: The budget of a default study when none is given: one hour of wall time.
+DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
+#: The parameter bounds `study_status` reports the best model under.
+PARAM_BOUNDS: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -193,12 +209,22 @@ def check_budget(budget: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def default_settings(dataset: DatasetInfo, space: StudySpace) -> dict[str, Any]:
+    """`DEFAULT_SETTINGS` with the rungs scaled so that the bottom one trains at least
+    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset."""
+    hp = space.for_dataset(space.base(), dataset)
+    steps = max(1, math.ceil(max(dataset.train_size, 1) / hp.batch_size))
+    r = max(1, math.ceil(MIN_RUNG_STEPS / steps))
+    eta = int(DEFAULT_SETTINGS["eta"])
+    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta * eta}
+
+
 def create_study(
     store: EventStore,
     dataset_id: str,
-    strategy: str,
+    strategy: str | None = None,
     *,
-    budget: Mapping[str, Any],
+    budget: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
     space: StudySpace | None = None,
     objectives: Sequence[str] = ("val_acc", "params"),
@@ -210,10 +236,20 @@ def create_study(
     """Validate everything and append StudyCreated (with ``metadata``, e.g. the web session
     that asked); return the study id.
 
+    Without ``strategy`` the default search runs (`DEFAULT_STRATEGY` with `DEFAULT_SETTINGS`
+    under the given settings), without ``budget`` it gets `DEFAULT_BUDGET`, and without
+    ``space`` the modern space (`StudySpace.modern()`).
+
     Raises `NotFound` (dataset), `InvalidRequest` (unknown strategy or setting, bad objective,
     budget of 0, a name that is taken or malformed).
     """
     dataset = get_dataset(store.db, dataset_id)
+    space = space or StudySpace.modern()
+    if strategy is None:
+        strategy = DEFAULT_STRATEGY
+        settings = {**default_settings(dataset, space), **(settings or {})}
+    if budget is None:
+        budget = DEFAULT_BUDGET
     resolved = get_strategy(strategy, dict(settings or {})).settings
     objectives = list(dict.fromkeys(objectives))
     if not objectives:
@@ -232,7 +268,6 @@ def create_study(
             "63 characters, starting with a letter or digit)"
         )
     study_id = name or new_study_id(store.db)
-    space = space or StudySpace()
     created = NewEvent.of(StudyCreated(
         study_id=study_id, dataset_id=dataset.id, strategy=strategy, settings=resolved,
         space=space.to_dict(), objectives=list(objectives), budget=checked,
@@ -458,8 +493,27 @@ def _summary(view: StudyView, budget: Budget, reason: str) -> str:
     return f"study {view.id} completed ({reason}): {_progress(view, budget)}"
 
 
-def study_status(db: Database, study_id: str) -> dict[str, Any]:
-    """What ``nasdb study status`` shows: state, budget used, best so far, models by status."""
+def best_under(view: StudyView, bounds: Sequence[int] = PARAM_BOUNDS) -> list[dict[str, Any]]:
+    """For each parameter bound, the found model (reference classifiers excluded) with the best
+    validation accuracy among those with at most that many parameters: its id, params,
+    ``val_acc`` and ``acc`` (test accuracy); None where no model fits yet."""
+    found = [t for t in view.done if t.origin != "reference" and t.best_val_acc is not None]
+    out: list[dict[str, Any]] = []
+    for bound in bounds:
+        fits = [t for t in found if t.params <= bound]
+        best = max(fits, key=lambda t: (t.best_val_acc or 0.0, -t.number), default=None)
+        out.append({"params_max": bound, "model_id": best.model_id if best else None,
+                    "params": best.params if best else None,
+                    "val_acc": best.best_val_acc if best else None,
+                    "acc": best.test_acc if best else None,
+                    "glyph": best.architecture.glyph(view.dataset.num_classes) if best else None})
+    return out
+
+
+def study_status(db: Database, study_id: str,
+                 bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
+    """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
+    each of ``bounds`` parameters), models by status."""
     Projector(db).catch_up()
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
@@ -486,6 +540,7 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
             "val_acc": best.best_val_acc,
             "acc": best.test_acc,
         },
+        "best_under": best_under(view, bounds),
         "pareto": [t.model_id for t in pareto_front(view)],
         "previous_study_id": row.previous_study_id,
         "next_study_id": row.next_study_id,
