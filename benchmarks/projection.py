@@ -32,6 +32,7 @@ from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.ingest.synthetic import search_log
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
 
@@ -49,7 +50,7 @@ def run_once(admin: str, streams: list[tuple[str, list[NewEvent]]], batch: int,
     """Seconds for append, incremental projection and replay of ``streams`` in a fresh database."""
     with bench_database(admin, prefix="nasdb_pbench") as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         store = EventStore(db=db)
         t0 = time.perf_counter()
         for chunk in chunks(streams, batch):

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 
 format_option = click.option(
@@ -31,7 +32,7 @@ class Context:
         from nasdb.ingest import ensure_projector
 
         db = Database(self._url)
-        db.ensure_schema()
+        ensure_schema(db)
         ensure_projector(db)
         return db
 
