@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import uuid
 
 from psycopg.types.json import Jsonb
@@ -23,7 +24,6 @@ def test_the_header_state_names_the_lag_and_the_events_not_applied(db: Database)
         conn.execute("select * from nasdb_append_many(%s, %s, %s)",
                      (["model-m1"], [None], Jsonb(bad)))
     app = AppState(db, store=store)  # waits for the projector (starting one) before loading
-    last = store.last_position()
-    assert app.projection_lag == f"projected {last:,} of {last:,} · 1 event not applied " \
-                                 "(nasdb status)"
+    assert re.fullmatch(r"projected (\d+) of \1 · 1 event not applied \(nasdb status\)",
+                        app.projection_lag), app.projection_lag
     assert list(app.models["id"]) == ["m1"]
