@@ -35,9 +35,9 @@ def _assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 def _space(space_json: str | None, epochs: int | None, lr: str | None, max_layers: int | None,
            max_params: int | None, extended: bool) -> Any:
-    from nasdb.search.strategies import SPACE_NAMES, StudySpace
+    from nasdb.search.strategies import StudySpace
 
-    if space_json is not None and space_json.strip() in SPACE_NAMES:
+    if space_json is not None and not space_json.lstrip().startswith("{"):
         space = StudySpace.named(space_json.strip())
     elif space_json is not None:
         try:

@@ -162,7 +162,8 @@ def test_invalid_hyperparameters_are_refused_before_training(digits: LoadedDatas
     with pytest.raises(InvalidRequest) as err:
         train(module, digits, {"optimizer": "lion", "batch_size": 0})
     assert str(err.value) == (
-        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, got 'lion'; "
+        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, sgd-nesterov, "
+        "got 'lion'; "
         "batch_size must be an integer >= 1, got 0"
     )
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))

@@ -128,7 +128,8 @@ class StudySpace:
             return cls.remap()
         if name == "extended":
             return cls(SearchSpace.extended())
-        raise InvalidRequest(f"unknown space {name!r}; choose one of {', '.join(SPACE_NAMES)}")
+        raise InvalidRequest(f"unknown space {name!r}; choose one of {', '.join(SPACE_NAMES)}, "
+                             "or give the space as a JSON object")
 
     # --- JSON -------------------------------------------------------------------------------
 
