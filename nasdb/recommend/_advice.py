@@ -48,19 +48,17 @@ def _bundle(db: Database) -> Bundle:
 
 
 def _class_metrics(db: Database, model_ids: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    from nasdb.read import class_metrics
+
     out: dict[str, dict[str, dict[str, float]]] = {}
     if not model_ids:
         return out
-    with db.connect(dict_rows=True) as conn:
-        for r in conn.execute(
-            "select model_id, class_name, accuracy, precision, recall, specificity, support "
-            "from class_metrics where model_id = any(%s) order by model_id, class_index",
-            (list(model_ids),),
-        ).fetchall():
-            out.setdefault(r["model_id"], {})[r["class_name"]] = {
-                k: float(r[k]) for k in ("accuracy", "precision", "recall", "specificity", "support")
-                if r[k] is not None
-            }
+    for r in class_metrics(db, model_ids=model_ids):
+        values = {"accuracy": r.accuracy, "precision": r.precision, "recall": r.recall,
+                  "specificity": r.specificity, "support": r.support}
+        out.setdefault(r.model_id, {})[r.class_name] = {
+            k: float(v) for k, v in values.items() if v is not None
+        }
     return out
 
 
