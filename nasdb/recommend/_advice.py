@@ -162,8 +162,8 @@ def recommend_for(
             model_id=m["id"],
             hyperparameters=dict(m["hyperparameters"]),
             params=int(m["params"]),
-            measured_accuracy=float(m["test_acc"]) if mode == "trained" and "test_acc" in m
-            else None,
+            measured_accuracy=float(m["test_acc"])
+            if mode == "trained" and m.get("test_acc") is not None else None,
             class_metrics=metrics.get(m["id"], {}),
             row=row,
         )
@@ -182,7 +182,7 @@ def recommend_for(
         m = by_id[r.model_id]
         item["glyph"] = m["glyph"]
         item["dataset_id"] = dataset_id
-        item["trained_on"] = m["dataset_id"] if "test_acc" in m else None
+        item["trained_on"] = m["dataset_id"] if m.get("test_acc") is not None else None
         item["status"] = m.get("status", "done")
         if mode == "transfer" and neighbours:
             own = index[r.model_id]
