@@ -365,7 +365,7 @@ def search_with_progress(ctx: Context, study_id: str, budget_seconds: int) -> in
                 progress.console.print(message.split(": ", 1)[-1])
                 top = study_status(ctx.db, study_id)["best"]
                 if top:
-                    best = f"best {top['model_id']} test acc {top['test_acc']:.3f}"
+                    best = f"best {top['model_id']} test acc {top['acc']:.3f}"
             tick("training")
 
         worker = Worker(ctx.db, log=log, on_epoch=on_epoch)
