@@ -206,10 +206,14 @@ class Projector:
             cur.execute("select pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(last)))
         return len(rows)
 
-    def replay(self, *, on_batch: Callable[[int], None] | None = None) -> int:
+    def replay(self, *, on_batch: Callable[[int], None] | None = None,
+               conn: psycopg.Connection[Any] | None = None) -> int:
         """Drop every read model and rebuild it from the whole log, in one transaction."""
+        if conn is None:
+            with self.connect() as own:
+                return self.replay(on_batch=on_batch, conn=own)
         applied = 0
-        with self.connect() as conn, conn.transaction():
+        with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK_KEY,))
             conn.execute(f"truncate {', '.join(READ_MODEL_TABLES)}")
             conn.execute(
