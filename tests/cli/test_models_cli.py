@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from nasdb.schema import Database
 
 
@@ -34,10 +36,11 @@ def test_dataset_train_sample_worker_models(db: Database) -> None:
     assert "7 jobs trained" in worker.stderr
     models = json.loads(nasdb(db.url, "models", "--format", "json").stdout)
     assert [m["id"] for m in models] == ids
-    for m in models:
+    for m in models:  # every job was trained to the end: nothing failed, nothing left over
         assert set(m) >= {"id", "glyph", "params", "flops", "status", "epochs", "val_acc",
                           "test_acc"}
-        assert m["status"] in ("done", "failed")
+        assert m["status"] == "done", m
+        assert 0 <= m["test_acc"] <= 1 and m["epochs"] == (1 if m["id"] > "m2" else 2)
     assert models[0]["glyph"] == "cnn"
     assert models[1]["glyph"] == "C8k3-relu-P2-D10"
     assert models[1]["params"] == 8 * 9 + 8 + 8 * 3 * 3 * 10 + 10
@@ -74,4 +77,17 @@ def test_demo_runs_end_to_end(db: Database) -> None:
     assert out.returncode == 0, out.stderr
     assert "trained 4 models" in out.stderr
     assert "Pareto front" in out.stderr
-    assert "m" in out.stdout
+    with db.connect() as conn:
+        models = conn.execute("select id, status, params, test_acc, epochs_trained from models "
+                              "order by id").fetchall()
+    assert len(models) == 4 and all(m[1] == "done" and m[4] == 1 for m in models), models
+    points = {mid: (params, acc) for mid, _, params, acc, _ in models}
+    front = {i for i, (p, a) in points.items()
+             if not any(q <= p and b >= a and (q, b) != (p, a) for q, b in points.values())}
+    # The printed table is that front, best accuracy first, with each model's own numbers.
+    rows = [[c.strip() for c in line.strip("│").split("│")]
+            for line in out.stdout.splitlines() if line.startswith("│")]
+    assert [r[0] for r in rows] == sorted(front, key=lambda i: -points[i][1])
+    for mid, _glyph, params, acc, epochs in rows:
+        assert int(params) == points[mid][0] and epochs == "1"
+        assert float(acc) == pytest.approx(points[mid][1], rel=1e-3)

@@ -42,4 +42,5 @@ def test_overview_of_many_models_loads_and_renders_within_3_s(pg_admin_url: str)
     (SCREENSHOTS / "large_load.txt").write_text(done.stdout)
     assert re.search(r"^  nasdb ui \(datashader\)\s+\d+\.\d\d s", done.stdout, re.M), (
         done.stdout + done.stderr[-3000:])
-    assert done.returncode == 0, f"over the 3 s budget:\n{done.stdout}"
+    assert done.returncode != 1, done.stderr[-3000:]  # 1 is an error, 10 the target missed
+    assert done.returncode == 0, f"over the 3 s budget (first load or median):\n{done.stdout}"
