@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     from _machine import machine_load  # benchmarks/_machine.py
     from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
+    from nasdb.migrations import ensure_schema
     from nasdb.schema import Database
 
     admin = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url(
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine_load()}", flush=True)
     with bench_database(admin, prefix="nasdb_sbench") as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         _compare(db, strategies, budget, seeds)
         db.engine.dispose()
     print(f"command: python benchmarks/search.py {shlex.join(sys.argv[1:] if argv is None else argv)}"

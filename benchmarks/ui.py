@@ -54,6 +54,7 @@ from _machine import machine_load  # benchmarks/_machine.py
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.ingest.synthetic import load_lean
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
 from nasdb.ui.app._server import _wait_listening
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     with bench_database(admin_url) as url, tempfile.TemporaryDirectory() as tmp, \
             sync_playwright() as p:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         phases = load_lean(db, n_models)
         db.engine.dispose()
         print(f"{n_models:,} models through the store in {phases['append']:.0f} s, "

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 
 from ._prerequisites import DELIBERATE_SKIPS, under_ci
@@ -62,7 +63,7 @@ def template_url(pg_admin_url: str) -> str:
         conn.execute(f'create database "{TEMPLATE}"')
     url = _with_dbname(pg_admin_url, TEMPLATE)
     db = Database(url)
-    db.ensure_schema()
+    ensure_schema(db)
     db.engine.dispose()
     return url
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -73,21 +74,26 @@ def test_bad_input_gets_one_clear_line(db: Database, tmp_path: object) -> None:
 
 
 def test_demo_runs_end_to_end(db: Database) -> None:
-    out = nasdb(db.url, "demo", "--dataset", "digits", "-n", "3", "--epochs", "1", "--no-serve")
+    out = nasdb(db.url, "demo", "--dataset", "digits", "--budget-seconds", "8", "--no-serve")
     assert out.returncode == 0, out.stderr
-    assert "trained 4 models" in out.stderr
+    assert re.search(r"trained [1-9]\d* models in \d+s", out.stderr)
     assert "Pareto front" in out.stderr
+    assert re.search(r"best found m\d+ CB\S+ \([\d,]+ params\): test acc 0\.\d{4} \([+-]0\.\d{4}\) "
+                     r"vs logistic regression m1 \(650 params\) test acc 0\.\d{4}, same "
+                     r"training images", " ".join(out.stderr.split())), out.stderr
     with db.connect() as conn:
-        models = conn.execute("select id, status, params, test_acc, epochs_trained from models "
-                              "order by id").fetchall()
-    assert len(models) == 4 and all(m[1] == "done" and m[4] == 1 for m in models), models
-    points = {mid: (params, acc) for mid, _, params, acc, _ in models}
+        trained = conn.execute("select id, params, test_acc from models where status = 'done' "
+                               "and dataset_id = 'digits'").fetchall()
+    points = {mid: (params, acc) for mid, params, acc in trained}
     front = {i for i, (p, a) in points.items()
              if not any(q <= p and b >= a and (q, b) != (p, a) for q, b in points.values())}
-    # The printed table is that front, best accuracy first, with each model's own numbers.
-    rows = [[c.strip() for c in line.strip("│").split("│")]
+    # The printed table is the Pareto front of the trained models, best accuracy first, each
+    # row with that model's own parameters and accuracy.
+    header = next(line for line in out.stdout.splitlines() if line.startswith("┃"))
+    names = [c.strip() for c in header.strip("┃").split("┃")]
+    rows = [dict(zip(names, (c.strip() for c in line.strip("│").split("│")), strict=True))
             for line in out.stdout.splitlines() if line.startswith("│")]
-    assert [r[0] for r in rows] == sorted(front, key=lambda i: -points[i][1])
-    for mid, _glyph, params, acc, epochs in rows:
-        assert int(params) == points[mid][0] and epochs == "1"
-        assert float(acc) == pytest.approx(points[mid][1], rel=1e-3)
+    assert front and [r["id"] for r in rows] == sorted(front, key=lambda i: -points[i][1])
+    for row in rows:
+        assert int(row["params"].replace(",", "")) == points[row["id"]][0]
+        assert float(row["acc"]) == pytest.approx(points[row["id"]][1], rel=1e-3)
