@@ -6,6 +6,7 @@ import multiprocessing as mp
 import random
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -144,8 +145,10 @@ def test_a_batch_over_several_streams_commits_all_or_nothing(db_url: str) -> Non
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def _racer(url: str, rounds: int, results: mp.Queue) -> None:  # type: ignore[type-arg]
+def _racer(url: str, rounds: int, start: Any, results: mp.Queue) -> None:  # type: ignore[type-arg]
     store = EventStore(url)
+    store.stream_version("study-race")  # connected before the start
+    start.wait()  # every racer starts at once, however slowly the processes were spawned
     wins = conflicts = 0
     for _ in range(rounds):
         version = store.stream_version("study-race")
@@ -162,7 +165,8 @@ def test_sixteen_processes_racing_on_one_stream(db_url: str) -> None:
     EventStore(db_url)  # migrate before the race
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_racer, args=(db_url, 40, results)) for _ in range(16)]
+    start = ctx.Barrier(16)
+    procs = [ctx.Process(target=_racer, args=(db_url, 40, start, results)) for _ in range(16)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
