@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
 from nasdb.query import pareto_mask
 from nasdb.read import class_metrics, get_dataset, get_study
 from nasdb.schema.db import Database
@@ -284,12 +284,12 @@ def create_study(
 
 def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
                 allowed: Sequence[str], verb: str) -> None:
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     if row.state not in allowed:
         raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
     store.append(f"study-{study_id}", [NewEvent.of(event)])
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
@@ -315,7 +315,7 @@ def refine_study(
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
     linked by ``previous_study_id``; a running or paused study is stopped. One transaction.
     Returns the new study's id and the changes in words."""
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -334,7 +334,7 @@ def refine_study(
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     return new_id, changes
 
 
@@ -413,14 +413,13 @@ def run_study(
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
-    projector = Projector(db)
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        projector.catch_up()
+        wait_projected(db)
         view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
@@ -457,12 +456,12 @@ def run_study(
                              [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
-            projector.catch_up()
+            wait_projected(db)
             say(_summary(view, budget, reason))
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            projector.catch_up()
+            wait_projected(db)
             view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
@@ -511,7 +510,7 @@ def study_status(db: Database, study_id: str,
                  bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
     """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
     each of ``bounds`` parameters), models by status."""
-    Projector(db).catch_up()
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
     by_status: dict[str, int] = {}

@@ -486,7 +486,7 @@ class RecommendState(param.Parameterized):
             self.message = f"⚠ {e}"
             return None
         self.app.record("recommend_queue", model=model_id, queued=queued, dataset=self.dataset)
-        self.app.refresh()  # projects the new events; recomputes through `_app_changed`
+        self.app.refresh()  # waits for the new events; recomputes through `_app_changed`
         self.message = text
         return queued
 
