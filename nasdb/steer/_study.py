@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
-from nasdb.read import get_dataset, get_study
+import numpy as np
+
+from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
+from nasdb.query import pareto_mask
+from nasdb.read import class_metrics, get_dataset, get_study
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
@@ -89,14 +92,11 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
                where m.study_id = %s""",
             (study_id,),
         ).fetchall()
-        classes = [o[4:] for o in objectives if o.startswith("acc:")]
-        per_class: dict[str, dict[str, float]] = {}
-        if classes:
-            for r in conn.execute(
-                "select model_id, class_name, accuracy from class_metrics c join models m "
-                "on m.id = c.model_id where m.study_id = %s", (study_id,),
-            ).fetchall():
-                per_class.setdefault(r["model_id"], {})[r["class_name"]] = r["accuracy"]
+    per_class: dict[str, dict[str, float]] = {}
+    if any(o.startswith("acc:") for o in objectives):
+        for c in class_metrics(db, study_id=study_id):
+            if c.accuracy is not None:
+                per_class.setdefault(c.model_id, {})[c.class_name] = c.accuracy
     trials = [
         Trial(
             model_id=r["id"], architecture=Architecture.from_json(r["architecture"]),
@@ -224,7 +224,7 @@ def create_study(
     budget: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
     space: StudySpace | None = None,
-    objectives: Sequence[str] = ("acc", "params"),
+    objectives: Sequence[str] = ("val_acc", "params"),
     name: str | None = None,
     previous_study_id: str | None = None,
     extra_events: Sequence[tuple[str, Sequence[NewEvent], int | None]] = (),
@@ -250,7 +250,7 @@ def create_study(
     resolved = get_strategy(strategy, dict(settings or {})).settings
     objectives = list(dict.fromkeys(objectives))
     if not objectives:
-        raise InvalidRequest("a study needs at least one objective (--objective acc)")
+        raise InvalidRequest("a study needs at least one objective (--objective val_acc)")
     for o in objectives:
         objective_direction(o)
         if o.startswith("acc:") and o[4:] not in dataset.classes:
@@ -284,12 +284,12 @@ def create_study(
 
 def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
                 allowed: Sequence[str], verb: str) -> None:
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     if row.state not in allowed:
         raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
     store.append(f"study-{study_id}", [NewEvent.of(event)])
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
@@ -315,7 +315,7 @@ def refine_study(
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
     linked by ``previous_study_id``; a running or paused study is stopped. One transaction.
     Returns the new study's id and the changes in words."""
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -334,7 +334,7 @@ def refine_study(
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     return new_id, changes
 
 
@@ -413,14 +413,13 @@ def run_study(
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
-    projector = Projector(db)
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        projector.catch_up()
+        wait_projected(db)
         view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
@@ -457,12 +456,12 @@ def run_study(
                              [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
-            projector.catch_up()
+            wait_projected(db)
             say(_summary(view, budget, reason))
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            projector.catch_up()
+            wait_projected(db)
             view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
@@ -511,7 +510,7 @@ def study_status(db: Database, study_id: str,
                  bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
     """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
     each of ``bounds`` parameters), models by status."""
-    Projector(db).catch_up()
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
     by_status: dict[str, int] = {}
@@ -534,7 +533,8 @@ def study_status(db: Database, study_id: str,
         "best": None if best is None else {
             "model_id": best.model_id,
             **{o: best.value(o) for o in view.objectives},
-            "test_acc": best.test_acc,
+            "val_acc": best.best_val_acc,
+            "acc": best.test_acc,
         },
         "best_under": best_under(view, bounds),
         "pareto": [t.model_id for t in pareto_front(view)],
@@ -544,17 +544,14 @@ def study_status(db: Database, study_id: str,
 
 
 def pareto_front(view: StudyView) -> list[Trial]:
-    """Done trials no other done trial dominates on the study's objectives."""
-    signs = [1.0 if objective_direction(o) == "maximize" else -1.0 for o in view.objectives]
-    points = []
-    for t in view.done:
-        values = t.values(view.objectives)
-        if values is not None:
-            points.append((t, [s * v for s, v in zip(signs, values, strict=True)]))
-    front = []
-    for t, p in points:
-        dominated = any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p
-                        for _, q in points)
-        if not dominated:
-            front.append(t)
-    return front
+    """Done trials on the Pareto front of the study's objectives (the one rule and tie rule:
+    `nasdb.query.pareto_mask`); trials missing an objective take no part."""
+    trials = [t for t in view.done if t.values(view.objectives) is not None]
+    if len(view.objectives) < 2:
+        best = best_trial(view)
+        return [best] if best is not None else []
+    values = [t.values(view.objectives) for t in trials]
+    maximise = [objective_direction(o) == "maximize" for o in view.objectives]
+    mask = pareto_mask(np.array(values, dtype=float).reshape(len(trials), len(maximise)),
+                       maximise)
+    return [t for t, on in zip(trials, mask, strict=True) if on]

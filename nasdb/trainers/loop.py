@@ -18,10 +18,10 @@
 - A NaN/inf loss raises `TrainingError` naming the epoch and learning rate; running out of memory
   (CUDA or CPU) is translated to `TrainingError` with what to try next.
 
-Per-class metrics follow AutoCl's one-vs-rest definitions from the confusion matrix (rows: true
-class, columns: predicted): accuracy = (TP+TN)/N, precision = TP/(TP+FP), recall (sensitivity) =
-TP/(TP+FN), specificity = TN/(TN+FP); an undefined ratio (zero denominator) is reported as 0.0.
-The per-epoch `class_acc` uses the same one-vs-rest accuracy on the validation split.
+Per-class metrics come from the confusion matrix by `nasdb.schema.metrics.per_class_metrics`, the
+one definition: a class's accuracy is its recall (the share of its images classified correctly);
+AutoCl's one-vs-rest accuracy is kept as `one_vs_rest_accuracy`. The per-epoch `class_acc` is the
+same per-class accuracy on the validation split (`class_ovr_acc` its one-vs-rest accuracy).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasdb.schema.errors import TrainingError
+from nasdb.schema.metrics import ClassMetrics, per_class_metrics
 from nasdb.search import Hyperparameters
 from nasdb.search._hyperparameters import allowed_augment
 from nasdb.trainers.datasets import LoadedDataset
@@ -74,7 +75,8 @@ class EpochResult:
     """One finished epoch (the EpochCompleted payload). `epoch` counts from 1.
 
     `train_loss`/`train_acc` are means over the epoch's training batches (in train mode);
-    `val_*` and `class_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
+    `val_*`, `class_acc` ({class name: the class's accuracy, i.e. its recall}) and
+    `class_ovr_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
     `lr` is the learning rate used during the epoch; `seconds` is training time only.
     """
 
@@ -86,23 +88,11 @@ class EpochResult:
     class_acc: dict[str, float]
     lr: float
     seconds: float
+    class_ovr_acc: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    """One class's one-vs-rest metrics on the test split (module docstring for definitions)."""
-
-    class_index: int
-    class_name: str
-    accuracy: float
-    precision: float
-    recall: float
-    specificity: float
-    support: int
 
 
 @dataclass(frozen=True)
@@ -217,33 +207,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def class_metrics(confusion: np.ndarray, class_names: list[str] | tuple[str, ...]) -> list[ClassMetrics]:
-    """AutoCl's one-vs-rest metrics per class from a confusion matrix (module docstring)."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    n = cm.sum()
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    tn = n - tp - fp - fn
-
-    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-    accuracy = ratio(tp + tn, np.full_like(tp, n))
-    precision = ratio(tp, tp + fp)
-    recall = ratio(tp, tp + fn)
-    specificity = ratio(tn, tn + fp)
-    return [
-        ClassMetrics(
-            class_index=i,
-            class_name=str(class_names[i]),
-            accuracy=float(accuracy[i]),
-            precision=float(precision[i]),
-            recall=float(recall[i]),
-            specificity=float(specificity[i]),
-            support=int(tp[i] + fn[i]),
-        )
-        for i in range(cm.shape[0])
-    ]
+    """Each class's metrics from a confusion matrix (`nasdb.schema.metrics.per_class_metrics`)."""
+    return per_class_metrics(np.asarray(confusion).tolist(), class_names)
 
 
 def evaluate(
@@ -560,6 +525,7 @@ def train(
                 class_acc={m.class_name: m.accuracy for m in per_class},
                 lr=lr,
                 seconds=seconds,
+                class_ovr_acc={m.class_name: m.one_vs_rest_accuracy for m in per_class},
             )
             history.append(result)
             if on_epoch is not None and on_epoch(result) is True:

@@ -155,7 +155,7 @@ class GenerateState(param.Parameterized):
         kids = models[models["parent_id"] == row["id"]]
         if kids.empty:
             return pd.DataFrame()
-        parent_acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
+        parent_acc = row["test_acc"]
         out = pd.DataFrame({
             "id": kids["id"], "origin": kids["origin"],
             "changes": kids["changes"].fillna(""),
