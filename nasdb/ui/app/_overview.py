@@ -16,13 +16,21 @@ from holoviews.operation.datashader import dynspread, rasterize
 from ._state import PROJECTIONS, AppState
 from ._util import bind
 
-LOG_TICKS = CustomJSTickFormatter(code="""
+_LOG_TICKS_JS = """
     const v = Math.pow(10, tick);
     if (v >= 1e9) return (v / 1e9).toFixed(v >= 1e10 ? 0 : 1) + 'G';
     if (v >= 1e6) return (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + 'M';
     if (v >= 1e3) return (v / 1e3).toFixed(v >= 1e4 ? 0 : 1) + 'k';
     return v.toFixed(0);
-""")
+"""
+
+
+def log_ticks() -> CustomJSTickFormatter:
+    """Tick labels of a log10 axis as counts (10k, 3.2M). A new Bokeh model per plot: a model is
+    owned by one document, and one shared by every session's document lost its code after a few
+    sessions (every label read "undefined" until the server restarted)."""
+    return CustomJSTickFormatter(code=_LOG_TICKS_JS)
+
 
 HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
          ("accuracy", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
@@ -51,7 +59,7 @@ class OverviewView(pn.viewable.Viewer):
         s = self.state
         if s.projection == PROJECTIONS[0]:
             ylabel = ("accuracy on " + ", ".join(s.class_focus)) if s.class_focus else "accuracy"
-            return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": LOG_TICKS}
+            return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": log_ticks()}
         return {"xlabel": f"MDS 1 ({s.projection})", "ylabel": "MDS 2"}
 
     def _current(self) -> pd.DataFrame:
