@@ -73,7 +73,7 @@ class PageErrors:
         return context
 
     def _watch_page(self, pg: Any) -> None:
-        pg.on("pageerror", lambda e: self.errors.append(f"{pg.url}: {e}"))
+        pg.on("pageerror", lambda e: self.errors.append(f"{pg.url}: {e}\n{e.stack}"))
         pg.on("console", lambda m: self._console(pg, m))
 
     def _console(self, pg: Any, message: Any) -> None:

@@ -21,7 +21,7 @@ from nasdb.schema.db import Database
 #: What the app keeps of each model in memory (the overview, the drawer, the class comparison and
 #: the children table): kept narrow so that 100,000 models load in well under a second.
 MODEL_COLUMNS = ("id", "glyph", "origin", "parent_id", "status", "params", "epochs_trained",
-                 "test_acc", "best_val_acc", "pinned", "changes")
+                 "test_acc", "best_val_acc", "pinned", "changes", "train_seconds")
 _TEXT_COLUMNS = ("id", "glyph", "origin", "parent_id", "status", "changes")
 
 
@@ -70,7 +70,7 @@ def load_models(db: Database) -> pd.DataFrame:
                      na_values={c: [""] for c in MODEL_COLUMNS if c not in _TEXT_COLUMNS},
                      dtype={c: str for c in _TEXT_COLUMNS}) if buffer.getbuffer().nbytes else \
         pd.DataFrame(columns=list(MODEL_COLUMNS))
-    for col in ("test_acc", "best_val_acc"):
+    for col in ("test_acc", "best_val_acc", "train_seconds"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["parent_id"] = df["parent_id"].replace("", None)
     df["params"] = pd.to_numeric(df["params"], errors="coerce").fillna(1).astype(np.int64)

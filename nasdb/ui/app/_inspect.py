@@ -7,6 +7,7 @@ from typing import Any
 import holoviews as hv
 import pandas as pd
 import panel as pn
+from bokeh.models import BasicTicker
 
 from nasdb.schema.errors import NasdbError
 from nasdb.steer import get_dataset
@@ -14,6 +15,11 @@ from nasdb.steer import get_dataset
 from ._analysis_state import InspectState
 from ._glyph import legend_html, snac_html
 from ._util import bind
+
+
+def epoch_ticks() -> BasicTicker:
+    """Ticks at whole epochs only (a new Bokeh model per plot: models belong to one document)."""
+    return BasicTicker(min_interval=1, desired_num_ticks=8)
 
 
 def _hide_inner_labels(plot: Any, element: Any) -> None:
@@ -45,6 +51,10 @@ class InspectView(pn.viewable.Viewer):
             pn.pane.HTML(legend_html()), sizing_mode="stretch_width")
 
     def _confusion(self, selected: str | None, revision: int) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("*Select a model (in the overview, a query result or the "
+                                    "drawer) to see its confusion matrix.*",
+                                    css_classes=["no-confusion"])
         found = self.state.confusion(selected)
         if found is None:
             return pn.pane.Markdown("*No confusion matrix yet — the model has not finished "
@@ -72,23 +82,28 @@ class InspectView(pn.viewable.Viewer):
 
     def _curves(self, selected: str | None, revision: int, smooth: bool, window: int
                 ) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("")
         df = self.state.curves(selected)
         if df.empty:
             return pn.pane.Markdown("*No epochs yet.*")
         loss = (hv.Curve(df, "epoch", "train_loss", label="train").opts(color="#1f77b4")
                 * hv.Curve(df, "epoch", "val_loss", label="validation").opts(color="#ff7f0e")
                 ).opts(title="Loss" + (" (moving average)" if smooth else ""), ylabel="loss",
+                       xticks=epoch_ticks(),
                        responsive=True, min_height=260, legend_position="top_right")
         acc = (hv.Curve(df, "epoch", "train_acc", label="train").opts(color="#1f77b4")
                * hv.Curve(df, "epoch", "val_acc", label="validation").opts(color="#ff7f0e")
                ).opts(title="Accuracy" + (" (moving average)" if smooth else ""),
-                      ylabel="accuracy", responsive=True, min_height=260,
+                      ylabel="accuracy", xticks=epoch_ticks(), responsive=True, min_height=260,
                       legend_position="bottom_right")
         return pn.Row(pn.pane.HoloViews(loss, sizing_mode="stretch_width"),
                       pn.pane.HoloViews(acc, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
 
     def _bars(self, selected: str | None, revision: int) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("")
         df = self.state.class_bars(selected)
         if df.empty:
             return pn.pane.Markdown("*No per-class metrics yet.*")

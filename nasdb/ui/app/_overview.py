@@ -77,7 +77,9 @@ class OverviewView(pn.viewable.Viewer):
     def _decorations(self, revision: int, projection: str, highlighted: list[str],
                      selected: str | None) -> hv.Overlay:
         """The front line and one layer of marks (front members, query result, selection): a
-        single glyph renderer keeps the page quick to build."""
+        single glyph renderer keeps the page quick to build. Its legend is HTML (`legend_html`):
+        BokehJS drew a legend of per-row markers from the previous data's indices after an
+        update ("Offset is outside the bounds of the DataView" on every query)."""
         df = self._frame if self._frame is not None else self._current()
         front = df[df["pareto"]].sort_values("x") if len(df) else df
         parts = [front.assign(kind="on the front"),
@@ -95,10 +97,10 @@ class OverviewView(pn.viewable.Viewer):
             marker=kind.categorize({k: m[1] for k, m in MARKS.items()}, default="circle"),
             size=kind.categorize({k: m[2] for k, m in MARKS.items()}, default=8),
             fill_alpha=kind.categorize({k: m[3] for k, m in MARKS.items()}, default=1.0),
-            line_width=2, show_legend=True, tools=["hover"], hover_tooltips=HOVER)
+            line_width=2, show_legend=False, tools=["hover"], hover_tooltips=HOVER)
         layers: list[Any] = []
         if projection == PROJECTIONS[0] and len(front):
-            layers.append(hv.Curve(front, "x", "y", label="Pareto front").opts(
+            layers.append(hv.Curve(front, "x", "y").opts(
                 interpolation="steps-post", color="#e4572e", line_width=2, line_dash="dashed"))
         return hv.Overlay([*layers, points])
 
@@ -174,7 +176,20 @@ class OverviewView(pn.viewable.Viewer):
         return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large,
                                           projection=s.param.projection,
                                           class_focus=s.param.class_focus)),
+                         pn.pane.HTML(legend_html(), margin=(0, 10)),
                          self._under, sizing_mode="stretch_both", min_height=560)
+
+
+_SYMBOLS = {"diamond": "◆", "circle": "○", "star": "★"}
+
+
+def legend_html() -> str:
+    """The marks' legend, one line under the plot."""
+    items = [f"<span style='color:{colour}'>{_SYMBOLS.get(marker, '●')}</span> {html.escape(kind)}"
+             for kind, (colour, marker, _, _) in MARKS.items()]
+    items.append("<span style='color:#e4572e'>- - -</span> Pareto front")
+    return ("<span class='overview-legend' style='font-size:12px;color:#444'>"
+            + " &nbsp;·&nbsp; ".join(items) + "</span>")
 
 
 def _describe(row: pd.Series) -> str:

@@ -15,23 +15,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nasdb.search import Architecture, structural_distance
+from nasdb.ui._front import pareto_mask
 
-
-def pareto_mask(params: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """True for models no other model beats (fewer or equal params and higher accuracy)."""
-    n = len(params)
-    mask = np.zeros(n, dtype=bool)
-    valid = ~np.isnan(acc)
-    if not valid.any():
-        return mask
-    idx = np.nonzero(valid)[0]
-    order = idx[np.lexsort((-acc[idx], params[idx]))]
-    # in order of params (ties: best first), a model is on the front when it beats every
-    # model before it
-    ordered = acc[order]
-    best_before = np.concatenate(([-np.inf], np.maximum.accumulate(ordered)[:-1]))
-    mask[order] = ordered > best_before
-    return mask
+__all__ = ["LandmarkLayout", "classical_mds", "pareto_mask"]
 
 
 def classical_mds(d: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
