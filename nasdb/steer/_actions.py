@@ -134,8 +134,12 @@ def propose(
 
 
 def _model_append(
-    store: EventStore, model_id: str, event: NewEvent, expected: int | None = None
+    store: EventStore, model_id: str, event: NewEvent, expected: int | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
+    if metadata:
+        event = NewEvent(event.type, event.data, {**(event.metadata or {}), **metadata},
+                         event.idempotency_key)
     if store.stream_version(f"model-{model_id}") == 0:
         get_model(store.db, model_id)  # raises NotFound with a suggestion
     store.append(f"model-{model_id}", [event], expected)
@@ -170,9 +174,14 @@ def pin(store: EventStore, model_id: str, pinned: bool = True) -> None:
     _model_append(store, model_id, NewEvent("Pinned" if pinned else "Unpinned", {}))
 
 
-def tag(store: EventStore, model_id: str, tag_name: str, remove: bool = False) -> None:
-    _model_append(store, model_id, NewEvent("Untagged" if remove else "Tagged", {"tag": tag_name}))
+def tag(store: EventStore, model_id: str, tag_name: str, remove: bool = False, *,
+        metadata: dict[str, Any] | None = None) -> None:
+    """Tag (or untag) a model; ``metadata`` (actor, session) joins the event's."""
+    _model_append(store, model_id, NewEvent("Untagged" if remove else "Tagged", {"tag": tag_name}),
+                  metadata=metadata)
 
 
-def note(store: EventStore, model_id: str, text: str) -> None:
-    _model_append(store, model_id, NewEvent("Noted", {"text": text}))
+def note(store: EventStore, model_id: str, text: str, *,
+         metadata: dict[str, Any] | None = None) -> None:
+    """Add a note to a model; ``metadata`` (actor, session) joins the event's."""
+    _model_append(store, model_id, NewEvent("Noted", {"text": text}), metadata=metadata)

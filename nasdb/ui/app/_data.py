@@ -120,6 +120,12 @@ def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def notes(db: Database, model_id: str) -> pd.DataFrame:
+    """A model's notes (the `notes` view), oldest first: text, actor, recorded_at."""
+    return _frame(db, "select text, actor, recorded_at from notes where model_id = %s "
+                      "order by position", (model_id,), ["text", "actor", "recorded_at"])
+
+
 def epochs(db: Database, model_ids: list[str]) -> pd.DataFrame:
     return _frame(db, "select model_id, epoch, train_loss, train_acc, val_loss, val_acc, lr, "
                       "seconds, recorded_at from epochs where model_id = any(%s) "

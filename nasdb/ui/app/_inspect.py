@@ -117,6 +117,38 @@ class InspectView(pn.viewable.Viewer):
             hooks=[_hide_inner_labels])
         return pn.pane.HoloViews(bars, sizing_mode="stretch_width")
 
+    def _generalisation(self, revision: int, selected: str | None) -> pn.viewable.Viewable:
+        """Validation vs test accuracy of every model (circle size = test accuracy); a click
+        inspects the model under it. Models off the diagonal generalise differently."""
+        df = self.state.generalisation()
+        if df.empty:
+            return pn.pane.Markdown("*No model has both a validation and a test accuracy yet.*")
+        lo = float(min(df["val_acc"].min(), df["test_acc"].min()))
+        diagonal = hv.Curve([(lo, lo), (1.0, 1.0)]).opts(color="#999", line_dash="dashed")
+        points = hv.Points(df, ["val_acc", "test_acc"], ["size", "id", "gap"]).opts(
+            size="size", color="#3b6fb6", alpha=0.6, line_color="#1f3b5c",
+            tools=["hover", "tap"])
+        layers: list[Any] = [diagonal, points]
+        chosen = df[df["id"] == selected]
+        if len(chosen):
+            layers.append(hv.Points(chosen, ["val_acc", "test_acc"], ["id"]).opts(
+                marker="star", size=18, color="#111"))
+        tap = hv.streams.Tap(source=points, x=None, y=None)
+
+        def tapped(x: Any = None, y: Any = None) -> None:
+            if x is not None and y is not None:
+                model = self.state.nearest_generalisation(float(x), float(y))
+                if model:
+                    self.state.app.select(model, source="generalisation")
+
+        tap.add_subscriber(tapped)
+        plot = hv.Overlay(layers).opts(
+            title="Validation vs test accuracy (circle size = test accuracy; click to inspect)",
+            xlabel="best validation accuracy", ylabel="test accuracy", responsive=True,
+            min_height=300, show_legend=False)
+        return pn.pane.HoloViews(plot, sizing_mode="stretch_width", min_height=320,
+                                 css_classes=["generalisation-plot"])
+
     def __panel__(self) -> pn.viewable.Viewable:
         s, app = self.state, self.state.app
         controls = pn.Row(pn.widgets.Checkbox.from_param(s.param.smooth, name="moving average"),
@@ -135,5 +167,8 @@ class InspectView(pn.viewable.Viewer):
                 bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
                         s.param.window),
                 lazy=True, sizing_mode="stretch_width"),
+            pn.param.ParamFunction(bind(self._generalisation, app.param.revision,
+                                        app.param.selected),
+                                   lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
