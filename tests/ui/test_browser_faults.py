@@ -11,7 +11,7 @@ from nasdb.ingest import EventStore, Projector
 from nasdb.search import Architecture, Dense, Hyperparameters
 from nasdb.steer import Proposal, get_dataset, propose
 
-from ._bokeh import axes
+from ._bokeh import axes, drag, screen
 from .conftest import open_page, shot
 from .test_browser import _cell, _events, _tab, _text, _wait, _wait_text
 
@@ -85,7 +85,7 @@ def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: 
     _select(page, "origin=handcrafted sort acc desc", mid)
     _tab(page, "Generate")
     page.locator(".bk-btn", has_text="handcraft").first.click()
-    editor = page.locator("textarea").first
+    editor = page.locator(".handcraft-editor textarea").first
     editor.wait_for()
     editor.fill(editor.input_value() + "\nDense(units=48)")
     editor.press("Tab")
@@ -152,12 +152,22 @@ def _overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
 
 def test_tradeoff_ticks_apart_and_learning_curves_in_whole_epochs(page: Any, ui_db: Any) -> None:
     _, mid = ui_db
+    # models within one decade of params (a box on the overview): where a log axis writes long
+    # labels
+    corners = _wait(lambda: screen(page, "", [(5.05, 0.0), (5.95, 1.0)], "BoxSelectTool"))
+    assert corners
+    drag(page, corners[0], corners[1])
+    _wait_text(page, ".brush-status", r"models selected")
     _tab(page, "Studies")
     page.wait_for_selector(".study-brushed")
+    page.set_viewport_size({"width": 1100, "height": 1000})
+    page.wait_for_timeout(1500)
     trade = _wait(lambda: next((v for k, v in axes(page).items()
                                 if k.startswith("Trade-off")), None))
     assert trade and len(trade["x"]["labels"]) >= 2
+    assert all(re.fullmatch(r"\d+(\.\d)?[kMG]?", t) for t in trade["x"]["labels"]), trade["x"]
     assert _overlaps(trade["x"]["boxes"]) == [], trade["x"]
+    page.set_viewport_size({"width": 1500, "height": 1000})
     _select(page, "origin=handcrafted sort acc desc", mid)
     _tab(page, "Inspect")
     plots = _wait(lambda: (a := axes(page)) and "Loss" in a and "Accuracy" in a and a)

@@ -42,7 +42,7 @@ class ConsoleView(pn.viewable.Viewer):
     def _put_text(self, event: Any) -> None:
         """A selection shown as its query: into the input, to edit or run (Enter)."""
         if event.new:
-            self._input.value = event.new
+            self._input.param.update(value=event.new, value_input=event.new)
 
     def _update_table(self, *_: Any) -> None:
         rows = self.state.result

@@ -68,6 +68,7 @@ class GenerateView(pn.viewable.Viewer):
         # A plain text area: a code editor would add half a megabyte of JavaScript to every page
         editor = pn.widgets.TextAreaInput.from_param(
             self.state.param.editor, height=220, sizing_mode="stretch_width", name="layers",
+            css_classes=["handcraft-editor"],
             stylesheets=["textarea { font-family: monospace; font-size: 13px; }"])
         go = pn.widgets.Button(name="Queue handcrafted model", button_type="success",
                                css_classes=["queue-handcraft"])

@@ -69,9 +69,10 @@ class SessionsView(pn.viewable.Viewer):
             return pn.pane.Markdown("*No session in the log yet.*")
         views = pd.DataFrame({"view": list(report.view_seconds),
                               "seconds": list(report.view_seconds.values())})
-        bars: Any = (hv.Bars(views, "view", "seconds").opts(
+        bars: Any = (pn.pane.HoloViews(hv.Bars(views, "view", "seconds").opts(
             title="Time in each view (s)", responsive=True, height=240, color="#3b6fb6",
-            tools=["hover"]) if len(views) else pn.pane.Markdown("*No time in any view.*"))
+            tools=["hover"]), sizing_mode="stretch_width") if len(views)
+            else pn.pane.Markdown("*No time in any view yet.*"))
         rows = pd.DataFrame(report.timeline())
         outcome = {s.position: s for s in report.steering}
         rows["on_front"] = [" ".join(outcome[a.position].on_front) if a.position in outcome
@@ -90,7 +91,7 @@ class SessionsView(pn.viewable.Viewer):
                 f"{len(report.actions)} actions · {len(report.steering)} steering, "
                 f"{sum(s.paid_off for s in report.steering)} reached the front")
         return pn.Column(pn.pane.Markdown(head, css_classes=["session-head"]),
-                         pn.Row(pn.pane.HoloViews(bars, sizing_mode="stretch_width"),
+                         pn.Row(bars,
                                 pn.pane.HoloViews(timeline, sizing_mode="stretch_width"),
                                 sizing_mode="stretch_width"),
                          "#### Actions in order", table, sizing_mode="stretch_width")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
+from panel.io.resources import _env
 
 from nasdb.ingest import Projector
 from nasdb.schema.db import Database
@@ -22,8 +23,14 @@ _CSS = """
 .status-page .big { font-size: 26px; font-weight: 600; }
 .status-page .muted { color: #5b6672; font-size: 14px; }
 .status-page ul { margin: 0; padding-left: 18px; }
-.status-page li { margin: 2px 0; overflow-wrap: anywhere; }
+.status-page li { margin: 2px 0; }
+.status-page, .status-page * { overflow-wrap: anywhere; }
 """
+#: The page's HTML: Panel's, with the viewport a phone needs (without it a phone lays the page out
+#: 980 px wide and shrinks it).
+_TEMPLATE = _env.from_string(
+    '{% extends "base.html" %}{% block preamble %}{{ super() }}'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">{% endblock %}')
 
 
 def _acc(v: Any) -> str:
@@ -97,8 +104,10 @@ def build_status(db: Database, poll_ms: int = 1500) -> pn.viewable.Viewable:
         except NasdbError as e:
             clock.object = f"<span style='color:#b00020'>⚠ {html.escape(str(e))}</span>"
 
-    if poll_ms and pn.state.curdoc is not None:
-        pn.state.add_periodic_callback(tick, period=poll_ms)
+    if pn.state.curdoc is not None:
+        pn.state.curdoc.template = _TEMPLATE
+        if poll_ms:
+            pn.state.add_periodic_callback(tick, period=poll_ms)
     header = pn.pane.HTML("<span style='font:600 20px sans-serif;color:white'>nasdb</span>"
                           "<span style='color:#c8d3e0;margin-left:8px;font:14px sans-serif'>"
                           "status</span>", styles={"background": "#1f3b5c", "padding": "8px 12px"},
