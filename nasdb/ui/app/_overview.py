@@ -17,7 +17,7 @@ from bokeh.models import CustomJSTickFormatter
 from holoviews.operation.datashader import dynspread, rasterize
 
 from ._state import PROJECTIONS, AppState
-from ._util import bind
+from ._util import action, bind
 
 _LOG_TICKS_JS = """
     const v = Math.pow(10, tick);
@@ -222,7 +222,7 @@ class OverviewView(pn.viewable.Viewer):
         )
         show = pn.widgets.Button(name="Show the selection as a query", width=230,
                                  css_classes=["brush-to-console"])
-        show.on_click(lambda e: s.show_brush_query())
+        show.on_click(action(s.show_brush_query))
         clear = pn.widgets.Button(name="Clear the selection", width=160,
                                   css_classes=["brush-clear"])
         clear.on_click(lambda e: s.set_brush("overview", None))

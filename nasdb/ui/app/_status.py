@@ -48,7 +48,7 @@ def status_html(db: Database) -> str:
     trained = models[models["acc"].notna()] if len(models) else models
     parts.append("<h2>Best model so far</h2>")
     if len(trained):
-        best = trained.loc[trained["acc"].idxmax()]
+        best = trained.iloc[int(trained["acc"].to_numpy().argmax())]
         parts.append(f"<div class='big status-best'>{html.escape(str(best['id']))} · "
                      f"{_acc(best['acc'])}</div><div class='muted'>"
                      f"<code>{html.escape(str(best['glyph']))}</code> · "
