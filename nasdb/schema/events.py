@@ -9,22 +9,39 @@ current one with small ``upcast_vN_vM`` functions registered in `UPCASTERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasdb.schema.errors import InvalidEvent
+from nasdb.schema.vocabulary import Origin
 
 JsonDict = dict[str, Any]
-Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", "reference"]
 
 
 class Payload(BaseModel):
-    """Base of every event payload: frozen, no unknown keys."""
+    """Base of every event payload: frozen, no unknown keys.
+
+    Building one with a value that does not fit raises `InvalidEvent` (the message validation on
+    append gives), never pydantic's own error: producers build payloads from user input.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InvalidEvent(_invalid(self.TYPE, e)) from e
+
+
+def _invalid(event_type: str, e: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in e.errors()
+    )
+    return f"{event_type} payload is invalid: {problems}"
 
 
 # --- dataset-<id> ---------------------------------------------------------------------------
@@ -314,11 +331,7 @@ def validate_payload(event_type: str, data: JsonDict) -> JsonDict:
     try:
         return cls.model_validate(data).model_dump(mode="json")
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise InvalidEvent(f"{event_type} payload is invalid: {problems}") from e
+        raise InvalidEvent(_invalid(event_type, e)) from e
 
 
 def current_version(event_type: str) -> int:

@@ -1,17 +1,20 @@
-"""Training hyperparameters (the job payload) and the space they are sampled from."""
+"""Training hyperparameters (the job payload) and the space they are sampled from.
+
+`Hyperparameters` is the one class for them: the search samples it, proposals record it as JSON
+(docs/contracts.md, "Hyperparameters JSON"), and the training loop reads it; it validates once.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nasdb.schema.errors import InvalidRequest
-
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
+from nasdb.schema.vocabulary import OPTIMIZERS, SCHEDULES
 
 
 def _is_int(value: object) -> bool:
@@ -75,6 +78,13 @@ class Hyperparameters:
         for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
+    @classmethod
+    def of(cls, hp: Hyperparameters | Mapping[str, Any] | None) -> Hyperparameters:
+        """``hp`` itself, the defaults for None, or a contract JSON object parsed by `from_json`."""
+        if isinstance(hp, Hyperparameters):
+            return hp
+        return cls() if hp is None else cls.from_json(dict(hp))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/contracts.md, keys in contract order."""
         return asdict(self)
@@ -108,7 +118,7 @@ class HyperparameterSpace:
     copied from ``base``.
     """
 
-    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+    optimizers: tuple[str, ...] = OPTIMIZERS
     lr_range: tuple[float, float] = (1e-4, 1e-2)
     batch_sizes: tuple[int, ...] = (64, 128, 256)
     weight_decays: tuple[float, ...] = (0.0, 1e-4)

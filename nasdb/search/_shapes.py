@@ -5,6 +5,7 @@ counted — the convention of `torch.utils.flop_counter.FlopCounterMode`, which 
 against. Bias additions, pooling, activations, batch norm and dropout count 0. Counts are per
 single input image. Parameters are trainable parameters (BatchNorm's running statistics are
 buffers, not parameters); both counts are exact for the module `nasdb.trainers.build` builds.
+Reference classifiers are measured on their modules instead (`nasdb.trainers.measure`).
 """
 
 from __future__ import annotations
@@ -128,15 +129,16 @@ def infer_shapes(
     """Per-layer shapes, params and FLOPs, head included; the architecture's validity check.
 
     Raises `InvalidArchitecture` naming the first layer (index, type, shapes) that does not fit,
-    and `InvalidRequest` for a bad input shape or class count. Reference classifiers are built
-    with torch (imported lazily) and reported as one row.
+    and `InvalidRequest` for a bad input shape or class count. A reference classifier has no layer
+    list to infer from: it raises `InvalidArchitecture`; its counts are measured on its torch
+    module by `nasdb.trainers.measure.layer_table`, which serves any architecture.
     """
     shape = check_input_shape(input_shape, num_classes)
     if arch.reference is not None:
-        from nasdb.trainers.build import reference_stats
-
-        params, flops = reference_stats(arch.reference, shape, num_classes)
-        return [LayerInfo(0, arch.reference, shape, (num_classes,), params, flops)]
+        raise InvalidArchitecture(
+            f"reference classifier {arch.reference!r} has no layer list to infer shapes from; "
+            "its counts are measured on its module (nasdb.trainers.measure.layer_table)"
+        )
     infos: list[LayerInfo] = []
     flattened_by: str | None = None
     for index, layer in enumerate(arch.layers):

@@ -10,8 +10,6 @@ from __future__ import annotations
 from ._actions import (
     Proposal,
     cancel,
-    get_dataset,
-    get_model,
     note,
     pin,
     propose,
@@ -22,7 +20,6 @@ from ._actions import (
 from ._importance import study_importance
 from ._study import (
     create_study,
-    get_study,
     load_view,
     pause_study,
     refine_study,
@@ -37,9 +34,6 @@ __all__ = [
     "Proposal",
     "cancel",
     "create_study",
-    "get_dataset",
-    "get_model",
-    "get_study",
     "load_view",
     "note",
     "pause_study",

@@ -28,11 +28,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.read import get_dataset, get_study
 from nasdb.schema.db import Database
-from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
+from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
+from nasdb.schema.events import (
+    SearchSpaceRefined,
+    SearchStepTaken,
+    StudyCompleted,
+    StudyCreated,
+    StudyPaused,
+    StudyResumed,
+    StudyStopped,
+    TrainingRequested,
+)
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.search.strategies import (
-    STRATEGIES,
+    Ranker,
     StudySpace,
     StudyView,
     Suggestion,
@@ -41,28 +52,13 @@ from nasdb.search.strategies import (
     objective_direction,
 )
 
-from ._actions import Proposal, _proposed_event, _suggest, get_dataset
+from ._actions import Proposal, _proposed_event
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def get_study(db: Database, study_id: str) -> dict[str, Any]:
-    """The study's row of the `studies` view; `NotFound` with a suggestion when unknown."""
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from studies where id = %s", (study_id,)).fetchone()
-        known = [] if row else [r["id"] for r in
-                                conn.execute("select id from studies order by id").fetchall()]
-    if row is None:
-        listing = ", ".join(known) if known else "none yet"
-        raise NotFound(
-            f"no study {study_id!r}{_suggest(study_id, known)}; studies: {listing}. Create one "
-            "with: nasdb study create --dataset NAME --strategy random --budget-models 10"
-        )
-    return dict(row)
 
 
 def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Trial]:
@@ -100,26 +96,27 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
     return sorted(trials, key=lambda t: t.number)
 
 
-def load_view(store: EventStore, study_id: str) -> StudyView:
-    """The study as its strategy sees it. Read models must be caught up by the caller."""
+def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> StudyView:
+    """The study as its strategy sees it, handed ``rank`` (for the guided strategy). Read models
+    must be caught up by the caller."""
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
-    objectives = tuple(row["objectives"])
+    objectives = tuple(row.objectives)
     return StudyView(
         id=study_id,
-        dataset=get_dataset(store.db, row["dataset_id"]),
-        strategy=row["strategy"],
-        settings=row["settings"],
+        dataset=get_dataset(store.db, row.dataset_id),
+        strategy=row.strategy,
+        settings=row.settings,
         space=StudySpace.from_dict(created["space"]),
         objectives=objectives,
-        budget=row["budget"],
-        state=row["state"],
-        created_at=row["created_at"],
+        budget=row.budget,
+        state=row.state,
+        created_at=row.created_at,
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
-        db=store.db,
+        rank=rank,
     )
 
 
@@ -233,11 +230,11 @@ def create_study(
         )
     study_id = name or new_study_id(store.db)
     space = space or StudySpace()
-    created = NewEvent("StudyCreated", {
-        "study_id": study_id, "dataset_id": dataset.id, "strategy": strategy,
-        "settings": resolved, "space": space.to_dict(), "objectives": objectives,
-        "budget": checked, "previous_study_id": previous_study_id,
-    }, metadata=metadata)
+    created = NewEvent.of(StudyCreated(
+        study_id=study_id, dataset_id=dataset.id, strategy=strategy, settings=resolved,
+        space=space.to_dict(), objectives=list(objectives), budget=checked,
+        previous_study_id=previous_study_id,
+    ), metadata=metadata)
     try:
         store.append_batch([*extra_events, (f"study-{study_id}", [created], 0)])
     except ConcurrencyConflict as e:
@@ -250,31 +247,28 @@ def create_study(
 # --- state changes --------------------------------------------------------------------------
 
 
-def _transition(store: EventStore, study_id: str, event: str, allowed: Sequence[str],
-                reason: str = "") -> None:
+def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
+                allowed: Sequence[str], verb: str) -> None:
     Projector(store.db).catch_up()
     row = get_study(store.db, study_id)
-    if row["state"] not in allowed:
-        verb = {"StudyPaused": "paused", "StudyResumed": "resumed",
-                "StudyStopped": "stopped"}[event]
-        raise InvalidRequest(f"study {study_id} is {row['state']}; it cannot be {verb}")
-    data: dict[str, Any] = {} if event == "StudyResumed" else {"reason": reason}
-    store.append(f"study-{study_id}", [NewEvent(event, data)])
+    if row.state not in allowed:
+        raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
+    store.append(f"study-{study_id}", [NewEvent.of(event)])
     Projector(store.db).catch_up()
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """Workers stop claiming the study's jobs and its driver stops proposing until resumed."""
-    _transition(store, study_id, "StudyPaused", ("running",), reason)
+    _transition(store, study_id, StudyPaused(reason=reason), ("running",), "paused")
 
 
 def resume_study(store: EventStore, study_id: str) -> None:
-    _transition(store, study_id, "StudyResumed", ("paused",))
+    _transition(store, study_id, StudyResumed(), ("paused",), "resumed")
 
 
 def stop_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """For good: the driver ends and workers never claim the study's jobs again."""
-    _transition(store, study_id, "StudyStopped", ("running", "paused"), reason)
+    _transition(store, study_id, StudyStopped(reason=reason), ("running", "paused"), "stopped")
 
 
 def refine_study(
@@ -295,14 +289,13 @@ def refine_study(
     if not changes:
         raise InvalidRequest("nothing to refine: give --set KEY=VALUE or --drop NAME")
     new_id = name or new_study_id(store.db)
-    tail = [NewEvent("SearchSpaceRefined", {"space": space.to_dict(), "changes": changes,
-                                            "next_study_id": new_id}, metadata=metadata)]
-    if row["state"] in ("running", "paused"):
-        tail.append(NewEvent("StudyStopped", {"reason": f"refined into {new_id}"},
-                             metadata=metadata))
+    tail = [NewEvent.of(SearchSpaceRefined(space=space.to_dict(), changes=changes,
+                                           next_study_id=new_id), metadata=metadata)]
+    if row.state in ("running", "paused"):
+        tail.append(NewEvent.of(StudyStopped(reason=f"refined into {new_id}"), metadata=metadata))
     create_study(
-        store, row["dataset_id"], row["strategy"], budget=budget or row["budget"],
-        settings=row["settings"], space=space, objectives=row["objectives"], name=new_id,
+        store, row.dataset_id, row.strategy, budget=budget or row.budget,
+        settings=row.settings, space=space, objectives=row.objectives, name=new_id,
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
@@ -328,10 +321,10 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
     step = view.steps + 1
     items: list[tuple[str, Sequence[NewEvent], int | None]] = [(
         f"study-{view.id}",
-        [NewEvent("SearchStepTaken", {
-            "step": step, "model_ids": ids, "note": note,
-            "state": {"trials": len(view.trials), "in_flight": len(view.in_flight)},
-        })],
+        [NewEvent.of(SearchStepTaken(
+            step=step, model_ids=ids, note=note,
+            state={"trials": len(view.trials), "in_flight": len(view.in_flight)},
+        ))],
         view.version,
     )]
     for model_id, s in zip(ids, suggestions, strict=True):
@@ -341,8 +334,8 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
                             extra={**s.info, "step": step})
         items.append((f"model-{model_id}", [
             _proposed_event(model_id, view.dataset, proposal, view.id, None),
-            NewEvent("TrainingRequested", {"priority": 0, "resume_from": s.resume_from},
-                     idempotency_key="requested-1"),
+            NewEvent.of(TrainingRequested(priority=0, resume_from=s.resume_from),
+                        idempotency_key="requested-1"),
         ], 0))
     store.append_batch(items)
     return StepResult(step, ids, list(suggestions))
@@ -370,6 +363,7 @@ def run_study(
     wait_when_paused: bool = True,
     max_seconds: float | None = None,
     stop: threading.Event | None = None,
+    rank: Ranker | None = None,
 ) -> str:
     """Drive the study until its budget is used (StudyCompleted), it is stopped, or (without
     ``wait_when_paused``) it is paused; return its final state.
@@ -377,9 +371,10 @@ def run_study(
     ``train`` trains one queued job in this process (e.g. a `Worker`'s ``run(max_jobs=1)``) and
     returns how many it trained; without it the driver waits for workers elsewhere.
     ``parallel`` overrides the strategy's ``parallel`` setting (models in flight at once).
-    ``max_seconds`` or setting ``stop`` ends the driving early ("running": the study goes on
-    when a driver runs it again). Safe to run after a crash and concurrently with another
-    driver (module docstring).
+    ``rank`` is the ranking function handed to the strategy (the guided strategy needs one:
+    `nasdb.recommend.predictor_ranker`). ``max_seconds`` or setting ``stop`` ends the driving
+    early ("running": the study goes on when a driver runs it again). Safe to run after a crash
+    and concurrently with another driver (module docstring).
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
@@ -391,7 +386,7 @@ def run_study(
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
         projector.catch_up()
-        view = load_view(store, study_id)
+        view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
             return view.state
@@ -423,8 +418,8 @@ def run_study(
         if not view.in_flight:
             reason = "budget used" if budget.exhausted else "the strategy has nothing more to try"
             try:
-                store.append(f"study-{study_id}", [NewEvent("StudyCompleted", {"reason": reason})],
-                             view.version)
+                store.append(f"study-{study_id}",
+                             [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
             projector.catch_up()
@@ -433,7 +428,7 @@ def run_study(
         trained = train() if train is not None else 0
         if trained:
             projector.catch_up()
-            view = load_view(store, study_id)
+            view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
             stop.wait(poll_seconds)
@@ -488,8 +483,8 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
             "test_acc": best.test_acc,
         },
         "pareto": [t.model_id for t in pareto_front(view)],
-        "previous_study_id": row["previous_study_id"],
-        "next_study_id": row["next_study_id"],
+        "previous_study_id": row.previous_study_id,
+        "next_study_id": row.next_study_id,
     }
 
 
@@ -508,7 +503,3 @@ def pareto_front(view: StudyView) -> list[Trial]:
         if not dominated:
             front.append(t)
     return front
-
-
-def strategy_names() -> list[str]:
-    return list(STRATEGIES)

@@ -40,16 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasdb.schema.errors import InvalidRequest, TrainingError
+from nasdb.schema.errors import TrainingError
+from nasdb.search import Hyperparameters
 from nasdb.trainers.datasets import LoadedDataset
 
 __all__ = [
-    "OPTIMIZERS",
-    "SCHEDULES",
     "ClassMetrics",
     "EpochResult",
     "Evaluation",
-    "TrainConfig",
     "TrainResult",
     "class_metrics",
     "confusion_matrix",
@@ -58,8 +56,6 @@ __all__ = [
     "train",
 ]
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
 EVAL_BATCH_SIZE = 2048
 """Images per forward pass when evaluating (no gradients are kept, so this can be large)."""
 SGD_MOMENTUM = 0.9
@@ -69,88 +65,6 @@ SGD_MOMENTUM = 0.9
 # ==================================================================================================
 # public types
 # ==================================================================================================
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training hyperparameters (docs/contracts.md, "Hyperparameters JSON"), validated.
-
-    Defaults are REMAP's: Adam lr 1e-3, StepLR(step 1, gamma 0.75), 10 epochs, batch 256, early stop
-    when the validation loss improves by < 0.005 for 3 epochs. `early_stop_patience` 0 disables
-    early stopping. Raises `InvalidRequest` on construction when a value is out of range (as
-    `nasdb.search.Hyperparameters` does).
-    """
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 10
-    schedule: str = "step"
-    step_gamma: float = 0.75
-    seed: int = 0
-    early_stop_patience: int = 3
-    early_stop_delta: float = 0.005
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if not (0 < self.step_gamma <= 1):
-            problems.append(f"step_gamma must be in (0, 1], got {self.step_gamma}")
-        if self.early_stop_patience < 0:
-            problems.append(f"early_stop_patience must be >= 0, got {self.early_stop_patience}")
-        if problems:
-            raise InvalidRequest("invalid hyperparameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_any(cls, hp: TrainConfig | Mapping[str, Any] | Any | None) -> TrainConfig:
-        """Build from a dict, a dataclass, a pydantic model or any object with these attributes.
-
-        Missing fields take the defaults; fields this loop does not know are ignored, so a richer
-        Hyperparameters type can be passed as it is. Values are coerced to the field types.
-        """
-        if isinstance(hp, TrainConfig):
-            return hp
-        if hp is None:
-            return cls()
-        if isinstance(hp, Mapping):
-            values = dict(hp)
-        elif hasattr(hp, "model_dump"):
-            values = dict(hp.model_dump())
-        elif dataclasses.is_dataclass(hp) and not isinstance(hp, type):
-            values = dataclasses.asdict(hp)
-        else:
-            values = {f.name: getattr(hp, f.name) for f in dataclasses.fields(cls) if hasattr(hp, f.name)}
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in values or values[f.name] is None:
-                continue
-            value = values[f.name]
-            try:
-                if f.type == "str":
-                    kwargs[f.name] = str(getattr(value, "value", value)).lower()
-                elif f.type == "int":
-                    kwargs[f.name] = int(value)
-                else:
-                    kwargs[f.name] = float(value)
-            except (TypeError, ValueError) as e:
-                raise InvalidRequest(f"invalid hyperparameters: {f.name} = {value!r} ({e})") from e
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's Hyperparameters JSON."""
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -228,7 +142,7 @@ class TrainResult:
     train_seconds: float
     stop_reason: StopReason
     history: list[EpochResult]
-    config: TrainConfig
+    config: Hyperparameters
     device: str
     state_dict: dict[str, torch.Tensor] = field(repr=False)
 
@@ -406,7 +320,7 @@ def _latency_ms(
 # ==================================================================================================
 
 
-def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _make_optimizer(module: nn.Module, cfg: Hyperparameters) -> torch.optim.Optimizer:
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the module has no trainable parameters")
@@ -420,7 +334,7 @@ def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _make_schedule(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig
+    optimizer: torch.optim.Optimizer, cfg: Hyperparameters
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """Stepped once per epoch: step = StepLR(1, gamma), cosine = CosineAnnealingLR(epochs)."""
     if cfg.schedule == "step":
@@ -445,7 +359,7 @@ def _is_oom(e: BaseException) -> bool:
 
 
 @contextmanager
-def _translate_oom(device: torch.device, cfg: TrainConfig, where: Callable[[], str]) -> Iterator[None]:
+def _translate_oom(device: torch.device, cfg: Hyperparameters, where: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except Exception as e:
@@ -459,7 +373,7 @@ def _translate_oom(device: torch.device, cfg: TrainConfig, where: Callable[[], s
         ) from e
 
 
-def _diverged(epoch: int, what: str, value: float, cfg: TrainConfig) -> TrainingError:
+def _diverged(epoch: int, what: str, value: float, cfg: Hyperparameters) -> TrainingError:
     kind = "nan" if math.isnan(value) else "inf"
     return TrainingError(
         f"training diverged at epoch {epoch}: {what} is {kind} (lr {cfg.lr:g} may be too high)"
@@ -469,7 +383,7 @@ def _diverged(epoch: int, what: str, value: float, cfg: TrainConfig) -> Training
 def train(
     module: nn.Module,
     data: LoadedDataset,
-    hp: TrainConfig | Mapping[str, Any] | Any | None = None,
+    hp: Hyperparameters | Mapping[str, Any] | None = None,
     device: str | torch.device | None = "cpu",
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -477,7 +391,7 @@ def train(
     """Train `module` in place on `data` with hyperparameters `hp`; return the `TrainResult`.
 
     `module` must map a float32 NCHW batch of `data.input_shape` to `data.num_classes` logits; it
-    is moved to `device` (see `select_device`). `hp` is anything `TrainConfig.from_any` accepts.
+    is moved to `device` (see `select_device`). `hp` is anything `Hyperparameters.of` accepts.
     After each epoch `on_epoch(result)` is called; training stops at that boundary when it returns
     True, when `should_stop()` returns True (checked before every epoch and after `on_epoch`), or on
     early stopping. The test split is evaluated at the end in every case.
@@ -486,7 +400,7 @@ def train(
     running out of memory, or more than 256 classes (predictions are stored as uint8); exceptions
     raised by the callbacks propagate unchanged. Not thread-safe for the same module.
     """
-    cfg = TrainConfig.from_any(hp)
+    cfg = Hyperparameters.of(hp)
     dev = select_device(device)
     if data.num_classes > 256:
         raise TrainingError(f"{data.num_classes} classes: predictions are stored as uint8 (<= 256)")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import OPTIMIZERS, Origin
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
@@ -42,13 +43,13 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 
     with console.status(f"loading {kind}"):
         dataset_id = register_dataset(ctx.store, kind, name, path, val_seed, limit)
+    from nasdb.read import dataset_row
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from datasets where id = %s", (dataset_id,)).fetchone()
-    assert row is not None
-    click.echo(f"{dataset_id}: {row['kind']} {row['channels']}x{row['height']}x{row['width']}, "
-               f"{row['num_classes']} classes, {row['train_size']}/{row['val_size']}/"
-               f"{row['test_size']} train/val/test images, fingerprint {row['fingerprint'][:12]}")
+    row = dataset_row(ctx.db, dataset_id)
+    click.echo(f"{dataset_id}: {row.kind} {row.channels}x{row.height}x{row.width}, "
+               f"{row.num_classes} classes, {row.train_size}/{row.val_size}/"
+               f"{row.test_size} train/val/test images, fingerprint {row.fingerprint[:12]}")
 
 
 @dataset.command("list")
@@ -56,12 +57,13 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 @pass_ctx
 def dataset_list(ctx: Context, fmt: str) -> None:
     """List registered datasets."""
+    from nasdb.read import list_datasets
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, kind, source, channels, height, width, num_classes, train_size, "
-            "val_size, test_size, left(fingerprint, 12) as fingerprint from datasets order by id"
-        ).fetchall()
+    columns = ("id", "kind", "source", "channels", "height", "width", "num_classes", "train_size",
+               "val_size", "test_size")
+    rows = [{**{c: getattr(d, c) for c in columns}, "fingerprint": d.fingerprint[:12]}
+            for d in list_datasets(ctx.db)]
     emit(rows, None, fmt)
 
 
@@ -81,7 +83,7 @@ hp_options = [
     click.option("--epochs", type=int, help="Epochs to train (default 10)."),
     click.option("--lr", type=float, help="Learning rate (default 1e-3)."),
     click.option("--batch-size", type=int, help="Batch size (default 256)."),
-    click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "rmsprop"])),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS)),
     click.option("--seed", type=int, help="Training seed (default 0)."),
 ]
 
@@ -103,8 +105,9 @@ def with_hp_options(fn: Any) -> Any:
 def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str | None,
               priority: int, **hp: Any) -> None:
     """Queue one model for training (a reference classifier or a layer list); print its id."""
+    from nasdb.read import get_dataset
     from nasdb.search import REFERENCE_NAMES, Architecture
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     if (reference is None) == (layers is None):
         raise InvalidRequest("give exactly one of --reference NAME or --layers JSON")
@@ -113,7 +116,7 @@ def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str 
             raise InvalidRequest(f"unknown reference classifier {reference!r}; choose one of "
                                  f"{', '.join(REFERENCE_NAMES)}")
         arch = Architecture(reference=reference)
-        origin = "reference"
+        origin: Origin = "reference"
     else:
         assert layers is not None
         try:
@@ -143,8 +146,9 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
     """Sample architectures from REMAP's Markov chain and queue them; print their ids."""
     import random
 
+    from nasdb.read import get_dataset
     from nasdb.search import SearchSpace, sample
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     if count < 1:
         raise InvalidRequest("-n must be at least 1")
@@ -166,17 +170,16 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
 # --- reading --------------------------------------------------------------------------------
 
 
-def model_rows(ctx: Context, where: str = "true", args: tuple[Any, ...] = (),
+def model_rows(ctx: Context, *, status: str | None = None, dataset_id: str | None = None,
                limit: int | None = None) -> list[dict[str, Any]]:
-    sql = (
-        "select id, glyph, origin, params, flops, status, epochs_trained as epochs, "
-        f"best_val_acc as val_acc, test_acc from models where {where} "
-        "order by (regexp_replace(id, '\\D', '', 'g'))::bigint"
-    )
-    if limit:
-        sql += f" limit {int(limit)}"
-    with ctx.db.connect(dict_rows=True) as conn:
-        return list(conn.execute(sql, args).fetchall())
+    """The `nasdb models` listing (`MODEL_COLUMNS`), in id order."""
+    from nasdb.read import list_models
+
+    rows = list_models(ctx.db, dataset_id=dataset_id, limit=limit or None,
+                       statuses=[status] if status else None)
+    return [{"id": m.id, "glyph": m.glyph, "origin": m.origin, "params": m.params,
+             "flops": m.flops, "status": m.status, "epochs": m.epochs_trained,
+             "val_acc": m.best_val_acc, "test_acc": m.test_acc} for m in rows]
 
 
 @click.command("models")
@@ -189,14 +192,7 @@ def models_cmd(ctx: Context, status: str | None, dataset_id: str | None, limit: 
                fmt: str) -> None:
     """List models: id, glyph, params, FLOPs, status, epochs, accuracies."""
     ctx.project()
-    where, args = ["true"], []
-    if status:
-        where.append("status = %s")
-        args.append(status)
-    if dataset_id:
-        where.append("dataset_id = %s")
-        args.append(dataset_id)
-    emit(model_rows(ctx, " and ".join(where), tuple(args), limit), MODEL_COLUMNS, fmt)
+    emit(model_rows(ctx, status=status, dataset_id=dataset_id, limit=limit), MODEL_COLUMNS, fmt)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -289,8 +285,9 @@ def train_queue(ctx: Context, title: str) -> int:
 def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epochs: int,
          no_serve: bool, port: int) -> None:
     """The main job end to end: dataset, initial population, training, Pareto front, UI."""
+    from nasdb.read import get_dataset
     from nasdb.search import Architecture, Hyperparameters, SearchSpace, count_flops, sample
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
     from nasdb.trainers.datasets import default_dataset
     from nasdb.trainers.registry import register_dataset
 

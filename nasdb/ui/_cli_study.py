@@ -145,7 +145,9 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
 def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
         lease_seconds: float | None, device: str | None, poll: float) -> None:
     """Drive the study's strategy until its budget is used (restartable after a crash)."""
-    from nasdb.steer import get_study, run_study
+    from nasdb.read import get_study
+    from nasdb.recommend import predictor_ranker
+    from nasdb.steer import run_study
 
     if workers < 0:
         raise InvalidRequest(f"--workers must be 0 or more, got {workers}")
@@ -170,7 +172,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     try:
         state = run_study(ctx.db, study_id, train=train,
                           parallel=max(parallel or 0, workers) or None, poll_seconds=poll,
-                          on_progress=click.echo)
+                          on_progress=click.echo, rank=predictor_ranker(ctx.db))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -203,12 +205,13 @@ def status(ctx: Context, study_id: str, fmt: str) -> None:
 @pass_ctx
 def list_studies(ctx: Context, fmt: str) -> None:
     """Every study with its strategy, state and model count."""
+    from nasdb.read import list_studies
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, dataset_id, strategy, state, models_count, budget, previous_study_id, "
-            "created_at from studies order by created_at").fetchall()
-    emit([dict(r) for r in rows], None if rows else ["id"], fmt)
+    columns = ("id", "dataset_id", "strategy", "state", "models_count", "budget",
+               "previous_study_id", "created_at")
+    rows = [{c: getattr(s, c) for c in columns} for s in list_studies(ctx.db)]
+    emit(rows, None if rows else ["id"], fmt)
 
 
 @study.command("pause")

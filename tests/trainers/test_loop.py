@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from nasdb.schema.errors import InvalidRequest, TrainingError
+from nasdb.search import Hyperparameters
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
     EpochResult,
-    TrainConfig,
     class_metrics,
     confusion_matrix,
     evaluate,
@@ -156,26 +156,26 @@ def test_every_optimizer_and_schedule_trains(digits: LoadedDataset, optimizer: s
         assert result.history[1].lr < lr
 
 
-def test_invalid_hyperparameters() -> None:
+def test_invalid_hyperparameters_are_refused_before_training(digits: LoadedDataset) -> None:
+    module = small_cnn()
+    before = [p.detach().clone() for p in module.parameters()]
     with pytest.raises(InvalidRequest) as err:
-        TrainConfig.from_any({"optimizer": "lion", "batch_size": 0})
+        train(module, digits, {"optimizer": "lion", "batch_size": 0})
     assert str(err.value) == (
-        "invalid hyperparameters: optimizer 'lion' is not one of adam, adamw, sgd, rmsprop; "
-        "batch_size must be >= 1, got 0"
+        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, got 'lion'; "
+        "batch_size must be an integer >= 1, got 0"
     )
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    with pytest.raises(InvalidRequest, match="unknown hyperparameter 'momentum'"):
+        train(small_cnn(), digits, {"momentum": 0.9})
 
 
-def test_config_from_objects() -> None:
-    class Hp:
-        optimizer = "SGD"
-        lr = "0.01"
-        epochs = 4
-        extra = "ignored"
-
-    cfg = TrainConfig.from_any(Hp())
-    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("sgd", 0.01, 4, 256)
-    assert TrainConfig.from_any(cfg.to_dict()) == cfg
-    assert TrainConfig.from_any(None) == TrainConfig()
+def test_the_loop_trains_with_the_one_hyperparameters_class(digits: LoadedDataset) -> None:
+    hp = Hyperparameters(**{**FAST, "epochs": 1})
+    assert Hyperparameters.of(hp) is hp
+    assert Hyperparameters.of(hp.to_dict()) == hp
+    assert Hyperparameters.of(None) == Hyperparameters()
+    assert train(small_cnn(), digits, hp).config == hp
 
 
 def test_select_device() -> None:

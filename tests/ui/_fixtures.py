@@ -13,10 +13,11 @@ import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
 from nasdb.ingest.synthetic import DIGIT_CLASSES, model_lifecycle, search_log
+from nasdb.read import get_dataset
 from nasdb.schema.db import Database
 from nasdb.search import Activation, Architecture, Conv2D, Dense, Hyperparameters, MaxPool2D
 from nasdb.search.strategies import StudySpace
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 
 
 def free_port() -> int:

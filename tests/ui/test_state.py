@@ -136,8 +136,9 @@ def test_refresh_sees_events_written_by_others(app: AppState, db: Database) -> N
     n = len(app.models)
     assert app.refresh() is False
     fill_more = EventStore(db=db)
+    from nasdb.read import get_dataset
     from nasdb.search import Architecture, Dense, Hyperparameters
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     propose(fill_more, get_dataset(db, "synthetic"),
             [Proposal(Architecture.of(Dense(16)), Hyperparameters(), "handcrafted")])

@@ -10,7 +10,17 @@ from typing import Any
 
 from nasdb.schema.errors import InvalidRequest
 
-from ._base import OBJECTIVES, Strategy, StudyView, Suggestion, Trial, objective_direction
+from ._base import (
+    OBJECTIVES,
+    Ranked,
+    Ranker,
+    Ranking,
+    Strategy,
+    StudyView,
+    Suggestion,
+    Trial,
+    objective_direction,
+)
 from ._evolution import RegularisedEvolution
 from ._guided import GuidedSearch
 from ._hyperband import ASHA, BOHB, Hyperband, bracket_plan
@@ -49,6 +59,9 @@ __all__ = [
     "Hyperband",
     "NSGA2Search",
     "RandomSearch",
+    "Ranked",
+    "Ranker",
+    "Ranking",
     "RegularisedEvolution",
     "Strategy",
     "StudySpace",

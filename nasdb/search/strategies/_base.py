@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import FINISHED_JOB_STATES, Origin
 
 from .._architecture import Architecture
 from .._dataset import DatasetInfo
@@ -30,7 +31,7 @@ OBJECTIVES: dict[str, str] = {
     "latency": "minimize",
 }
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = FINISHED_JOB_STATES
 
 
 def objective_direction(name: str) -> str:
@@ -126,8 +127,9 @@ class StudyView:
     steps: int
     version: int
     trials: tuple[Trial, ...]
-    #: The database, for strategies that consult fitted artefacts (the guided strategy).
-    db: Any = field(default=None, compare=False, repr=False)
+    #: The ranking function the driver was handed, for strategies that rank candidates by a
+    #: prediction (the guided strategy); None when the driver was given none.
+    rank: Ranker | None = field(default=None, compare=False, repr=False)
 
     @property
     def seed(self) -> int:
@@ -167,7 +169,7 @@ class Suggestion:
 
     architecture: Architecture
     hyperparameters: Hyperparameters
-    origin: str = "sampled"
+    origin: Origin = "sampled"
     parent_id: str | None = None
     changes: tuple[str, ...] = ()
     info: Mapping[str, Any] = field(default_factory=dict)
@@ -176,6 +178,31 @@ class Suggestion:
     @property
     def epochs(self) -> int:
         return self.hyperparameters.epochs
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate a ranking function kept: its index among the candidates, its predicted
+    accuracy with an interval, and the score it was ranked by."""
+
+    index: int
+    predicted: float
+    lower: float
+    upper: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What a ranking function kept (best first) and which fitted predictor ranked them."""
+
+    kept: list[Ranked]
+    source: str
+
+
+Ranker = Callable[[DatasetInfo, Sequence[Suggestion], float], Ranking]
+"""Rank candidate suggestions for a dataset and keep the best ``ratio`` of them. The model space
+does not know how: the driver is handed one (`nasdb.recommend.predictor_ranker`)."""
 
 
 class Strategy:

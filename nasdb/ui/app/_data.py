@@ -16,6 +16,7 @@ import orjson
 import pandas as pd
 from psycopg.types.json import set_json_loads
 
+from nasdb.read import find_model
 from nasdb.schema.db import Database
 
 #: What the app keeps of each model in memory (the overview, the drawer, the class comparison and
@@ -115,9 +116,9 @@ def class_metrics(db: Database, model_ids: list[str] | None = None) -> pd.DataFr
 
 
 def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from models where id = %s", (model_id,)).fetchone()
-    return dict(row) if row else None
+    """The model's row of the `models` view as a dict (`nasdb.read.find_model`), or None."""
+    row = find_model(db, model_id)
+    return row.model_dump() if row is not None else None
 
 
 def notes(db: Database, model_id: str) -> pd.DataFrame:

@@ -9,8 +9,8 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
+from nasdb.read import get_dataset
 from nasdb.schema.errors import NasdbError
-from nasdb.steer import get_dataset
 
 from . import _data
 from ._glyph import snac_html

@@ -25,6 +25,7 @@ from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
+from nasdb.schema.events import UiAction
 from nasdb.search import Architecture
 
 from . import _brush, _data
@@ -179,8 +180,8 @@ class AppState(param.Parameterized):
         """Append a UiAction to this session's stream; never lets a logging failure surface."""
         try:
             self.store.append(f"session-{self.session_id}",
-                              [NewEvent("UiAction", {"action": action, "detail": detail},
-                                        metadata=self.metadata)])
+                              [NewEvent.of(UiAction(action=action, detail=detail),
+                                           metadata=self.metadata)])
         except NasdbError as e:  # the action itself succeeded; losing its log entry is minor
             log.warning("could not record UI action %s: %s", action, e)
 
