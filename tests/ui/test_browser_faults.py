@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
 from nasdb.search import Architecture, Dense, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 
 from ._bokeh import axes, drag, screen
 from .conftest import open_page, shot
@@ -154,7 +155,7 @@ def test_tradeoff_ticks_apart_and_learning_curves_in_whole_epochs(page: Any, ui_
     _, mid = ui_db
     # models within one decade of params (a box on the overview): where a log axis writes long
     # labels
-    corners = _wait(lambda: screen(page, "", [(5.05, 0.0), (5.95, 1.0)], "BoxSelectTool"))
+    corners = _wait(lambda: screen(page, "", [(5.05, 0.25), (5.95, 0.97)], "BoxSelectTool"), 60)
     assert corners
     drag(page, corners[0], corners[1])
     _wait_text(page, ".brush-status", r"models selected")

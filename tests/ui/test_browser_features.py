@@ -34,7 +34,7 @@ def _ids(text: str, db: Any) -> set[str]:
 def test_overview_box_selection_is_a_query_that_filters_the_studies(page: Any,
                                                                    ui_db: Any) -> None:
     db, _ = ui_db
-    corners = _wait(lambda: screen(page, "", [(4.0, 0.3), (6.2, 0.97)], "BoxSelectTool"))
+    corners = _wait(lambda: screen(page, "", [(4.0, 0.3), (6.2, 0.97)], "BoxSelectTool"), 60)
     assert corners, "no overview figure"
     drag(page, corners[0], corners[1])
     n = int(_wait_text(page, ".brush-status", r"([\d,]+) models selected").group(1)
@@ -61,11 +61,16 @@ def test_overview_box_selection_is_a_query_that_filters_the_studies(page: Any,
 
 def test_parallel_coordinates_axis_brush_filters_the_overview(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
+    with db.connect() as conn:
+        study = conn.execute("select id from studies order by created_at limit 1").fetchone()[0]
     _tab(page, "Studies")
+    select = page.locator(".study-select select")
+    select.locator(f"option[value='{study}']").wait_for(state="attached")
+    select.select_option(value=study)
     _wait_text(page, ".study-brushed", r"48 of 48 models brushed in")
     # a box across the first axis (lr), over the lower half of its range
     corners = _wait(lambda: screen(page, "Parallel coordinates", [(-0.2, 0.02), (0.2, 0.5)],
-                                   "BoxSelectTool"))
+                                   "BoxSelectTool"), 60)
     assert corners
     drag(page, corners[0], corners[1])
     n = int(_wait(lambda: (m := re.search(r"(\d+) of 48 models", _deep(page, ".study-brushed")))
@@ -136,7 +141,7 @@ def test_sessions_view_shows_this_session_and_exports(page: Any, ui_db: Any) -> 
     page.wait_for_selector(".sessions-table .tabulator-row")
     _wait(lambda: session in _deep(page, ".sessions-table"))
     page.locator(".sessions-select select").select_option(value=session)
-    _wait_text(page, ".session-head", rf"{session} · .* actions")
+    _wait_text(page, ".session-head", rf"{session}\s+·.*actions")
     _wait(lambda: "tab" in _deep(page, ".session-actions"))
     with page.expect_download() as download:
         page.locator(".sessions-csv button, .sessions-csv a").first.click()

@@ -32,10 +32,18 @@ def test_clauses_round_outwards_and_parse() -> None:
         query.parse(text)
 
 
+def _fixture_study(db: Any) -> str:
+    """The fixture's study (other tests launch newer ones from it)."""
+    with db.connect() as conn:
+        row = conn.execute("select id from studies order by created_at limit 1").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def test_study_brush_is_a_query_returning_the_same_models(ui_db: Any) -> None:
     db, _ = ui_db
     app = AppState(db)
-    studies = StudiesState(app)
+    studies = StudiesState(app, study=_fixture_study(db))
     df = studies.models()
     lr = df["hp_lr"].astype(float)
     low, high = float(lr.quantile(0.2)), float(lr.quantile(0.7))
@@ -56,7 +64,7 @@ def test_study_brush_is_a_query_returning_the_same_models(ui_db: Any) -> None:
 def test_overview_box_and_lasso_filter_the_study_plots_and_back(ui_db: Any) -> None:
     db, _ = ui_db
     app = AppState(db)
-    studies = StudiesState(app)
+    studies = StudiesState(app, study=_fixture_study(db))
     frame = app.frame()
     x0, x1 = 4.0, 6.0
     app.brush_box(x0, x1, 0.3, 0.95, frame)
