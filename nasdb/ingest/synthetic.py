@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nasdb.ingest._projections import Projector
+from nasdb.ingest._projector import Projector
 from nasdb.ingest._store import EventStore, NewEvent
 from nasdb.schema.db import Database
 from nasdb.schema.events import (
@@ -131,12 +131,13 @@ def model_lifecycle(
 
 def completed_event(epochs: int, acc: float, classes: list[str], per_class: list[float],
                     labels: bytes, *, latency_ms: float, train_seconds: float) -> NewEvent:
-    """TrainingCompleted with test accuracy ``acc``, ``per_class`` as each class's precision and
-    recall, and ``labels`` as the test-set predictions."""
+    """TrainingCompleted with test accuracy ``acc``, ``per_class`` as each class's accuracy (its
+    recall) and precision, and ``labels`` as the test-set predictions."""
     n = len(classes)
     return NewEvent.of(TrainingCompleted(
         epochs_trained=epochs, test_acc=acc, test_loss=2.3 * (1 - acc),
-        class_names=classes, class_accuracy=[0.9 + a / 10 for a in per_class],
+        class_names=classes, class_accuracy=per_class,
+        class_ovr_accuracy=[0.9 + a / 10 for a in per_class],
         class_precision=per_class, class_recall=per_class,
         class_specificity=[0.95] * n, class_support=[30] * n,
         confusion_matrix=[[0] * n for _ in range(n)],

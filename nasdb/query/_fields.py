@@ -78,6 +78,10 @@ LAYER_TYPES: dict[str, tuple[str, ...]] = {
     "flatten": ("Flatten",),
     "globalavgpool": ("GlobalAvgPool",),
     "gap": ("GlobalAvgPool",),
+    "convblock": ("ConvBlock",),
+    "sepconv": ("SepConv",),
+    "residual": ("Residual",),
+    "block": ("ConvBlock", "SepConv", "Residual"),
 }
 """``has:<name>`` and the layer-count fields: name (lower case) -> the layer types it counts."""
 

@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from nasdb.search import DatasetInfo
 
-__all__ = ["DatasetRow", "ModelRow", "StudyRow"]
+__all__ = ["ClassMetricRow", "DatasetRow", "ModelRow", "StudyRow"]
 
 
 def _texts() -> Any:
@@ -76,8 +76,13 @@ class ModelRow(SQLModel, table=True):
 
     @property
     def acc(self) -> float | None:
-        """Test accuracy when trained, else the best validation accuracy so far."""
-        return self.test_acc if self.test_acc is not None else self.best_val_acc
+        """Test accuracy (None until trained): ``acc`` means test accuracy everywhere."""
+        return self.test_acc
+
+    @property
+    def val_acc(self) -> float | None:
+        """The best validation accuracy so far."""
+        return self.best_val_acc
 
 
 class DatasetRow(SQLModel, table=True):
@@ -103,8 +108,10 @@ class DatasetRow(SQLModel, table=True):
 
     @property
     def info(self) -> DatasetInfo:
-        """What the model space needs of the dataset: its input shape and classes."""
-        return DatasetInfo(self.id, (self.channels, self.height, self.width), tuple(self.classes))
+        """What the model space needs of the dataset: its input shape, classes and training
+        split size (whether flips are allowed is in the registration event: `get_dataset`)."""
+        return DatasetInfo(self.id, (self.channels, self.height, self.width), tuple(self.classes),
+                           train_size=self.train_size)
 
 
 class StudyRow(SQLModel, table=True):
@@ -125,3 +132,20 @@ class StudyRow(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime = _when()
     models_count: int = Field(default=0, sa_column=Column(BigInteger))
+
+
+class ClassMetricRow(SQLModel, table=True):
+    """One row of the `class_metrics` view: a trained model's metrics on one class of its test
+    split (``accuracy`` is the class's recall)."""
+
+    __tablename__ = "class_metrics"
+
+    model_id: str = Field(primary_key=True)
+    class_index: int = Field(primary_key=True)
+    dataset_id: str
+    class_name: str
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    specificity: float | None = None
+    support: int | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "AUGMENTATIONS",
     "FINISHED_JOB_STATES",
     "JOB_STATES",
     "JOB_TRANSITIONS",
@@ -38,10 +39,14 @@ Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", 
 """How a model came to be (ArchitectureProposed.origin)."""
 ORIGINS: tuple[str, ...] = get_args(Origin)
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "sgd-nesterov")
 """The optimizers the training loop builds (Hyperparameters.optimizer)."""
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
-"""The learning-rate schedules the training loop builds (Hyperparameters.schedule)."""
+SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle", "warmup-cosine")
+"""The learning-rate schedules the training loop builds (Hyperparameters.schedule): per epoch
+(none, step, cosine) or per batch (onecycle, warmup-cosine)."""
+AUGMENTATIONS: tuple[str, ...] = ("none", "crop", "flip", "crop-flip")
+"""Training-time augmentation (Hyperparameters.augment): random crop with reflect padding,
+horizontal flip, or both."""
 
 JobState = Literal["queued", "claimed", "done", "failed", "cancelled"]
 JOB_STATES: tuple[str, ...] = get_args(JobState)

@@ -26,18 +26,22 @@ from ._distance import NON_ASSIGNMENT_PENALTY, layer_cost, prediction_distance, 
 from ._hyperparameters import OPTIMIZERS, SCHEDULES, Hyperparameters, HyperparameterSpace
 from ._layers import (
     ACTIVATIONS,
+    BLOCK_TYPES,
     LAYER_TYPES,
     PADDINGS,
     Activation,
     AvgPool2D,
     BatchNorm,
     Conv2D,
+    ConvBlock,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    Residual,
+    SepConv,
     layer_from_dict,
 )
 from ._sampler import sample, sample_architecture
@@ -47,6 +51,7 @@ from ._steering import STEERING_MAX_PARAMS, ablations, variations
 
 __all__ = [
     "ACTIVATIONS",
+    "BLOCK_TYPES",
     "CHANGE_KINDS",
     "LAYER_TYPES",
     "NON_ASSIGNMENT_PENALTY",
@@ -65,6 +70,7 @@ __all__ = [
     "BatchNorm",
     "Change",
     "Conv2D",
+    "ConvBlock",
     "DatasetInfo",
     "Dense",
     "Dropout",
@@ -75,7 +81,9 @@ __all__ = [
     "Layer",
     "LayerInfo",
     "MaxPool2D",
+    "Residual",
     "SearchSpace",
+    "SepConv",
     "ablations",
     "apply_changes",
     "check_input_shape",

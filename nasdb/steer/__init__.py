@@ -19,6 +19,11 @@ from ._actions import (
 )
 from ._importance import study_importance
 from ._study import (
+    DEFAULT_BUDGET,
+    DEFAULT_SETTINGS,
+    DEFAULT_STRATEGY,
+    PARAM_BOUNDS,
+    best_under,
     create_study,
     load_view,
     pause_study,
@@ -31,7 +36,12 @@ from ._study import (
 )
 
 __all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_SETTINGS",
+    "DEFAULT_STRATEGY",
+    "PARAM_BOUNDS",
     "Proposal",
+    "best_under",
     "cancel",
     "create_study",
     "load_view",

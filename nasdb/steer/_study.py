@@ -19,6 +19,7 @@ propose) and nothing is in flight, the driver appends StudyCompleted.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -27,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
-from nasdb.read import get_dataset, get_study
+import numpy as np
+
+from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
+from nasdb.query import pareto_mask
+from nasdb.read import class_metrics, get_dataset, get_study
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
@@ -41,7 +45,7 @@ from nasdb.schema.events import (
     StudyStopped,
     TrainingRequested,
 )
-from nasdb.search import Architecture, Hyperparameters
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.search.strategies import (
     Ranker,
     StudySpace,
@@ -55,6 +59,21 @@ from nasdb.search.strategies import (
 from ._actions import Proposal, _proposed_event
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
+
+#: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
+#: 9r epochs, the top third promoted, each rung trained from scratch so every model's schedule is
+#: a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
+#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`).
+#: New configurations are seeded by the accuracy predictor when one is fitted: the best
+#: predicted of 8 random draws (`candidates`).
+DEFAULT_STRATEGY = "asha"
+DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
+                                    "candidates": 8}
+MIN_RUNG_STEPS = 150
+#: The budget of a default study when none is given: one hour of wall time.
+DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
+#: The parameter bounds `study_status` reports the best model under.
+PARAM_BOUNDS: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -73,14 +92,11 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
                where m.study_id = %s""",
             (study_id,),
         ).fetchall()
-        classes = [o[4:] for o in objectives if o.startswith("acc:")]
-        per_class: dict[str, dict[str, float]] = {}
-        if classes:
-            for r in conn.execute(
-                "select model_id, class_name, accuracy from class_metrics c join models m "
-                "on m.id = c.model_id where m.study_id = %s", (study_id,),
-            ).fetchall():
-                per_class.setdefault(r["model_id"], {})[r["class_name"]] = r["accuracy"]
+    per_class: dict[str, dict[str, float]] = {}
+    if any(o.startswith("acc:") for o in objectives):
+        for c in class_metrics(db, study_id=study_id):
+            if c.accuracy is not None:
+                per_class.setdefault(c.model_id, {})[c.class_name] = c.accuracy
     trials = [
         Trial(
             model_id=r["id"], architecture=Architecture.from_json(r["architecture"]),
@@ -190,15 +206,25 @@ def check_budget(budget: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def default_settings(dataset: DatasetInfo, space: StudySpace) -> dict[str, Any]:
+    """`DEFAULT_SETTINGS` with the rungs scaled so that the bottom one trains at least
+    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset."""
+    hp = space.for_dataset(space.base(), dataset)
+    steps = max(1, math.ceil(max(dataset.train_size, 1) / hp.batch_size))
+    r = max(1, math.ceil(MIN_RUNG_STEPS / steps))
+    eta = int(DEFAULT_SETTINGS["eta"])
+    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta * eta}
+
+
 def create_study(
     store: EventStore,
     dataset_id: str,
-    strategy: str,
+    strategy: str | None = None,
     *,
-    budget: Mapping[str, Any],
+    budget: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
     space: StudySpace | None = None,
-    objectives: Sequence[str] = ("acc", "params"),
+    objectives: Sequence[str] = ("val_acc", "params"),
     name: str | None = None,
     previous_study_id: str | None = None,
     extra_events: Sequence[tuple[str, Sequence[NewEvent], int | None]] = (),
@@ -207,14 +233,24 @@ def create_study(
     """Validate everything and append StudyCreated (with ``metadata``, e.g. the web session
     that asked); return the study id.
 
+    Without ``strategy`` the default search runs (`DEFAULT_STRATEGY` with `DEFAULT_SETTINGS`
+    under the given settings), without ``budget`` it gets `DEFAULT_BUDGET`, and without
+    ``space`` the modern space (`StudySpace.modern()`).
+
     Raises `NotFound` (dataset), `InvalidRequest` (unknown strategy or setting, bad objective,
     budget of 0, a name that is taken or malformed).
     """
     dataset = get_dataset(store.db, dataset_id)
+    space = space or StudySpace.modern()
+    if strategy is None:
+        strategy = DEFAULT_STRATEGY
+        settings = {**default_settings(dataset, space), **(settings or {})}
+    if budget is None:
+        budget = DEFAULT_BUDGET
     resolved = get_strategy(strategy, dict(settings or {})).settings
     objectives = list(dict.fromkeys(objectives))
     if not objectives:
-        raise InvalidRequest("a study needs at least one objective (--objective acc)")
+        raise InvalidRequest("a study needs at least one objective (--objective val_acc)")
     for o in objectives:
         objective_direction(o)
         if o.startswith("acc:") and o[4:] not in dataset.classes:
@@ -229,7 +265,6 @@ def create_study(
             "63 characters, starting with a letter or digit)"
         )
     study_id = name or new_study_id(store.db)
-    space = space or StudySpace()
     created = NewEvent.of(StudyCreated(
         study_id=study_id, dataset_id=dataset.id, strategy=strategy, settings=resolved,
         space=space.to_dict(), objectives=list(objectives), budget=checked,
@@ -249,12 +284,12 @@ def create_study(
 
 def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
                 allowed: Sequence[str], verb: str) -> None:
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     if row.state not in allowed:
         raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
     store.append(f"study-{study_id}", [NewEvent.of(event)])
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
@@ -280,7 +315,7 @@ def refine_study(
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
     linked by ``previous_study_id``; a running or paused study is stopped. One transaction.
     Returns the new study's id and the changes in words."""
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -299,7 +334,7 @@ def refine_study(
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     return new_id, changes
 
 
@@ -378,14 +413,13 @@ def run_study(
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
-    projector = Projector(db)
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        projector.catch_up()
+        wait_projected(db)
         view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
@@ -422,12 +456,12 @@ def run_study(
                              [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
-            projector.catch_up()
+            wait_projected(db)
             say(_summary(view, budget, reason))
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            projector.catch_up()
+            wait_projected(db)
             view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
@@ -455,9 +489,28 @@ def _summary(view: StudyView, budget: Budget, reason: str) -> str:
     return f"study {view.id} completed ({reason}): {_progress(view, budget)}"
 
 
-def study_status(db: Database, study_id: str) -> dict[str, Any]:
-    """What ``nasdb study status`` shows: state, budget used, best so far, models by status."""
-    Projector(db).catch_up()
+def best_under(view: StudyView, bounds: Sequence[int] = PARAM_BOUNDS) -> list[dict[str, Any]]:
+    """For each parameter bound, the found model (reference classifiers excluded) with the best
+    validation accuracy among those with at most that many parameters: its id, params,
+    ``val_acc`` and ``acc`` (test accuracy); None where no model fits yet."""
+    found = [t for t in view.done if t.origin != "reference" and t.best_val_acc is not None]
+    out: list[dict[str, Any]] = []
+    for bound in bounds:
+        fits = [t for t in found if t.params <= bound]
+        best = max(fits, key=lambda t: (t.best_val_acc or 0.0, -t.number), default=None)
+        out.append({"params_max": bound, "model_id": best.model_id if best else None,
+                    "params": best.params if best else None,
+                    "val_acc": best.best_val_acc if best else None,
+                    "acc": best.test_acc if best else None,
+                    "glyph": best.architecture.glyph(view.dataset.num_classes) if best else None})
+    return out
+
+
+def study_status(db: Database, study_id: str,
+                 bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
+    """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
+    each of ``bounds`` parameters), models by status."""
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
     by_status: dict[str, int] = {}
@@ -480,8 +533,10 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
         "best": None if best is None else {
             "model_id": best.model_id,
             **{o: best.value(o) for o in view.objectives},
-            "test_acc": best.test_acc,
+            "val_acc": best.best_val_acc,
+            "acc": best.test_acc,
         },
+        "best_under": best_under(view, bounds),
         "pareto": [t.model_id for t in pareto_front(view)],
         "previous_study_id": row.previous_study_id,
         "next_study_id": row.next_study_id,
@@ -489,17 +544,14 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
 
 
 def pareto_front(view: StudyView) -> list[Trial]:
-    """Done trials no other done trial dominates on the study's objectives."""
-    signs = [1.0 if objective_direction(o) == "maximize" else -1.0 for o in view.objectives]
-    points = []
-    for t in view.done:
-        values = t.values(view.objectives)
-        if values is not None:
-            points.append((t, [s * v for s, v in zip(signs, values, strict=True)]))
-    front = []
-    for t, p in points:
-        dominated = any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p
-                        for _, q in points)
-        if not dominated:
-            front.append(t)
-    return front
+    """Done trials on the Pareto front of the study's objectives (the one rule and tie rule:
+    `nasdb.query.pareto_mask`); trials missing an objective take no part."""
+    trials = [t for t in view.done if t.values(view.objectives) is not None]
+    if len(view.objectives) < 2:
+        best = best_trial(view)
+        return [best] if best is not None else []
+    values = [t.values(view.objectives) for t in trials]
+    maximise = [objective_direction(o) == "maximize" for o in view.objectives]
+    mask = pareto_mask(np.array(values, dtype=float).reshape(len(trials), len(maximise)),
+                       maximise)
+    return [t for t, on in zip(trials, mask, strict=True) if on]

@@ -18,10 +18,10 @@
 - A NaN/inf loss raises `TrainingError` naming the epoch and learning rate; running out of memory
   (CUDA or CPU) is translated to `TrainingError` with what to try next.
 
-Per-class metrics follow AutoCl's one-vs-rest definitions from the confusion matrix (rows: true
-class, columns: predicted): accuracy = (TP+TN)/N, precision = TP/(TP+FP), recall (sensitivity) =
-TP/(TP+FN), specificity = TN/(TN+FP); an undefined ratio (zero denominator) is reported as 0.0.
-The per-epoch `class_acc` uses the same one-vs-rest accuracy on the validation split.
+Per-class metrics come from the confusion matrix by `nasdb.schema.metrics.per_class_metrics`, the
+one definition: a class's accuracy is its recall (the share of its images classified correctly);
+AutoCl's one-vs-rest accuracy is kept as `one_vs_rest_accuracy`. The per-epoch `class_acc` is the
+same per-class accuracy on the validation split (`class_ovr_acc` its one-vs-rest accuracy).
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasdb.schema.errors import TrainingError
+from nasdb.schema.metrics import ClassMetrics, per_class_metrics
 from nasdb.search import Hyperparameters
+from nasdb.search._hyperparameters import allowed_augment
 from nasdb.trainers.datasets import LoadedDataset
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "EpochResult",
     "Evaluation",
     "TrainResult",
+    "augment_batch",
     "class_metrics",
     "confusion_matrix",
     "evaluate",
@@ -72,7 +75,8 @@ class EpochResult:
     """One finished epoch (the EpochCompleted payload). `epoch` counts from 1.
 
     `train_loss`/`train_acc` are means over the epoch's training batches (in train mode);
-    `val_*` and `class_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
+    `val_*`, `class_acc` ({class name: the class's accuracy, i.e. its recall}) and
+    `class_ovr_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
     `lr` is the learning rate used during the epoch; `seconds` is training time only.
     """
 
@@ -84,23 +88,11 @@ class EpochResult:
     class_acc: dict[str, float]
     lr: float
     seconds: float
+    class_ovr_acc: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    """One class's one-vs-rest metrics on the test split (module docstring for definitions)."""
-
-    class_index: int
-    class_name: str
-    accuracy: float
-    precision: float
-    recall: float
-    specificity: float
-    support: int
 
 
 @dataclass(frozen=True)
@@ -215,33 +207,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def class_metrics(confusion: np.ndarray, class_names: list[str] | tuple[str, ...]) -> list[ClassMetrics]:
-    """AutoCl's one-vs-rest metrics per class from a confusion matrix (module docstring)."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    n = cm.sum()
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    tn = n - tp - fp - fn
-
-    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-    accuracy = ratio(tp + tn, np.full_like(tp, n))
-    precision = ratio(tp, tp + fp)
-    recall = ratio(tp, tp + fn)
-    specificity = ratio(tn, tn + fp)
-    return [
-        ClassMetrics(
-            class_index=i,
-            class_name=str(class_names[i]),
-            accuracy=float(accuracy[i]),
-            precision=float(precision[i]),
-            recall=float(recall[i]),
-            specificity=float(specificity[i]),
-            support=int(tp[i] + fn[i]),
-        )
-        for i in range(cm.shape[0])
-    ]
+    """Each class's metrics from a confusion matrix (`nasdb.schema.metrics.per_class_metrics`)."""
+    return per_class_metrics(np.asarray(confusion).tolist(), class_names)
 
 
 def evaluate(
@@ -320,28 +287,97 @@ def _latency_ms(
 # ==================================================================================================
 
 
-def _make_optimizer(module: nn.Module, cfg: Hyperparameters) -> torch.optim.Optimizer:
+def _param_groups(module: nn.Module, cfg: Hyperparameters) -> list[dict[str, Any]]:
+    """One group with weight decay; with ``wd_norm_bias`` False, BatchNorm weights and biases
+    (every parameter of fewer than 2 dimensions) go to a second group without it."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the module has no trainable parameters")
+    if cfg.wd_norm_bias or cfg.weight_decay == 0:
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                        {"params": rest, "weight_decay": 0.0}) if g["params"]]
+
+
+def _make_optimizer(module: nn.Module, cfg: Hyperparameters) -> torch.optim.Optimizer:
+    groups = _param_groups(module, cfg)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay)
-    return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer in ("sgd", "sgd-nesterov"):
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM,
+                               nesterov=cfg.optimizer == "sgd-nesterov")
+    return torch.optim.RMSprop(groups, lr=cfg.lr)
+
+
+ONECYCLE_WARMUP = 0.25
+"""Share of the steps OneCycle spends rising to ``lr`` (from lr/25; it ends at lr/25e4)."""
+WARMUP_SHARE = 0.1
+"""Share of the steps ``warmup-cosine`` rises linearly to ``lr`` before the cosine decay to 0."""
 
 
 def _make_schedule(
-    optimizer: torch.optim.Optimizer, cfg: Hyperparameters
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Stepped once per epoch: step = StepLR(1, gamma), cosine = CosineAnnealingLR(epochs)."""
+    optimizer: torch.optim.Optimizer, cfg: Hyperparameters, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
+    """The schedule and whether it steps per batch (True) or per epoch (False).
+
+    Per epoch: step = StepLR(1, gamma), cosine = CosineAnnealingLR(epochs). Per batch over the
+    whole run: onecycle = OneCycleLR(max_lr=lr, pct_start `ONECYCLE_WARMUP`, cosine annealing,
+    momentum cycled), warmup-cosine = linear warmup over `WARMUP_SHARE` of the steps, then cosine
+    to 0.
+    """
+    total = max(cfg.epochs * steps_per_epoch, 1)
     if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.step_gamma)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.step_gamma), False
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
-    return None
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)), False
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=ONECYCLE_WARMUP
+        ), True
+    if cfg.schedule == "warmup-cosine":
+        warm = max(1, round(total * WARMUP_SHARE))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+    return None, False
+
+
+# ==================================================================================================
+# augmentation (batched tensor ops on the device; no per-sample Python)
+# ==================================================================================================
+
+
+def crop_padding(side: int) -> int:
+    """Pixels of reflect padding for random crops: side / 8 (28 -> 3, 32 -> 4, 8 -> 1)."""
+    return max(1, side // 8)
+
+
+def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """A randomly augmented copy of the NCHW batch ``x``: ``crop`` pads by `crop_padding`
+    (reflect) and takes a random crop of the original size per image; ``flip`` flips each image
+    horizontally with probability 1/2. Draws come from ``generator`` (reproducible)."""
+    n, _, h, w = x.shape
+    if "crop" in augment:
+        p = min(crop_padding(min(h, w)), h - 1, w - 1)
+        padded = F.pad(x, (p, p, p, p), mode="reflect")
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        padded = padded.gather(2, rows.expand(n, x.shape[1], h, padded.shape[3]))
+        x = padded.gather(3, cols.expand(n, x.shape[1], h, w))
+    if "flip" in augment:
+        flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
 
 
 # ==================================================================================================
@@ -429,7 +465,9 @@ def train(
 
         # ----------------------------------------------------------------------------- optimizer
         optimizer = _make_optimizer(module, cfg)
-        schedule = _make_schedule(optimizer, cfg)
+        steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
+        schedule, per_step = _make_schedule(optimizer, cfg, steps_per_epoch)
+        augment = allowed_augment(cfg.augment, data.hflip)
 
         # ---------------------------------------------------------------------------------- loop
         history: list[EpochResult] = []
@@ -452,11 +490,15 @@ def train(
             for start in range(0, n_train, cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
+                if augment != "none":
+                    xb = augment_batch(xb, augment, generator)
                 logits = module(xb)
-                loss = F.cross_entropy(logits, yb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if schedule is not None and per_step:
+                    schedule.step()
                 with torch.no_grad():
                     loss_sum += loss.detach().double() * yb.shape[0]
                     correct += (logits.argmax(dim=1) == yb).sum()
@@ -466,7 +508,7 @@ def train(
             train_loss = float(loss_sum.item()) / max(n_train, 1)
             if not math.isfinite(train_loss):
                 raise _diverged(epoch + 1, "loss", train_loss, cfg)
-            if schedule is not None:
+            if schedule is not None and not per_step:
                 schedule.step()
 
             # ------------------------------------------------------------------- evaluation (val)
@@ -483,6 +525,7 @@ def train(
                 class_acc={m.class_name: m.accuracy for m in per_class},
                 lr=lr,
                 seconds=seconds,
+                class_ovr_acc={m.class_name: m.one_vs_rest_accuracy for m in per_class},
             )
             history.append(result)
             if on_epoch is not None and on_epoch(result) is True:

@@ -54,8 +54,9 @@ def register_dataset(
         test_size=sizes["test"],
         val_seed=val_seed,
         limit=limit,
+        hflip=data.hflip,
     )
-    key = f"registered-{data.fingerprint[:16]}-{val_seed}-{limit}-{data.source}"
+    key = f"registered-{data.fingerprint[:16]}-{val_seed}-{limit}-{data.source}-v2"
     store.append(f"dataset-{dataset_id}", [NewEvent.of(payload, idempotency_key=key)])
     return dataset_id
 

@@ -18,8 +18,8 @@ from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
 CHILD_COLUMNS = (
-    "id", "origin", "changes", "params", "params_delta", "acc", "acc_delta", "train_seconds",
-    "status",
+    "id", "origin", "changes", "params", "params_delta", "val_acc", "acc", "acc_delta",
+    "train_seconds", "status",
 )
 
 
@@ -64,7 +64,7 @@ def _parent(ctx: Context, model_id: str) -> tuple[Any, Any, Any, Any]:
     from nasdb.read import get_dataset, get_model
     from nasdb.search import Architecture, Hyperparameters
 
-    ctx.project()
+    ctx.wait_projected()
     row = get_model(ctx.db, model_id)
     arch = Architecture.from_json(row.architecture)
     hp = Hyperparameters.from_json(row.hyperparameters)
@@ -247,8 +247,8 @@ def handcraft(ctx: Context, parent: str, layers_json: str | None, edits: tuple[s
 def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """REMAP's comparison table: the parent's row and one row per child with deltas.
 
-    ``acc`` is the test accuracy when trained, else the best validation accuracy so far; the
-    deltas are child minus parent (None when either side is unknown).
+    ``acc`` is the test accuracy (None until trained), ``val_acc`` the best validation accuracy
+    so far; the deltas are child minus parent (None when either side is unknown).
     """
     from nasdb.read import get_model, list_models
 
@@ -263,13 +263,15 @@ def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str
             "changes": list(r.changes or []),
             "params": r.params,
             "params_delta": r.params - parent.params,
+            "val_acc": r.val_acc,
             "acc": a,
             "acc_delta": a - parent_acc if a is not None and parent_acc is not None else None,
             "train_seconds": r.train_seconds,
             "status": r.status,
         })
     parent_row = {"id": parent.id, "origin": parent.origin, "changes": [],
-                  "params": parent.params, "params_delta": 0, "acc": parent_acc,
+                  "params": parent.params, "params_delta": 0,
+                  "val_acc": parent.val_acc, "acc": parent_acc,
                   "acc_delta": 0.0 if parent_acc is not None else None,
                   "train_seconds": parent.train_seconds, "status": parent.status}
     return parent_row, out
@@ -281,7 +283,7 @@ def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str
 @pass_ctx
 def children(ctx: Context, model: str, fmt: str) -> None:
     """Compare MODEL's children with it: changes, params and accuracy with their deltas."""
-    ctx.project()
+    ctx.wait_projected()
     parent, rows = children_rows(ctx.db, model)
     if fmt == "table":
         acc = f"{parent['acc']:.4f}" if parent["acc"] is not None else "not trained"
@@ -353,7 +355,7 @@ def cancel(ctx: Context, model: str, reason: str) -> None:
     """Cancel MODEL's queued or running job (a running one stops at its next epoch)."""
     from nasdb.steer import cancel as cancel_model
 
-    ctx.project()
+    ctx.wait_projected()
     cancel_model(ctx.store, model, reason)
     click.echo(f"cancelled {model}")
 

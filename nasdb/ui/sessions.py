@@ -15,12 +15,13 @@ Definitions (each in one place):
 - **Steering.** An action in `STEERING` and the models it brought about: the children it proposed
   (ablations, variations, handcrafted), the models of the study it launched or drove, the
   recommendation or job it queued or moved.
-- **The front** is the Pareto front of the final model space: the models no other model beats on
-  accuracy (test accuracy, else best validation accuracy) with no more parameters
-  (`pareto_mask`, the overview's own rule).
-- **How much an action moved the front**: the hypervolume the front loses when the action's
-  models are taken out, in (log10 params, accuracy) with the reference point (the largest log10
-  params of any model, accuracy 0). An action whose models are not on the front moved it by 0.
+- **The front** is the Pareto front (max accuracy, min params; `nasdb.query.pareto_mask`, the one
+  rule) of the final model space, one per dataset (accuracies of different datasets do not
+  compare). Accuracy is the test accuracy, else the best validation accuracy.
+- **How much an action moved the front**: the hypervolume its dataset's front loses when the
+  action's models are taken out, in (log10 params, accuracy) with the reference point (the
+  dataset's largest log10 params, accuracy 0). An action whose models are not on a front moved it
+  by 0.
 - **Paid off**: at least one of the action's models is on the front.
 """
 
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from nasdb.ui._front import pareto_mask
+from nasdb.query import pareto_mask
 
 #: A gap between two actions longer than this (seconds) counts as away, not in a view.
 IDLE_GAP_S = 15 * 60
@@ -78,6 +79,7 @@ class ModelPoint:
     params: int
     acc: float | None
     study_id: str | None = None
+    dataset_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def hypervolume(log_params: np.ndarray, acc: np.ndarray, reference: float) -> fl
     if not ok.any():
         return 0.0
     x, y = log_params[ok], acc[ok]
-    front = pareto_mask(10 ** x, y)
+    front = _front(x, y)
     order = np.argsort(x[front])
     fx, fy = x[front][order], y[front][order]
     area, below = 0.0, 0.0
@@ -205,21 +207,42 @@ def hypervolume(log_params: np.ndarray, acc: np.ndarray, reference: float) -> fl
     return float(area)
 
 
+def _front(log_params: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """Max accuracy, min params: the one Pareto rule (`nasdb.query.pareto_mask`)."""
+    return pareto_mask(np.column_stack([log_params, acc]), (False, True))
+
+
+class _Space:
+    """One dataset's models: its front and the hypervolume under it."""
+
+    def __init__(self, models: Sequence[ModelPoint]) -> None:
+        self.ids = np.array([m.id for m in models], dtype=object)
+        params = np.array([max(int(m.params), 1) for m in models], dtype=float)
+        self.acc = np.array([np.nan if m.acc is None else float(m.acc) for m in models],
+                            dtype=float)
+        self.log_params = np.log10(params) if len(params) else params
+        self.front = set(self.ids[_front(self.log_params, self.acc)].tolist()) if len(
+            self.ids) else set()
+        self.reference = float(self.log_params.max()) if len(self.log_params) else 0.0
+        self.total = hypervolume(self.log_params, self.acc, self.reference)
+
+    def loss_without(self, models_of: tuple[str, ...]) -> float:
+        if not self.front.intersection(models_of):
+            return 0.0
+        keep = ~np.isin(self.ids, list(models_of))
+        return self.total - hypervolume(self.log_params[keep], self.acc[keep], self.reference)
+
+
 def analyse(actions: Sequence[Action], models: Sequence[ModelPoint]) -> Analysis:
     """Per session and per kind of steering (see the module's definitions)."""
-    ids = np.array([m.id for m in models], dtype=object)
-    params = np.array([max(int(m.params), 1) for m in models], dtype=float)
-    acc = np.array([np.nan if m.acc is None else float(m.acc) for m in models], dtype=float)
-    log_params = np.log10(params) if len(params) else params
-    on_front = set(ids[pareto_mask(params, acc)].tolist()) if len(ids) else set()
-    reference = float(log_params.max()) if len(log_params) else 0.0
-    total = hypervolume(log_params, acc, reference)
+    by_dataset: dict[str | None, list[ModelPoint]] = {}
+    for m in models:
+        by_dataset.setdefault(m.dataset_id, []).append(m)
+    spaces = [_Space(ms) for ms in by_dataset.values()]
+    on_front = set().union(*(s.front for s in spaces)) if spaces else set()
 
     def gain(models_of: tuple[str, ...]) -> float:
-        if not on_front.intersection(models_of):
-            return 0.0
-        keep = ~np.isin(ids, list(models_of))
-        return round(total - hypervolume(log_params[keep], acc[keep], reference), 6)
+        return round(sum(s.loss_without(models_of) for s in spaces), 6)
 
     by_session: dict[str, list[Action]] = {}
     for a in actions:
@@ -325,8 +348,8 @@ def load(db: Any, session: str | None = None) -> tuple[list[Action], list[ModelP
     finally:
         store.close()
     with db.connect() as conn:
-        rows = conn.execute("select id, params, coalesce(test_acc, best_val_acc), study_id "
-                            "from models").fetchall()
+        rows = conn.execute("select id, params, coalesce(test_acc, best_val_acc), study_id, "
+                            "dataset_id from models").fetchall()
     models = [ModelPoint(str(r[0]), int(r[1] or 1), None if r[2] is None else float(r[2]),
-                         r[3]) for r in rows]
+                         r[3], r[4]) for r in rows]
     return actions_from_events(events), models

@@ -191,8 +191,8 @@ def test_pbt_explore_moves_lr_by_the_same_factor_small_or_large(store: EventStor
      "population, sample, seed"),
     ({"settings": {"eta": 1}, "strategy": "hyperband"}, "eta must be at least 2, got 1"),
     ({"objectives": ("accuracy",)},
-     "unknown objective 'accuracy'; use acc, params, flops, latency or acc:CLASS (one class's "
-     "accuracy)"),
+     "unknown objective 'accuracy'; use val_acc, acc, params, flops, latency or acc:CLASS (one "
+     "class's test accuracy, its recall)"),
     ({"objectives": ("acc:eleven",)},
      "objective 'acc:eleven': dataset digits has no class 'eleven'; its classes: 0, 1, 2, 3, 4, "
      "5, 6, 7, 8, 9"),

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from nasdb.schema.errors import InvalidRequest, TrainingError
-from nasdb.search import Hyperparameters
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.trainers.build import build_module
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
     EpochResult,
@@ -196,8 +197,10 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
     # rows: true class, columns: predicted class; N = 20
     cm = np.array([[5, 1, 0], [2, 6, 2], [0, 0, 4]])
     m = class_metrics(cm, ["a", "b", "c"])
+    # a class's accuracy is its recall; one-vs-rest accuracy keeps its own name
+    assert [x.accuracy for x in m] == [x.recall for x in m] == pytest.approx([5 / 6, 6 / 10, 1.0])
     # class a: TP 5, FP 2, FN 1, TN 12
-    assert (m[0].accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
+    assert (m[0].one_vs_rest_accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
         pytest.approx(17 / 20),
         pytest.approx(5 / 7),
         pytest.approx(5 / 6),
@@ -205,7 +208,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         6,
     )
     # class b: TP 6, FP 1, FN 4, TN 9
-    assert (m[1].accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
+    assert (m[1].one_vs_rest_accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
         pytest.approx(15 / 20),
         pytest.approx(6 / 7),
         pytest.approx(6 / 10),
@@ -213,7 +216,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         10,
     )
     # class c: TP 4, FP 2, FN 0, TN 14
-    assert (m[2].accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
+    assert (m[2].one_vs_rest_accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
         pytest.approx(18 / 20),
         pytest.approx(4 / 6),
         1.0,
@@ -274,9 +277,7 @@ def test_other_errors_are_not_mistaken_for_out_of_memory(digits: LoadedDataset) 
 
 
 def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None:
-    search = pytest.importorskip("nasdb.search")
-    build = pytest.importorskip("nasdb.trainers.build")
-    arch = search.Architecture.from_json(
+    arch = Architecture.from_json(
         {
             "layers": [
                 {"type": "Conv2D", "filters": 16, "kernel": 3, "stride": 1, "padding": "same"},
@@ -286,8 +287,8 @@ def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None
         }
     )
     torch.manual_seed(0)
-    module = build.build_module(arch, digits.input_shape, digits.num_classes)
-    hp = search.Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
+    module = build_module(arch, digits.input_shape, digits.num_classes)
+    hp = Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
     result = train(module, digits, hp)
     assert result.config.to_dict() == hp.to_dict()
     assert result.epochs_trained == 3 and result.test_acc > 0.5

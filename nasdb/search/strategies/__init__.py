@@ -27,7 +27,7 @@ from ._hyperband import ASHA, BOHB, Hyperband, bracket_plan
 from ._optuna import NSGA2Search, TPESearch
 from ._pbt import PBT, PERTURB_FACTORS, explore, perturb
 from ._random import RandomSearch
-from ._space import StudySpace
+from ._space import SPACE_NAMES, StudySpace
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -54,6 +54,7 @@ __all__ = [
     "OBJECTIVES",
     "PBT",
     "PERTURB_FACTORS",
+    "SPACE_NAMES",
     "STRATEGIES",
     "GuidedSearch",
     "Hyperband",

@@ -23,8 +23,11 @@ from .._dataset import DatasetInfo
 from .._hyperparameters import Hyperparameters
 from ._space import StudySpace
 
-#: Objective names and their directions; ``acc:<class>`` is one class's accuracy (maximised).
+#: Objective names and their directions, named as in the query language: ``acc`` is test accuracy,
+#: ``val_acc`` best validation accuracy (what a search should rank by: the test split stays
+#: unseen), ``acc:<class>`` one class's accuracy on the test split (its recall; maximised).
 OBJECTIVES: dict[str, str] = {
+    "val_acc": "maximize",
     "acc": "maximize",
     "params": "minimize",
     "flops": "minimize",
@@ -42,7 +45,7 @@ def objective_direction(name: str) -> str:
         return "maximize"
     raise InvalidRequest(
         f"unknown objective {name!r}; use {', '.join(OBJECTIVES)} or acc:CLASS (one class's "
-        "accuracy)"
+        "test accuracy, its recall)"
     )
 
 
@@ -93,9 +96,11 @@ class Trial:
                                                               self.epochs_trained)
 
     def value(self, objective: str) -> float | None:
-        """The trial's value of one objective (validation accuracy for ``acc``); None if unknown."""
-        if objective == "acc":
+        """The trial's value of one objective (`OBJECTIVES`); None if unknown."""
+        if objective == "val_acc":
             return self.best_val_acc if self.done else None
+        if objective == "acc":
+            return self.test_acc if self.done else None
         if objective == "params":
             return float(self.params)
         if objective == "flops":

@@ -1,4 +1,4 @@
-"""2-D layouts of the model space: the Pareto front and landmark MDS that never moves old points.
+"""2-D layouts of the model space: landmark MDS that never moves old points.
 
 Structural (OTMANN) and prediction (Hamming) distances are laid out with landmark MDS (de Silva
 and Tenenbaum): classical MDS on a fixed set of landmark models, then every other model is placed
@@ -15,9 +15,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nasdb.search import Architecture, structural_distance
-from nasdb.ui._front import pareto_mask
-
-__all__ = ["LandmarkLayout", "classical_mds", "pareto_mask"]
 
 
 def classical_mds(d: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

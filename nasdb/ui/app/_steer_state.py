@@ -156,7 +156,7 @@ class GenerateState(param.Parameterized):
         kids = models[models["parent_id"] == row["id"]]
         if kids.empty:
             return pd.DataFrame()
-        parent_acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
+        parent_acc = row["test_acc"]
         out = pd.DataFrame({
             "id": kids["id"],
             "Δacc": (kids["acc"] - parent_acc).round(4) if parent_acc is not None else None,
