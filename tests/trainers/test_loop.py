@@ -17,7 +17,6 @@ from nasdb.trainers.loop import (
     class_metrics,
     confusion_matrix,
     evaluate,
-    select_device,
     train,
 )
 
@@ -176,20 +175,6 @@ def test_config_from_objects() -> None:
     assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("sgd", 0.01, 4, 256)
     assert TrainConfig.from_any(cfg.to_dict()) == cfg
     assert TrainConfig.from_any(None) == TrainConfig()
-
-
-def test_select_device() -> None:
-    assert select_device("cpu") == torch.device("cpu")
-    assert select_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(TrainingError, match="unknown device 'tpu'"):
-        select_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(TrainingError) as err:
-            select_device("cuda")
-        assert str(err.value) == (
-            "device 'cuda' was requested but CUDA is not available on this machine "
-            f"(torch {torch.__version__}); use --device cpu"
-        )
 
 
 def test_metrics_from_a_hand_made_confusion_matrix() -> None:
