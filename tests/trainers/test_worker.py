@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,22 +28,27 @@ TINY = {"layers": [{"type": "Conv2D", "filters": 8, "kernel": 3},
                    {"type": "Activation", "fn": "relu"}]}
 
 
-def queue(db: Database, n: int, epochs: int, **hp: Any) -> list[str]:
+def queue(db: Database, n: int, epochs: int, layers: dict[str, Any] | None = None,
+          **hp: Any) -> list[str]:
     store = EventStore(db=db)
     if store.stream_version("dataset-digits") == 0:
         register_dataset(store, "digits")
         Projector(db).catch_up()
     ds = get_dataset(db, "digits")
     hyper = Hyperparameters.from_json({"epochs": epochs, "early_stop_patience": 0, **hp})
-    ids = propose(store, ds, [Proposal(Architecture.from_json(TINY), hyper, "handcrafted")] * n)
+    arch = Architecture.from_json(layers or TINY)
+    ids = propose(store, ds, [Proposal(arch, hyper, "handcrafted")] * n)
     Projector(db).catch_up()
     return ids
 
 
-def start_worker(db: Database, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NASDB_DATABASE_URL": db.url, "NASDB_POLL_SECONDS": "0.5"}
+def start_worker(db: Database, *args: str, cwd: Path | None = None,
+                 env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "NASDB_DATABASE_URL": db.url, "NASDB_POLL_SECONDS": "0.5", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "nasdb.ui.cli", "worker", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            preexec_fn=preexec_fn)
 
 
 def types_of(db: Database, model_id: str) -> list[tuple[str, dict[str, Any]]]:
