@@ -21,6 +21,7 @@ waits for the host.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
@@ -49,6 +50,9 @@ COMPILE_MIN_STEPS = 5000
 `benchmarks/gpu_throughput.py` prints compile time and the compiled rate to set it)."""
 COMPILE_CACHE_SIZE = 16
 """Compiled architectures kept per process."""
+COMPILE_BACKEND = "inductor"
+"""`torch.compile`'s backend (tests use "eager": the same tracing and caching, no code generation,
+which takes minutes on a small CPU)."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,10 @@ def compiled_module(
     """``(trained, forward)``: the module whose parameters are trained and the callable that runs
     it. Without compile both are ``module`` (moved to ``device``, channels_last when chosen).
 
-    With compile and a ``key`` seen before (same architecture, input and class count), the cached
-    module of that key is returned with ``module``'s weights loaded into it, so nothing is
-    compiled again; the caller copies the trained weights back into ``module``. Not thread-safe.
+    With compile and a ``key``, training happens in the cache's own copy of the module (compiled
+    once per key: a later job of the same architecture, input and class count gets it back with
+    its own initial weights loaded, so nothing is compiled again); the caller copies the trained
+    weights back into ``module``. Not thread-safe.
     """
     module.to(device)
     if acc.channels_last:
@@ -140,9 +145,11 @@ def compiled_module(
     # every nn.Sequential shares one forward code object: allow one graph per cached architecture
     dynamo_config.recompile_limit = max(int(dynamo_config.recompile_limit),
                                         4 * COMPILE_CACHE_SIZE)
-    forward = cast(nn.Module, torch.compile(module))
-    if key is not None:
-        _compiled[key] = (module, forward)
-        while len(_compiled) > COMPILE_CACHE_SIZE:
-            _compiled.popitem(last=False)
-    return module, forward
+    if key is None:
+        return module, cast(nn.Module, torch.compile(module, backend=COMPILE_BACKEND))
+    owned = copy.deepcopy(module)  # the cache's own instance: the caller's module stays its own
+    forward = cast(nn.Module, torch.compile(owned, backend=COMPILE_BACKEND))
+    _compiled[key] = (owned, forward)
+    while len(_compiled) > COMPILE_CACHE_SIZE:
+        _compiled.popitem(last=False)
+    return owned, forward

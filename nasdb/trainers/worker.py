@@ -327,6 +327,7 @@ class Worker:
                 recorded = self.store.append(stream, [NewEvent("JobClaimed", {
                     "worker": self.name, "attempt": attempt,
                     "lease_seconds": self.lease_seconds, "device": str(self.device)},
+                    {**self.device_facts, "worker": self.name, "slots": self.slots},
                     idempotency_key=f"claim-{attempt}")], job.version)
             except ConcurrencyConflict:
                 continue  # another worker (or a person) got there first

@@ -133,3 +133,33 @@ def test_bf16_and_channels_last_train_the_same_loop() -> None:
     assert result.acceleration == acc
     assert result.test_acc > 0.8
     assert all(t.dtype == torch.float32 for t in result.state_dict.values())  # weights stay fp32
+
+
+def test_compiled_modules_are_cached_per_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second job of the same architecture reuses the compiled module (its own initial weights
+    loaded in) and trains exactly as eager training does."""
+    from nasdb.trainers import acceleration
+
+    monkeypatch.setattr(acceleration, "COMPILE_BACKEND", "eager")  # inductor: minutes on a CPU
+    monkeypatch.setattr(acceleration, "_compiled", type(acceleration._compiled)())
+    digits = load_dataset("digits")
+    hp = {"epochs": 1, "batch_size": 128, "early_stop_patience": 0}
+
+    def module(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                   torch.nn.Linear(4 * 36, 10))
+
+    compiled = Acceleration("fp32", False, True)
+    cached = []
+    for seed in (1, 2):
+        job = module(seed)
+        result = train(job, digits, hp, acceleration=compiled, compile_key="C4k3-relu-D10")
+        eager = train(module(seed), digits, hp)
+        assert result.predictions == eager.predictions
+        assert all(torch.equal(result.state_dict[k], eager.state_dict[k]) for k in eager.state_dict)
+        assert all(torch.equal(v, result.state_dict[k]) for k, v in job.state_dict().items())
+        assert list(acceleration._compiled) == ["C4k3-relu-D10"]
+        cached.append(acceleration._compiled["C4k3-relu-D10"])
+        assert cached[-1][0] is not job
+    assert cached[0] == cached[1]  # the second job reused the first one's compiled module

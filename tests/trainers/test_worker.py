@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.steer import Proposal, get_dataset, propose
 from nasdb.steer import cancel as cancel_model
+from nasdb.trainers.devices import cpu_name
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce
 from nasdb.trainers.worker import Worker, wait_for
@@ -66,6 +68,13 @@ def test_a_worker_trains_and_records_every_epoch(db: Database) -> None:
     meta = events[3].metadata
     assert {"torch_version", "device", "seed", "dataset_fingerprint", "code_version"} <= set(meta)
     assert meta["device"] == "cpu"
+    # the device and how it was used, on every event of the job; the peak memory on the last
+    assert meta["device_name"] == cpu_name() and meta["cpu_threads"] == torch.get_num_threads()
+    assert meta["device_memory_bytes"] > 0 and meta["slots"] == 1
+    assert (meta["precision"], meta["channels_last"], meta["compile"]) == ("fp32", False, False)
+    assert all(events[i].metadata["device_name"] == cpu_name() for i in (2, 3, -1))
+    assert events[-1].metadata["peak_memory_bytes"] > 2**20
+    assert "peak_memory_bytes" not in meta
     done = events[-1].data
     assert done["test_acc"] > 0.3
     assert len(done["confusion_matrix"]) == 10
