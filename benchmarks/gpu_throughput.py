@@ -47,10 +47,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 from torch import nn
+from train_throughput import textbook_dataset, textbook_train  # benchmarks/train_throughput.py
 
-from benchmarks._server import bench_database, embedded_admin_url
-from benchmarks.train_throughput import textbook_dataset, textbook_train
 from nasdb.search import Architecture, count_params, sample_architecture
 from nasdb.trainers.acceleration import Acceleration
 from nasdb.trainers.build import build_module
@@ -177,14 +177,16 @@ def slots_rate(admin_url: str, kind: str, limit: int | None, train_size: int,
                jobs: int) -> tuple[float, int]:
     """(images/s over all jobs, jobs completed) for ``nasdb worker --slots K`` on a fresh queue."""
     from nasdb.ingest import EventStore, Projector
+    from nasdb.migrations import ensure_schema
+    from nasdb.read import get_dataset
     from nasdb.schema import Database
     from nasdb.search import Hyperparameters
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
     from nasdb.trainers.registry import register_dataset
 
     with bench_database(admin_url, prefix="nasdb_bench_slots") as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         store = EventStore(db=db)
         dataset_id = register_dataset(store, kind, limit=limit)
         Projector(db).catch_up()

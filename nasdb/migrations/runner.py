@@ -1,6 +1,6 @@
 """Run Alembic programmatically against a `Database` (no alembic.ini needed).
 
-`nasdb init` and every command call `Database.ensure_schema`, which uses `upgrade` here; the same
+`nasdb init` and every command call `ensure_schema`, which uses `upgrade` here; the same
 environment serves ``alembic`` on the command line through ``migrations/alembic.ini``.
 """
 
@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from nasdb.schema.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
     from nasdb.schema.db import Database
@@ -49,3 +51,20 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
 def downgrade(db: Database, revision: str = "base") -> None:
     command.downgrade(config(db), revision)
+
+
+def ensure_schema(db: Database) -> None:
+    """Bring the schema to head (once per handle); refuse a schema newer than this code."""
+    if db.schema_checked:
+        return
+    current = current_revision(db)
+    head = head_revision()
+    if current != head:
+        known = set(all_revisions())
+        if current is not None and current not in known:
+            raise SchemaOutOfDate(
+                f"the database at {db.display_url} is at schema revision {current}, which "
+                "this nasdb does not know (it is newer); upgrade nasdb: pip install -U nasdb"
+            )
+        upgrade(db)
+    db.schema_checked = True

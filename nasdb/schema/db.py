@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from nasdb.schema import settings
-from nasdb.schema.errors import DatabaseUnavailable, SchemaOutOfDate
+from nasdb.schema.errors import DatabaseUnavailable
 
 _EMBEDDED_DB = "nasdb"
 _embedded_lock = threading.Lock()
@@ -66,11 +66,15 @@ def resolve_url(url: str | None = None) -> str:
 
 
 class Database:
-    """A handle on one nasdb database. Cheap to create; safe to share between threads."""
+    """A handle on one nasdb database. Cheap to create; safe to share between threads.
+
+    Bringing its schema to head is `nasdb.migrations.ensure_schema(db)`'s job (the schema package
+    knows nothing of migrations; ``schema_checked`` records that it was done for this handle).
+    """
 
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_url(url)
-        self._schema_checked = False
+        self.schema_checked = False
 
     def __repr__(self) -> str:
         return f"Database({mask_url(self.url)!r})"
@@ -110,27 +114,3 @@ class Database:
         return create_engine(
             "postgresql+psycopg://", creator=lambda: self.connect(), pool_pre_ping=True
         )
-
-    def ensure_schema(self) -> None:
-        """Bring the schema to head (once per handle); refuse a schema newer than this code."""
-        if self._schema_checked:
-            return
-        from nasdb.migrations.runner import current_revision, head_revision, upgrade
-
-        current = current_revision(self)
-        head = head_revision()
-        if current != head:
-            known = _known_revisions()
-            if current is not None and current not in known:
-                raise SchemaOutOfDate(
-                    f"the database at {self.display_url} is at schema revision {current}, which "
-                    "this nasdb does not know (it is newer); upgrade nasdb: pip install -U nasdb"
-                )
-            upgrade(self)
-        self._schema_checked = True
-
-
-def _known_revisions() -> set[str]:
-    from nasdb.migrations.runner import all_revisions
-
-    return set(all_revisions())

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,41 +58,49 @@ from nasdb.schema.errors import (
     NasdbError,
     TrainingError,
 )
+from nasdb.schema.events import (
+    EpochCompleted,
+    JobClaimed,
+    LeaseRenewed,
+    TrainingCompleted,
+    TrainingFailed,
+    WorkerStarted,
+    WorkerStopped,
+)
+from nasdb.schema.vocabulary import JobState, next_job_state
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.trainers.acceleration import Acceleration
 from nasdb.trainers.build import build_module, build_seeded
 from nasdb.trainers.devices import PeakMemory, describe_device, select_device
-from nasdb.trainers.loop import EpochResult, TrainConfig, TrainResult, train
+from nasdb.trainers.loop import EpochResult, TrainResult, train
 from nasdb.trainers.memory import MemoryGuard, estimate_job_bytes
 from nasdb.trainers.registry import load_registered
 
-_FINISHED = ("TrainingCompleted", "TrainingFailed", "TrainingCancelled")
-
 
 @dataclass(frozen=True)
-class JobState:
-    """A job's state folded from its model's stream."""
+class Job:
+    """A job folded from its model's stream (`nasdb.schema.vocabulary`'s state machine)."""
 
     version: int
-    state: str  # proposed | queued | claimed | finished
+    state: JobState | None  # None: no training requested yet
     attempt: int
     lease_until: datetime | None
     worker: str | None
     request: dict[str, Any]
-    cancelled: bool
 
 
-def fold_job(events: list[RecordedEvent]) -> JobState:
-    """The job state after these events (a model stream, in version order)."""
-    state, attempt, lease_until, worker = "proposed", 0, None, None
+def fold_job(events: list[RecordedEvent]) -> Job:
+    """The job after these events (a model stream, in version order)."""
+    state: JobState | None = None
+    attempt, lease_until, worker = 0, None, None
     request: dict[str, Any] = {}
-    cancelled = False
     lease = timedelta(0)
     for e in events:
+        state = next_job_state(state, e.type)
         if e.type == "TrainingRequested":
-            state, request, cancelled = "queued", e.data, False
+            request = e.data
         elif e.type == "JobClaimed":
-            state, attempt, worker = "claimed", e.data["attempt"], e.data["worker"]
+            attempt, worker = e.data["attempt"], e.data["worker"]
             lease = timedelta(seconds=e.data["lease_seconds"])
             lease_until = e.recorded_at + lease
         elif e.type == "LeaseRenewed":
@@ -100,11 +108,8 @@ def fold_job(events: list[RecordedEvent]) -> JobState:
             lease_until = e.recorded_at + lease
         elif e.type == "EpochCompleted" and state == "claimed":
             lease_until = e.recorded_at + lease
-        elif e.type in _FINISHED:
-            state = "finished"
-            cancelled = e.type == "TrainingCancelled"
     version = events[-1].version if events else 0
-    return JobState(version, state, attempt, lease_until, worker, request, cancelled)
+    return Job(version, state, attempt, lease_until, worker, request)
 
 
 @dataclass
@@ -133,8 +138,7 @@ class _Fence:
                 raise LeaseLost(self.lost)
             try:
                 recorded = self.store.append(
-                    self.stream, [NewEvent(event.type, event.data, self.meta,
-                                           event.idempotency_key)], self.version)
+                    self.stream, [replace(event, metadata=self.meta)], self.version)
             except ConcurrencyConflict:
                 events = self.store.read_stream(self.stream, self.version)
                 if any(e.type == "TrainingCancelled" for e in events):
@@ -204,7 +208,7 @@ class Worker:
         shape = tuple(proposed["input_shape"])
         try:
             arch = Architecture.from_json(proposed["architecture"])
-            hp = TrainConfig.from_any(proposed["hyperparameters"])
+            hp = Hyperparameters.of(proposed["hyperparameters"])
             estimate = estimate_job_bytes(
                 lambda: build_module(arch, shape, int(proposed["num_classes"])),
                 shape, hp.batch_size, splits)
@@ -223,7 +227,7 @@ class Worker:
         return self._splits[dataset_id]
 
     def _acceleration(self, hp: dict[str, Any], train_size: int) -> Acceleration:
-        cfg = TrainConfig.from_any(hp)
+        cfg = Hyperparameters.of(hp)
         steps = cfg.epochs * -(-train_size // cfg.batch_size)
         return Acceleration.resolve(self.device, precision=self.precision, compile=self.compile,
                                     steps=steps)
@@ -236,9 +240,9 @@ class Worker:
         bound = self.guard.enforce()
         if bound:
             self.log(f"{self.name}: {bound}")
-        self.store.append(stream, [NewEvent("WorkerStarted", {
-            "worker": self.name, "host": socket.gethostname(), "pid": os.getpid(),
-            "device": str(self.device)}, {**self.device_facts, "slots": self.slots})])
+        self.store.append(stream, [NewEvent.of(WorkerStarted(
+            worker=self.name, host=socket.gethostname(), pid=os.getpid(),
+            device=str(self.device)), metadata={**self.device_facts, "slots": self.slots})])
         done = 0
         try:
             with self._graceful_signals(), self.db.connect(autocommit=True) as listener:
@@ -255,8 +259,8 @@ class Worker:
                     if self.train(claim):
                         done += 1
         finally:
-            self.store.append(stream, [NewEvent("WorkerStopped", {
-                "worker": self.name, "jobs_done": done})])
+            self.store.append(stream, [NewEvent.of(WorkerStopped(worker=self.name,
+                                                                 jobs_done=done))])
             Projector(self.db).catch_up()
         return done
 
@@ -324,10 +328,10 @@ class Worker:
                 continue
             attempt = job.attempt + 1
             try:
-                recorded = self.store.append(stream, [NewEvent("JobClaimed", {
-                    "worker": self.name, "attempt": attempt,
-                    "lease_seconds": self.lease_seconds, "device": str(self.device)},
-                    {**self.device_facts, "worker": self.name, "slots": self.slots},
+                recorded = self.store.append(stream, [NewEvent.of(JobClaimed(
+                    worker=self.name, attempt=attempt, lease_seconds=self.lease_seconds,
+                    device=str(self.device)),
+                    metadata={**self.device_facts, "worker": self.name, "slots": self.slots},
                     idempotency_key=f"claim-{attempt}")], job.version)
             except ConcurrencyConflict:
                 continue  # another worker (or a person) got there first
@@ -375,8 +379,8 @@ class Worker:
         heartbeat.start()
 
         def on_epoch(result: EpochResult) -> bool:
-            fence.append(NewEvent("EpochCompleted", {**result.to_dict(), "attempt": claim.attempt},
-                                  idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
+            fence.append(NewEvent.of(EpochCompleted(**result.to_dict(), attempt=claim.attempt),
+                                     idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
             if self.on_epoch is not None:
                 self.on_epoch(claim.model_id, result)
             return self.stopping
@@ -391,8 +395,8 @@ class Worker:
                 raise LeaseLost(fence.lost)
             fence.meta = {**fence.meta, "peak_memory_bytes": peak.read()}
             checkpoint = put_artifact(self.db, _state_bytes(result), "checkpoint")
-            fence.append(NewEvent("TrainingCompleted", _completed(result, claim, checkpoint),
-                                  idempotency_key=f"completed-{claim.attempt}"))
+            fence.append(NewEvent.of(_completed(result, claim, checkpoint),
+                                     idempotency_key=f"completed-{claim.attempt}"))
         except LeaseLost as e:
             self.log(f"{self.name}: stopped {claim.model_id}: {e}")
             return False
@@ -409,8 +413,8 @@ class Worker:
     def _fail(self, fence: _Fence, claim: Claim, error: str) -> bool:
         self.log(f"{self.name}: {claim.model_id} failed: {error}")
         with contextlib.suppress(LeaseLost):
-            fence.append(NewEvent("TrainingFailed", {"attempt": claim.attempt, "error": error},
-                                  idempotency_key=f"failed-{claim.attempt}"))
+            fence.append(NewEvent.of(TrainingFailed(attempt=claim.attempt, error=error),
+                                     idempotency_key=f"failed-{claim.attempt}"))
         return False
 
     def _load_checkpoint(self, reference: str) -> dict[str, torch.Tensor]:
@@ -440,8 +444,8 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                self.fence.append(NewEvent("LeaseRenewed", {
-                    "worker": self.worker, "lease_seconds": self.lease_seconds}))
+                self.fence.append(NewEvent.of(LeaseRenewed(worker=self.worker,
+                                                           lease_seconds=self.lease_seconds)))
             except (LeaseLost, NasdbError):
                 return
 
@@ -458,33 +462,27 @@ def _state_bytes(result: TrainResult) -> bytes:
     return buffer.getvalue()
 
 
-def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> dict[str, Any]:
+def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> TrainingCompleted:
     metrics = result.class_metrics
-    return {
-        "attempt": claim.attempt,
-        "epochs_trained": result.epochs_trained,
-        "test_acc": result.test_acc,
-        "test_loss": result.test_loss,
-        "class_names": [m.class_name for m in metrics],
-        "class_accuracy": [m.accuracy for m in metrics],
-        "class_precision": [m.precision for m in metrics],
-        "class_recall": [m.recall for m in metrics],
-        "class_specificity": [m.specificity for m in metrics],
-        "class_support": [m.support for m in metrics],
-        "confusion_matrix": result.confusion_matrix,
-        "predictions": base64.b64encode(result.predictions).decode(),
-        "predictions_digest": result.predictions_digest,
-        "latency_ms": result.latency_ms,
-        "train_seconds": result.train_seconds,
-        "checkpoint": checkpoint,
-    }
-
-
-def run_worker(db: Database, **kwargs: Any) -> int:
-    """Convenience: a worker that trains until the queue is empty."""
-    max_jobs = kwargs.pop("max_jobs", None)
-    idle_exit = kwargs.pop("idle_exit", True)
-    return Worker(db, **kwargs).run(max_jobs, idle_exit=idle_exit)
+    return TrainingCompleted(
+        attempt=claim.attempt,
+        epochs_trained=result.epochs_trained,
+        test_acc=result.test_acc,
+        test_loss=result.test_loss,
+        class_names=[m.class_name for m in metrics],
+        class_accuracy=[m.accuracy for m in metrics],
+        class_ovr_accuracy=[m.one_vs_rest_accuracy for m in metrics],
+        class_precision=[m.precision for m in metrics],
+        class_recall=[m.recall for m in metrics],
+        class_specificity=[m.specificity for m in metrics],
+        class_support=[m.support for m in metrics],
+        confusion_matrix=result.confusion_matrix,
+        predictions=base64.b64encode(result.predictions).decode(),
+        predictions_digest=result.predictions_digest,
+        latency_ms=result.latency_ms,
+        train_seconds=result.train_seconds,
+        checkpoint=checkpoint,
+    )
 
 
 def wait_for(db: Database, predicate_sql: str, timeout: float = 60.0) -> bool:
