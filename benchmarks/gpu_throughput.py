@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="training images (quick: 4000)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (quick 1, else 2)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--architectures", type=int, default=3, help="sampled CNNs compared "
+                        "(the suite's smoke test uses 1)")
     parser.add_argument("--slots", type=int, default=4, help="K for the 1-vs-K slot comparison")
     parser.add_argument("--jobs", type=int, default=None, help="jobs in the slot queue (quick: 2K)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile on "
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {kind} {data.input_shape}, {data.split_sizes['train']} training images x "
           f"{epochs} epoch(s), batch {args.batch_size}, Adam lr 1e-3, best of {repeats} timed "
           "run(s) after one warm-up run per loop")
-    archs = sampled_cnns(data)
+    archs = sampled_cnns(data, args.architectures)
     hp = {"optimizer": "adam", "lr": 1e-3, "batch_size": args.batch_size, "epochs": epochs,
           "schedule": "none", "seed": 0, "early_stop_patience": 0}
     cuda = device.type == "cuda"

@@ -109,7 +109,7 @@ def test_several_worker_processes_never_train_the_same_job(db: Database) -> None
 def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=20, batch_size=8)  # small batches: seconds, not a blink
     victim = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
@@ -133,7 +133,7 @@ def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Datab
 def test_a_worker_that_lost_its_lease_cannot_append_results(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=30, batch_size=8)
     sleeper = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
     os.kill(sleeper.pid, signal.SIGSTOP)  # paused too long: its lease runs out
     assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
         "the worker finished before it was paused"
@@ -168,7 +168,7 @@ def test_cancel_stops_a_running_job_at_the_next_epoch_boundary(db: Database) -> 
     store = EventStore(db=db)
 
     def cancel_after_first_epoch() -> None:
-        assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+        assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
         cancel_model(store, model_id, "enough")
 
     thread = threading.Thread(target=cancel_after_first_epoch)
