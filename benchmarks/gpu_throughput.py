@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             note = f"first run {first:.1f} s (compiles), then {min(s for _, s in runs):.1f} s" \
                 if acc.compile else ""
             print(f"{'':<40} {'':>7} {label:<20} {rate:>10,.0f} {rate / tb:>10.2f}x "
-                  f"{util.text():>9}  {note}", flush=True)
+                  f"{util.text():>9}  {note}".rstrip(), flush=True)
     print()
     for label, values in speedups.items():
         geo = float(np.exp(np.mean(np.log(values))))
