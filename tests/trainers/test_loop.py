@@ -18,7 +18,6 @@ from nasdb.trainers.loop import (
     class_metrics,
     confusion_matrix,
     evaluate,
-    select_device,
     train,
 )
 
@@ -178,20 +177,6 @@ def test_the_loop_trains_with_the_one_hyperparameters_class(digits: LoadedDatase
     assert Hyperparameters.of(hp.to_dict()) == hp
     assert Hyperparameters.of(None) == Hyperparameters()
     assert train(small_cnn(), digits, hp).config == hp
-
-
-def test_select_device() -> None:
-    assert select_device("cpu") == torch.device("cpu")
-    assert select_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(TrainingError, match="unknown device 'tpu'"):
-        select_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(TrainingError) as err:
-            select_device("cuda")
-        assert str(err.value) == (
-            "device 'cuda' was requested but CUDA is not available on this machine "
-            f"(torch {torch.__version__}); use --device cpu"
-        )
 
 
 def test_metrics_from_a_hand_made_confusion_matrix() -> None:
