@@ -73,6 +73,8 @@ class Database:
     """
 
     def __init__(self, url: str | None = None) -> None:
+        #: True when this handle uses the per-user embedded server (no URL given or set).
+        self.embedded = not (url or settings.get("database_url"))
         self.url = resolve_url(url)
         self.schema_checked = False
 

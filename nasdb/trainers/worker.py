@@ -38,7 +38,16 @@ from typing import Any
 
 import torch
 
-from nasdb.ingest import CHANNEL, EventStore, NewEvent, Projector, get_artifact, put_artifact
+from nasdb.ingest import (
+    CHANNEL,
+    EventStore,
+    NewEvent,
+    ProjectorService,
+    ensure_projector,
+    get_artifact,
+    put_artifact,
+    wait_projected,
+)
 from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import settings
 from nasdb.schema.db import Database
@@ -49,6 +58,7 @@ from nasdb.schema.events import (
     LeaseRenewed,
     TrainingCompleted,
     TrainingFailed,
+    WorkerHeartbeat,
     WorkerStarted,
     WorkerStopped,
 )
@@ -163,26 +173,35 @@ class Worker:
         stream = f"worker-{self.name}"
         self.store.append(stream, [NewEvent.of(WorkerStarted(
             worker=self.name, host=socket.gethostname(), pid=os.getpid(),
-            device=str(self.device)))])
+            device=str(self.device), lease_seconds=self.lease_seconds))])
         done = 0
+        projector = ProjectorService(self.db, poll_seconds=self.poll_seconds).start()
+        beat = time.monotonic()
         try:
             with self._graceful_signals(), self.db.connect(autocommit=True) as listener:
                 listener.execute(f"listen {CHANNEL}")
                 while not self.stopping and (max_jobs is None or done < max_jobs):
-                    Projector(self.db).catch_up()
+                    wait_projected(self.db)
                     claim = self.claim()
                     if claim is None:
                         if idle_exit and not self._jobs_in_flight():
                             break
+                        if time.monotonic() - beat > self.lease_seconds / 3:
+                            self.store.append(stream, [NewEvent.of(WorkerHeartbeat(
+                                worker=self.name, lease_seconds=self.lease_seconds))])
+                            beat = time.monotonic()
                         for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
                             pass
                         continue
                     if self.train(claim):
                         done += 1
+                    beat = time.monotonic()
         finally:
             self.store.append(stream, [NewEvent.of(WorkerStopped(worker=self.name,
                                                                  jobs_done=done))])
-            Projector(self.db).catch_up()
+            with contextlib.suppress(NasdbError):
+                wait_projected(self.db, timeout=10)
+            projector.stop()
         return done
 
     @contextlib.contextmanager
@@ -386,10 +405,10 @@ def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> TrainingCo
 
 
 def wait_for(db: Database, predicate_sql: str, timeout: float = 60.0) -> bool:
-    """Poll (projecting) until ``select <predicate_sql>`` is true; for tests and the demo."""
+    """Poll the read models until ``select <predicate_sql>`` is true; for tests and the demo."""
+    ensure_projector(db)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        Projector(db).catch_up()
         with db.connect() as conn:
             row = conn.execute(f"select {predicate_sql}").fetchone()
         if row and row[0]:

@@ -31,7 +31,7 @@ def ui_command(ctx: Context, port: int, host: str, no_browser: bool) -> None:
                    "models and queue, cancel and pin jobs. Use --host 127.0.0.1 to keep it "
                    "local.", err=True)
     db = ctx.db
-    ctx.project()
+    ctx.wait_projected()
     from nasdb.ui.app import serve
 
     click.echo(f"nasdb ui on http://{host}:{port}/ (Ctrl+C to stop)", err=True)

@@ -14,7 +14,7 @@ import holoviews as hv
 import panel as pn
 import param
 
-from nasdb.ingest import EventStore
+from nasdb.ingest import EventStore, ProjectorService
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
@@ -115,7 +115,7 @@ class App(pn.viewable.Viewer):
     def poll(self) -> None:
         """One live-update tick: catch up and refresh what changed (selection is kept)."""
         try:
-            self.state.refresh()
+            self.state.refresh(wait=False)
         except NasdbError as e:  # a dead database: say so, keep the page, try again next tick
             self.state.notice = f"⚠ {e}"
 
@@ -144,9 +144,11 @@ class App(pn.viewable.Viewer):
                          "<span style='color:#c8d3e0;margin-left:12px'>neural architecture "
                          "search, event-sourced</span>"),
             pn.HSpacer(),
-            pn.pane.HTML(bind(lambda p, r: f"<span class='log-position' style='color:#c8d3e0'>"
-                                 f"log position {p:,} · session {s.session_id}</span>",
-                                 s.param.position, s.param.revision)),
+            pn.pane.HTML(bind(lambda p, r, lag: f"<span class='log-position' "
+                                 f"style='color:#c8d3e0'>log position {p:,} · "
+                                 f"<span class='projection-lag'>{lag}</span> · "
+                                 f"session {s.session_id}</span>",
+                                 s.param.position, s.param.revision, s.param.projection_lag)),
             styles={"background": "#1f3b5c", "padding": "6px 14px"}, sizing_mode="stretch_width",
         )
         drawer = pn.Column(DrawerView(s), width=340, styles={"border-left": "1px solid #ddd",
@@ -173,11 +175,13 @@ def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore
 class Server:
     """A running app server (``stop()`` ends it). Returned by `serve` with ``threaded=True``."""
 
-    def __init__(self, server: Any, port: int, host: str, drivers: StudyDrivers) -> None:
+    def __init__(self, server: Any, port: int, host: str, drivers: StudyDrivers,
+                 projector: ProjectorService) -> None:
         self._server = server
         self.port = port
         self.host = host
         self.drivers = drivers
+        self.projector = projector
 
     @property
     def url(self) -> str:
@@ -186,6 +190,7 @@ class Server:
     def stop(self) -> None:
         self._server.stop()
         self.drivers.stop()
+        self.projector.stop()
 
 
 def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
@@ -195,9 +200,11 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     ``host`` other than loopback exposes the app (and its steering actions) to the network; the
     CLI warns about that. One `Layouts` is shared by every session, so projected models keep
     their places for everyone, one `ModelFrames`, so sessions share the loaded models, and one
-    `StudyDrivers` for the studies launched from the page.
+    `StudyDrivers` for the studies launched from the page. A `ProjectorService` thread keeps the
+    read models following the log while the app runs.
     """
     _load_extensions()
+    projector = ProjectorService(db).start()
     layouts = Layouts(db)
     frames = ModelFrames(db)
     drivers = StudyDrivers(db)
@@ -213,8 +220,9 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     if threaded:
         assert isinstance(server, threading.Thread)
         _wait_listening(host, port)
-        return Server(server, port, host, drivers)
+        return Server(server, port, host, drivers, projector)
     drivers.stop()  # the server has stopped (Ctrl+C): studies stay running in the log
+    projector.stop()
     return None
 
 
