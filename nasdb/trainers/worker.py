@@ -312,7 +312,7 @@ class Worker:
                                      idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
             if self.on_epoch is not None:
                 self.on_epoch(claim.model_id, result)
-            return self.stopping
+            return False  # a first signal lets the job finish; a second interrupts at once
 
         try:
             result = train(module, data, hp, self.device, on_epoch=on_epoch,

@@ -59,7 +59,7 @@ def test_a_second_signal_interrupts_at_once(db: Database) -> None:
     rest, _ = proc.communicate(timeout=120)
     out = "".join(seen) + rest
     assert proc.returncode == 130, out
-    assert out.rstrip().endswith("interrupted")
+    assert out.rstrip().endswith("aborted")
     kinds = [t for t, _ in types_of(db, model_id)]
     assert "TrainingCompleted" not in kinds and kinds.count("EpochCompleted") < 200
     stopped = EventStore(db=db).read_all(types=["WorkerStopped"])
