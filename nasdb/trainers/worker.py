@@ -403,7 +403,7 @@ class Worker:
                                      idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
             if self.on_epoch is not None:
                 self.on_epoch(claim.model_id, result)
-            return self.stopping
+            return False  # a first signal lets the job finish; a second interrupts at once
 
         peak = PeakMemory(self.device)
         peak.reset()
