@@ -64,7 +64,7 @@ def _blocked_projector_pid(db: Database, timeout: float = 120) -> int:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "select pid from pg_stat_activity where datname = current_database() "
-                "and wait_event_type = 'Lock' and query like '%stage_models%'"
+                "and wait_event_type = 'Lock' and query like 'update rm_models %'"
             ).fetchone()
             if row:
                 return int(row[0])
@@ -85,7 +85,7 @@ def _backend_gone(db: Database, pid: int) -> None:
 def test_kill_minus_nine_mid_batch_loses_and_doubles_nothing(db: Database) -> None:
     """Each kill lands inside an open batch by construction, never by timing: the test holds a
     row lock on a model the batch must update, waits until the service's batch transaction is
-    blocked on it (having already copied the batch's new models), and kills the service then."""
+    blocked on it (having already inserted the batch's new models), and kills the service then."""
     store = EventStore(db=db)
     for stream, events in search_log(30, seed=5):
         store.append(stream, events)
