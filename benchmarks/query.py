@@ -1,7 +1,7 @@
 """Query-language benchmark: typical queries at 1,000,000 models, against pandas on the same data.
 
     python benchmarks/query.py            # 1,000,000 models
-    python benchmarks/query.py --quick    # 50,000 models, under 3 minutes
+    python benchmarks/query.py --quick    # 50,000 models, all through the store and the projector
     python benchmarks/query.py --models 200000 --url postgresql://...
 
 Loading. A fresh database (on NASDB_DATABASE_URL / --url, else an embedded PostgreSQL in a temporary
@@ -12,10 +12,16 @@ load is done when the read models include every event; both times are printed, w
 Nothing is written into a read model any other way, and no ``vacuum analyze`` is run (nasdb
 never runs one; autovacuum does what it does).
 
+The synthetic data (`search_log`) draws parameter counts independently of accuracy: the best case
+for the two-objective Pareto query's anchor pruning, which real searches (where bigger models tend
+to be more accurate) do not give.
+
 Timing. Each query runs through ``nasdb.query.run(text, db)`` (a new connection, the catalog
 lookup, compile, execute, fetch) ``--runs`` times; the median is reported. The same answer is then
-computed by a straightforward pandas implementation on DataFrames loaded once from the views
-(untimed), also the median of ``--runs``; the answers must agree (same ids / groups / counts).
+computed by pandas on DataFrames loaded once from the views and kept sorted the way a competent
+user keeps them - models by accuracy (for ``top``) and by creation time (for the newest-first
+listings), the counterparts of nasdb's indexes - (loading and sorting untimed), also the median of
+``--runs``; the answers must agree (same ids / groups / counts).
 Target: every query under 300 ms at 1M models.
 """
 
@@ -35,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from _machine import machine_load  # benchmarks/_machine.py
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.ingest import EventStore, projection_status, projector_alive, wait_projected
@@ -160,11 +167,23 @@ def skyline(df: pd.DataFrame, o1: str, o2: str) -> pd.DataFrame:
     return df[keep]
 
 
+def sorted_frames(f: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The frames sorted once, as a user who runs these queries repeatedly keeps them: models
+    newest first (what nasdb's created_at index gives) and trained models by accuracy (its
+    test_acc index), ties by id as nasdb breaks them."""
+    models = f["models"].sort_values(["created_at", "id"], ascending=[False, True],
+                                     ignore_index=True)
+    by_acc = models.dropna(subset=["test_acc"]).sort_values(["test_acc", "id"],
+                                                            ascending=[False, True],
+                                                            ignore_index=True)
+    return {**f, "models": models, "by_acc": by_acc}
+
+
 def pandas_queries(f: dict[str, pd.DataFrame]) -> dict[str, Callable[[], Any]]:
-    models, cm, ep = f["models"], f["class_metrics"], f["epochs"]
+    models, by_acc, cm, ep = f["models"], f["by_acc"], f["class_metrics"], f["epochs"]
 
     def newest(df: pd.DataFrame, n: int = 1000) -> list[str]:
-        return list(df.sort_values(["created_at", "id"], ascending=[False, True])["id"].head(n))
+        return list(df["id"].head(n))  # ``models`` is kept newest first; filters keep the order
 
     def pareto() -> list[str]:
         small = models[models["params"] < 100_000]
@@ -174,8 +193,7 @@ def pandas_queries(f: dict[str, pd.DataFrame]) -> dict[str, Callable[[], Any]]:
         return sorted(skyline(both, "o1", "o2")["id"])
 
     def top() -> list[str]:
-        done = models.dropna(subset=["test_acc"])
-        return list(done.sort_values(["test_acc", "id"], ascending=[False, True])["id"].head(10))
+        return list(by_acc["id"].head(10))
 
     def group() -> list[tuple[str, int]]:
         g = models.groupby("origin", observed=True)["test_acc"].agg(["size", "max", "mean"])
@@ -244,7 +262,8 @@ def load_data(db: Database, n: int, batch: int, seed: int) -> Load:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="50,000 models (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="50,000 models, every one through the store and the projector")
     parser.add_argument("--models", type=int, help="models to generate (1,000,000; quick 50,000)")
     parser.add_argument("--batch", type=int, default=1000, help="streams per append_batch (1000)")
     parser.add_argument("--runs", type=int, default=7, help="runs per query; median shown (7)")
@@ -269,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         with db.connect() as conn:
             version = conn.execute("select version()").fetchone()
         print(f"server: {(version or ('?',))[0].split(' on ')[0]}; {os.cpu_count()} CPUs; "
-              f"{n:,} models, seed {args.seed}", flush=True)
+              f"{n:,} models, seed {args.seed}; {machine_load()}", flush=True)
         load_data(db, n, args.batch, args.seed)
         code = bench(db, n, args.runs, started)
         if args.keep:
@@ -286,9 +305,9 @@ def bench(db: Database, n: int, runs: int, started: float) -> int:
     assert counts is not None
     print(f"read models: {counts[0]:,} models, {counts[1]:,} epochs, {counts[2]:,} class metrics")
     t0 = time.perf_counter()
-    frames = load_frames(db)
-    print(f"pandas: views loaded into DataFrames in {time.perf_counter() - t0:.1f} s (untimed)",
-          flush=True)
+    frames = sorted_frames(load_frames(db))
+    print(f"pandas: views loaded into DataFrames and sorted in {time.perf_counter() - t0:.1f} s "
+          "(untimed)", flush=True)
     reference = pandas_queries(frames)
     header = ("query", "answer", "nasdb ms", "pandas ms", "pandas/nasdb", "target", "same")
     lines = []
@@ -313,7 +332,7 @@ def bench(db: Database, n: int, runs: int, started: float) -> int:
     print(f"target: every query under {TARGET_MS:.0f} ms at {n:,} models (median of {runs} runs): "
           f"{passed} of {len(lines)} met; answers agree: "
           f"{'all' if all(line[6] == 'yes' for line in lines) else 'NOT ALL'}")
-    print(f"total wall time {time.perf_counter() - started:,.0f} s")
+    print(f"total wall time {time.perf_counter() - started:,.0f} s; {machine_load()}")
     return 0 if ok else 1
 
 

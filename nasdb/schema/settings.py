@@ -37,7 +37,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("home", _default_home(), "per-user folder for the embedded database and artefacts"),
     Setting("lease_seconds", "60", "how long a worker's claim on a job lasts without a heartbeat"),
     Setting("poll_seconds", "2", "how often workers and the UI poll when no notification comes"),
-    Setting("device", None, "training device: cpu or cuda (unset = cuda when available)"),
+    Setting("device", None, "training device: auto, cpu, cuda or cuda:N (unset = cuda when "
+            "available)"),
+    Setting("slots", "1", "jobs one `nasdb worker` trains at once on its device (one process "
+            "each)"),
+    Setting("device_memory", None, "memory one worker process may use on its device, e.g. 8G "
+            "(unset = the device's memory less a tenth, shared among its slots)"),
+    Setting("precision", "auto", "training precision: auto (bf16 on CUDA, fp32 on CPU), fp32 or "
+            "bf16"),
+    Setting("compile", "off", "torch.compile for training: off, on, or auto (CUDA jobs with "
+            "many steps)"),
     Setting("actor", None, "who is acting, recorded in every event (unset = the OS user)"),
     Setting("port", "5006", "port of the web app"),
     Setting("raster_above", "3000", "the web app's overview rasterises (datashader) above this "

@@ -140,10 +140,14 @@ def pin(store: EventStore, model_id: str, pinned: bool = True) -> None:
     _model_append(store, model_id, NewEvent.of(Pinned() if pinned else Unpinned()))
 
 
-def tag(store: EventStore, model_id: str, tag_name: str, remove: bool = False) -> None:
+def tag(store: EventStore, model_id: str, tag_name: str, remove: bool = False, *,
+        metadata: dict[str, Any] | None = None) -> None:
+    """Tag (or untag) a model; ``metadata`` (actor, session) joins the event's."""
     event = Untagged(tag=tag_name) if remove else Tagged(tag=tag_name)
-    _model_append(store, model_id, NewEvent.of(event))
+    _model_append(store, model_id, NewEvent.of(event, metadata=metadata))
 
 
-def note(store: EventStore, model_id: str, text: str) -> None:
-    _model_append(store, model_id, NewEvent.of(Noted(text=text)))
+def note(store: EventStore, model_id: str, text: str, *,
+         metadata: dict[str, Any] | None = None) -> None:
+    """Add a note to a model; ``metadata`` (actor, session) joins the event's."""
+    _model_append(store, model_id, NewEvent.of(Noted(text=text), metadata=metadata))

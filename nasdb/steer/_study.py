@@ -32,7 +32,7 @@ import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
 from nasdb.query import pareto_mask
-from nasdb.read import get_dataset, get_study
+from nasdb.read import class_metrics, get_dataset, get_study
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
@@ -92,14 +92,11 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
                where m.study_id = %s""",
             (study_id,),
         ).fetchall()
-        classes = [o[4:] for o in objectives if o.startswith("acc:")]
-        per_class: dict[str, dict[str, float]] = {}
-        if classes:
-            for r in conn.execute(
-                "select model_id, class_name, accuracy from class_metrics c join models m "
-                "on m.id = c.model_id where m.study_id = %s", (study_id,),
-            ).fetchall():
-                per_class.setdefault(r["model_id"], {})[r["class_name"]] = r["accuracy"]
+    per_class: dict[str, dict[str, float]] = {}
+    if any(o.startswith("acc:") for o in objectives):
+        for c in class_metrics(db, study_id=study_id):
+            if c.accuracy is not None:
+                per_class.setdefault(c.model_id, {})[c.class_name] = c.accuracy
     trials = [
         Trial(
             model_id=r["id"], architecture=Architecture.from_json(r["architecture"]),

@@ -44,7 +44,9 @@ from nasdb.schema.errors import TrainingError
 from nasdb.schema.metrics import ClassMetrics, per_class_metrics
 from nasdb.search import Hyperparameters
 from nasdb.search._hyperparameters import allowed_augment
+from nasdb.trainers.acceleration import Acceleration, autocast, compiled_module, place_splits
 from nasdb.trainers.datasets import LoadedDataset
+from nasdb.trainers.devices import select_device
 
 __all__ = [
     "ClassMetrics",
@@ -137,6 +139,7 @@ class TrainResult:
     config: Hyperparameters
     device: str
     state_dict: dict[str, torch.Tensor] = field(repr=False)
+    acceleration: Acceleration = field(default_factory=Acceleration)
 
     @property
     def best_val_acc(self) -> float | None:
@@ -161,33 +164,6 @@ class TrainResult:
 # ==================================================================================================
 # device
 # ==================================================================================================
-
-
-def select_device(pref: str | torch.device | None = None) -> torch.device:
-    """The device to train on: CUDA when available unless `pref` says "cpu".
-
-    `pref` None or "auto" picks cuda if available else cpu; "cpu" is always honoured; "cuda" or
-    "cuda:N" raises `TrainingError` when CUDA is not available (or N is out of range).
-    """
-    name = str(pref).strip().lower() if pref is not None else "auto"
-    if name in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainingError(
-                f"device {name!r} was requested but CUDA is not available on this machine "
-                f"(torch {torch.__version__}); use --device cpu"
-            )
-        dev = torch.device(name)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise TrainingError(
-                f"device {name!r} was requested but this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
-            )
-        return dev
-    raise TrainingError(f"unknown device {pref!r}; expected auto, cpu, cuda or cuda:N")
 
 
 def _sync(device: torch.device) -> None:
@@ -423,6 +399,9 @@ def train(
     device: str | torch.device | None = "cpu",
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    acceleration: Acceleration | None = None,
+    compile_key: str | None = None,
 ) -> TrainResult:
     """Train `module` in place on `data` with hyperparameters `hp`; return the `TrainResult`.
 
@@ -431,6 +410,10 @@ def train(
     After each epoch `on_epoch(result)` is called; training stops at that boundary when it returns
     True, when `should_stop()` returns True (checked before every epoch and after `on_epoch`), or on
     early stopping. The test split is evaluated at the end in every case.
+
+    ``acceleration`` (default: `Acceleration.resolve` for the device and this job's step count)
+    chooses bf16 autocast, channels_last and compile; ``compile_key`` names the architecture for
+    the per-process compile cache (see `nasdb.trainers.acceleration`).
 
     Raises `InvalidRequest` for invalid hyperparameters; `TrainingError` for a NaN/inf loss,
     running out of memory, or more than 256 classes (predictions are stored as uint8); exceptions
@@ -452,19 +435,21 @@ def train(
         torch.manual_seed(cfg.seed)
 
         # ---------------------------------------------------------------------------------- data
-        x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-        x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
-        x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
-        n_train = int(y_train.shape[0])
+        n_train = int(data.y_train.shape[0])
+        acc = acceleration or Acceleration.resolve(
+            dev, steps=cfg.epochs * math.ceil(n_train / cfg.batch_size),
+            image_input=data.x_train.dim() == 4)
+        x_train, y_train, x_val, y_val, x_test, y_test = place_splits(
+            dev, acc, data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
         generator = torch.Generator(device=dev)
         generator.manual_seed(cfg.seed)
 
         # --------------------------------------------------------------------------------- model
-        module.to(dev)
-        module.train()
+        trained, forward = compiled_module(module, dev, acc, compile_key)
+        trained.train()
 
         # ----------------------------------------------------------------------------- optimizer
-        optimizer = _make_optimizer(module, cfg)
+        optimizer = _make_optimizer(trained, cfg)
         steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
         schedule, per_step = _make_schedule(optimizer, cfg, steps_per_epoch)
         augment = allowed_augment(cfg.augment, data.hflip)
@@ -481,7 +466,7 @@ def train(
                 stop_reason = "cancelled"
                 break
             lr = float(optimizer.param_groups[0]["lr"])
-            module.train()
+            trained.train()
             loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
             correct = torch.zeros((), dtype=torch.int64, device=dev)
             _sync(dev)
@@ -492,8 +477,9 @@ def train(
                 xb, yb = x_train[idx], y_train[idx]
                 if augment != "none":
                     xb = augment_batch(xb, augment, generator)
-                logits = module(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                with autocast(dev, acc):
+                    logits = forward(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -512,7 +498,8 @@ def train(
                 schedule.step()
 
             # ------------------------------------------------------------------- evaluation (val)
-            val = evaluate(module, x_val, y_val, num_classes=data.num_classes)
+            with autocast(dev, acc):
+                val = evaluate(trained, x_val, y_val, num_classes=data.num_classes)
             if not math.isfinite(val.loss) and val.support:
                 raise _diverged(epoch + 1, "validation loss", val.loss, cfg)
             per_class = class_metrics(val.confusion, data.class_names)
@@ -545,11 +532,14 @@ def train(
         phase = "while evaluating the test split"
 
         # ------------------------------------------------------------------ evaluation (test)
-        test = evaluate(module, x_test, y_test, num_classes=data.num_classes)
-        latency = _latency_ms(module, x_test, dev)
-        module.train()
+        with autocast(dev, acc):
+            test = evaluate(trained, x_test, y_test, num_classes=data.num_classes)
+            latency = _latency_ms(trained, x_test, dev)
+        trained.train()
         predictions = test.predictions.astype(np.uint8).tobytes()
-        state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        state = {k: v.detach().to("cpu", copy=True) for k, v in trained.state_dict().items()}
+        if trained is not module:  # a cached compiled module trained in its place
+            module.load_state_dict(state)
 
     return TrainResult(
         test_loss=test.loss,
@@ -566,4 +556,5 @@ def train(
         config=cfg,
         device=str(dev),
         state_dict=state,
+        acceleration=acc,
     )

@@ -18,12 +18,21 @@ A killed worker costs nothing: its lease expires and the job is offered again; t
 from scratch and its epochs replace the dead attempt's in the read models.
 
 Waking. Appends NOTIFY channel ``nasdb_events``; an idle worker LISTENs with a polling fallback.
+
+Devices. A worker trains on one device (``cpu``, ``cuda``, ``cuda:N``); ``slots`` workers may
+share it (`nasdb.trainers.supervisor` runs them), each with its share of the device's memory and,
+on the CPU, of its threads. The memory guard (`nasdb.trainers.memory`) skips a job whose estimated
+memory exceeds this worker's budget before claiming it: the job stays queued for a worker with a
+larger device, and this worker does not look at it again. Every event of a job carries the device
+in its metadata (GPU name, memory, CUDA version; CPU name and threads) and the precision,
+channels_last and compile choices; TrainingCompleted adds the peak memory the job used.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import os
 import signal
@@ -51,7 +60,13 @@ from nasdb.ingest import (
 from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import settings
 from nasdb.schema.db import Database
-from nasdb.schema.errors import ConcurrencyConflict, LeaseLost, NasdbError, TrainingError
+from nasdb.schema.errors import (
+    ConcurrencyConflict,
+    InvalidRequest,
+    LeaseLost,
+    NasdbError,
+    TrainingError,
+)
 from nasdb.schema.events import (
     EpochCompleted,
     JobClaimed,
@@ -64,8 +79,11 @@ from nasdb.schema.events import (
 )
 from nasdb.schema.vocabulary import JobState, next_job_state
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.trainers.build import build_seeded
-from nasdb.trainers.loop import EpochResult, TrainResult, select_device, train
+from nasdb.trainers.acceleration import Acceleration
+from nasdb.trainers.build import build_module, build_seeded
+from nasdb.trainers.devices import PeakMemory, describe_device, select_device
+from nasdb.trainers.loop import EpochResult, TrainResult, train
+from nasdb.trainers.memory import MemoryGuard, estimate_job_bytes
 from nasdb.trainers.registry import load_registered
 
 
@@ -155,6 +173,10 @@ class Worker:
         poll_seconds: float | None = None,
         log: Callable[[str], None] | None = None,
         on_epoch: Callable[[str, EpochResult], None] | None = None,
+        slots: int = 1,
+        memory_limit: str | int | None = None,
+        precision: str | None = None,
+        compile: str | None = None,
     ) -> None:
         self.db = db
         self.store = EventStore(db=db)
@@ -165,15 +187,73 @@ class Worker:
         self.log = log or (lambda message: None)
         self.on_epoch = on_epoch
         self.stopping = False
+        self._init_device(slots, memory_limit, precision, compile)
+
+    # --- the device -------------------------------------------------------------------------
+
+    def _init_device(self, slots: int, memory_limit: str | int | None, precision: str | None,
+                     compile: str | None) -> None:
+        """Slots, the memory guard and the acceleration choices (checked now, so that a bad value
+        fails before the worker starts)."""
+        if slots < 1:
+            raise InvalidRequest(f"--slots must be 1 or more, got {slots}")
+        self.slots = slots
+        if self.device.type == "cpu" and slots > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // slots))
+        self.guard = MemoryGuard(self.device, limit=memory_limit, slots=slots)
+        self.precision, self.compile = precision, compile
+        Acceleration.resolve(self.device, precision=precision, compile=compile)
+        self.device_facts = describe_device(self.device)
+        self._refused: dict[str, str] = {}
+        self._splits: dict[str, tuple[int, int, int]] = {}
+
+    def _memory_refusal(self, events: list[RecordedEvent]) -> str | None:
+        """Why this worker's device cannot hold the job (None: it fits, or it cannot be told)."""
+        proposed = next((e.data for e in events if e.type == "ArchitectureProposed"), None)
+        if proposed is None:
+            return None
+        splits = self._split_sizes(proposed["dataset_id"])
+        if splits is None:
+            return None
+        shape = tuple(proposed["input_shape"])
+        try:
+            arch = Architecture.from_json(proposed["architecture"])
+            hp = Hyperparameters.of(proposed["hyperparameters"])
+            estimate = estimate_job_bytes(
+                lambda: build_module(arch, shape, int(proposed["num_classes"])),
+                shape, hp.batch_size, splits)
+        except Exception:  # a job that cannot be built: its training attempt records why
+            return None
+        return self.guard.refusal(estimate)
+
+    def _split_sizes(self, dataset_id: str) -> tuple[int, int, int] | None:
+        if dataset_id not in self._splits:
+            with self.db.connect() as conn:
+                row = conn.execute("select train_size, val_size, test_size from datasets "
+                                   "where id = %s", (dataset_id,)).fetchone()
+            if row is None:
+                return None
+            self._splits[dataset_id] = (int(row[0]), int(row[1]), int(row[2]))
+        return self._splits[dataset_id]
+
+    def _acceleration(self, hp: dict[str, Any], train_size: int) -> Acceleration:
+        cfg = Hyperparameters.of(hp)
+        steps = cfg.epochs * -(-train_size // cfg.batch_size)
+        return Acceleration.resolve(self.device, precision=self.precision, compile=self.compile,
+                                    steps=steps)
 
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, max_jobs: int | None = None, *, idle_exit: bool = True) -> int:
         """Train jobs until ``max_jobs`` are done, or (with ``idle_exit``) the queue is empty."""
         stream = f"worker-{self.name}"
+        bound = self.guard.enforce()
+        if bound:
+            self.log(f"{self.name}: {bound}")
         self.store.append(stream, [NewEvent.of(WorkerStarted(
             worker=self.name, host=socket.gethostname(), pid=os.getpid(),
-            device=str(self.device), lease_seconds=self.lease_seconds))])
+            device=str(self.device), lease_seconds=self.lease_seconds),
+            metadata={**self.device_facts, "slots": self.slots})])
         done = 0
         projector = ProjectorService(self.db, poll_seconds=self.poll_seconds).start()
         beat = time.monotonic()
@@ -243,9 +323,10 @@ class Worker:
                    where (j.state = 'queued'
                           or (j.state = 'claimed' and j.lease_expires_at < now()))
                      and coalesce(s.state, 'running') not in ('paused', 'stopped', 'done')
+                     and not (j.model_id = any(%s))
                    order by j.priority desc, j.queued_at, j.model_id
                    limit %s""",
-                (limit,),
+                (list(self._refused), limit),
             ).fetchall()
         return [r[0] for r in rows]
 
@@ -253,17 +334,25 @@ class Worker:
         """Claim the best claimable job, or return None. Never blocks on other workers."""
         for model_id in self.candidates():
             stream = f"model-{model_id}"
-            job = fold_job(self.store.read_stream(stream))
+            events = self.store.read_stream(stream)
+            job = fold_job(events)
             now = self._now()
             expired = job.state == "claimed" and job.lease_until is not None and \
                 job.lease_until < now
             if job.state != "queued" and not expired:
                 continue
+            refusal = self._memory_refusal(events)
+            if refusal is not None:  # skipped, not failed: a larger device may take it
+                self._refused[model_id] = refusal
+                self.log(f"{self.name}: leaving {model_id} to a larger device: {refusal}")
+                continue
             attempt = job.attempt + 1
             try:
                 recorded = self.store.append(stream, [NewEvent.of(JobClaimed(
                     worker=self.name, attempt=attempt, lease_seconds=self.lease_seconds,
-                    device=str(self.device)), idempotency_key=f"claim-{attempt}")], job.version)
+                    device=str(self.device)),
+                    metadata={**self.device_facts, "worker": self.name, "slots": self.slots},
+                    idempotency_key=f"claim-{attempt}")], job.version)
             except ConcurrencyConflict:
                 continue  # another worker (or a person) got there first
             if recorded[-1].data["worker"] != self.name:
@@ -279,9 +368,10 @@ class Worker:
 
     # --- training ---------------------------------------------------------------------------
 
-    def _provenance(self, proposed: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-        return {"worker": self.name, "torch_version": torch.__version__,
-                "device": str(self.device), "seed": proposed["hyperparameters"].get("seed", 0),
+    def _provenance(self, proposed: dict[str, Any], fingerprint: str,
+                    acc: Acceleration) -> dict[str, Any]:
+        return {**self.device_facts, "worker": self.name, "slots": self.slots,
+                **acc.to_dict(), "seed": proposed["hyperparameters"].get("seed", 0),
                 "dataset_fingerprint": fingerprint}
 
     def train(self, claim: Claim) -> bool:
@@ -292,11 +382,12 @@ class Worker:
         fence = _Fence(self.store, claim.model_id, claim.version, {"worker": self.name})
         try:
             data = load_registered(self.store, proposed["dataset_id"])
-            fence.meta = self._provenance(proposed, data.fingerprint)
             arch = Architecture.from_json(proposed["architecture"])
             hp = Hyperparameters.from_json(proposed["hyperparameters"]).to_dict()
             if claim.request.get("epochs"):
                 hp["epochs"] = claim.request["epochs"]
+            acc = self._acceleration(hp, data.split_sizes["train"])
+            fence.meta = self._provenance(proposed, data.fingerprint, acc)
             module = build_seeded(arch, data.input_shape, data.num_classes, int(hp["seed"]))
             if claim.request.get("resume_from"):
                 module.load_state_dict(self._load_checkpoint(claim.request["resume_from"]))
@@ -312,13 +403,17 @@ class Worker:
                                      idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
             if self.on_epoch is not None:
                 self.on_epoch(claim.model_id, result)
-            return self.stopping
+            return False  # a first signal lets the job finish; a second interrupts at once
 
+        peak = PeakMemory(self.device)
+        peak.reset()
         try:
             result = train(module, data, hp, self.device, on_epoch=on_epoch,
-                           should_stop=lambda: fence.lost is not None)
+                           should_stop=lambda: fence.lost is not None, acceleration=acc,
+                           compile_key=_compile_key(proposed, data.input_shape))
             if fence.lost:
                 raise LeaseLost(fence.lost)
+            fence.meta = {**fence.meta, "peak_memory_bytes": peak.read()}
             checkpoint = put_artifact(self.db, _state_bytes(result), "checkpoint")
             fence.append(NewEvent.of(_completed(result, claim, checkpoint),
                                      idempotency_key=f"completed-{claim.attempt}"))
@@ -373,6 +468,12 @@ class _Heartbeat:
                                                            lease_seconds=self.lease_seconds)))
             except (LeaseLost, NasdbError):
                 return
+
+
+def _compile_key(proposed: dict[str, Any], input_shape: tuple[int, ...]) -> str:
+    """One key per architecture, input shape and class count (the compile cache's key)."""
+    text = repr((proposed["architecture"], tuple(input_shape), proposed.get("num_classes")))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _state_bytes(result: TrainResult) -> bytes:

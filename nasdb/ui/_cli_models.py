@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from nasdb.schema import settings
 from nasdb.schema.errors import InvalidRequest
 from nasdb.schema.vocabulary import OPTIMIZERS, Origin
 from nasdb.ui._context import Context, format_option, pass_ctx
@@ -206,24 +207,92 @@ def _epoch_printer() -> Any:
 
 
 @click.command("worker")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: cuda if available.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (env NASDB_DEVICE; default: cuda if "
+              "available).")
+@click.option("--gpus", help="One worker process per GPU under a supervisor: 'all' or indices "
+              "like 0,1.")
+@click.option("--slots", type=int, envvar="NASDB_SLOTS", default=1, show_default=True,
+              help="Jobs trained at once per device, one process each (env NASDB_SLOTS).")
+@click.option("--memory", help="Memory one worker process may use on its device, e.g. 8G (env "
+              "NASDB_DEVICE_MEMORY).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto = bf16 on CUDA, fp32 on CPU (env NASDB_PRECISION).")
+@click.option("--compile", "compile_mode", type=click.Choice(["off", "on", "auto"]),
+              help="torch.compile for training (env NASDB_COMPILE; default off).")
 @click.option("--once", is_flag=True, help="Train at most one job, then exit.")
 @click.option("--max-jobs", type=int, help="Exit after this many jobs.")
 @click.option("--exit-when-idle", is_flag=True, help="Exit when no job is left to claim.")
 @click.option("--lease-seconds", type=float, help="Lease length (env NASDB_LEASE_SECONDS).")
 @click.option("--name", help="Worker name (default host-pid-random).")
+@click.option("--slot-of", type=int, default=1, hidden=True,
+              help="Set by the supervisor: this process is one of N slots on its device.")
 @pass_ctx
-def worker_cmd(ctx: Context, device: str | None, once: bool, max_jobs: int | None,
-               exit_when_idle: bool, lease_seconds: float | None, name: str | None) -> None:
-    """Claim queued jobs and train them, appending every epoch (runs until stopped)."""
+def worker_cmd(ctx: Context, device: str | None, gpus: str | None, slots: int,
+               memory: str | None, precision: str | None, compile_mode: str | None, once: bool,
+               max_jobs: int | None, exit_when_idle: bool, lease_seconds: float | None,
+               name: str | None, slot_of: int) -> None:
+    """Claim queued jobs and train them, appending every epoch (runs until stopped).
+
+    With --gpus or --slots above 1 this process supervises one worker process per GPU and slot,
+    restarts one that crashes, and stops them all on SIGTERM or Ctrl-C.
+    """
+    from nasdb.trainers.devices import parse_device, parse_gpus, select_device
+    from nasdb.trainers.memory import parse_bytes
+
+    if slots < 1:
+        raise InvalidRequest(f"--slots must be 1 or more, got {slots}")
+    if memory is not None:
+        parse_bytes(memory)
+    if gpus is not None:
+        if device is not None:
+            raise InvalidRequest("give either --gpus or --device, not both")
+        devices = [f"cuda:{i}" for i in parse_gpus(gpus)]
+    else:
+        devices = [str(select_device(parse_device(device or settings.get("device"))))]
+    forwarded = [*(["--memory", memory] if memory else []),
+                 *(["--precision", precision] if precision else []),
+                 *(["--compile", compile_mode] if compile_mode else []),
+                 *(["--once"] if once else []), *(["--max-jobs", str(max_jobs)] if max_jobs else []),
+                 *(["--exit-when-idle"] if exit_when_idle else []),
+                 *(["--lease-seconds", str(lease_seconds)] if lease_seconds else [])]
+    if gpus is not None or slots > 1:
+        raise SystemExit(_supervise(ctx, devices, slots, forwarded, name))
+
     from nasdb.trainers.worker import Worker
 
-    worker = Worker(ctx.db, device=device, name=name, lease_seconds=lease_seconds,
-                    log=lambda m: console.print(m), on_epoch=_epoch_printer())
+    worker = Worker(ctx.db, device=devices[0], name=name, lease_seconds=lease_seconds,
+                    log=lambda m: console.print(m), on_epoch=_epoch_printer(), slots=slot_of,
+                    memory_limit=memory, precision=precision, compile=compile_mode)
     limit = 1 if once else max_jobs
-    console.print(f"worker {worker.name} on {worker.device}: waiting for jobs")
+    console.print(f"worker {worker.name} on {worker.device} "
+                  f"({worker.device_facts['device_name']}): waiting for jobs")
     done = worker.run(limit, idle_exit=once or exit_when_idle)
     console.print(f"worker {worker.name}: {done} jobs trained")
+
+
+def _supervise(ctx: Context, devices: list[str], slots: int, forwarded: list[str],
+               name: str | None) -> int:
+    """Run one `nasdb worker` process per device and slot until they end or a signal comes."""
+    import os
+    import sys
+
+    from nasdb.trainers.supervisor import ChildSpec, Supervisor, plan_children
+
+    env = {**os.environ, "NASDB_DATABASE_URL": ctx.db.url}  # children join this database
+
+    def command(spec: ChildSpec) -> list[str]:
+        child = [sys.executable, "-m", "nasdb.ui.cli", "worker", "--device", spec.device,
+                 "--slots", "1", "--slot-of", str(spec.slots), *forwarded]
+        if name:
+            child += ["--name", f"{name}-{spec.device.replace(':', '')}-{spec.slot}"]
+        return child
+
+    specs = plan_children(devices, slots)
+    console.print(f"supervisor {os.getpid()}: {len(specs)} worker process(es) on "
+                  f"{', '.join(devices)} ({slots} slot(s) each)")
+    code = Supervisor(specs, command, env=env, log=lambda m: console.print(m)).run()
+    console.print(f"supervisor {os.getpid()}: all worker processes stopped")
+    return code
 
 
 @click.command("reproduce")
@@ -365,7 +434,7 @@ def search_with_progress(ctx: Context, study_id: str, budget_seconds: int) -> in
                 progress.console.print(message.split(": ", 1)[-1])
                 top = study_status(ctx.db, study_id)["best"]
                 if top:
-                    best = f"best {top['model_id']} test acc {top['test_acc']:.3f}"
+                    best = f"best {top['model_id']} test acc {top['acc']:.3f}"
             tick("training")
 
         worker = Worker(ctx.db, log=log, on_epoch=on_epoch)

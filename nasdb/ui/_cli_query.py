@@ -104,14 +104,14 @@ def completion_words(db: Any | None) -> list[str]:
                   (f"{a}(" for a in AGGREGATES), EPOCH_FIELDS, LAYER_TYPES, CLASS_METRICS):
         words.update(dict.fromkeys(group))
     if db is not None:
+        from nasdb.read import list_datasets, list_studies
+
         try:
-            with db.connect() as conn:
-                for (classes,) in conn.execute("select classes from datasets order by id"):
-                    words.update(dict.fromkeys(classes or ()))
-                for (name,) in conn.execute(
-                    "select id from studies union all select id from datasets"
-                ):
-                    words.update(dict.fromkeys([name]))
+            datasets = list_datasets(db)
+            for d in datasets:
+                words.update(dict.fromkeys(d.classes or ()))
+            words.update(dict.fromkeys([s.id for s in list_studies(db)]))
+            words.update(dict.fromkeys([d.id for d in datasets]))
         except NasdbError:
             pass
     return list(words)

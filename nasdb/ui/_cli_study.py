@@ -35,9 +35,9 @@ def _assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 def _space(space_json: str | None, epochs: int | None, lr: str | None, max_layers: int | None,
            max_params: int | None, extended: bool) -> Any:
-    from nasdb.search.strategies import SPACE_NAMES, StudySpace
+    from nasdb.search.strategies import StudySpace
 
-    if space_json is not None and space_json.strip() in SPACE_NAMES:
+    if space_json is not None and not space_json.lstrip().startswith("{"):
         space = StudySpace.named(space_json.strip())
     elif space_json is not None:
         try:
@@ -152,8 +152,8 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
         lease_seconds: float | None, device: str | None, poll: float) -> None:
     """Drive the study's strategy until its budget is used (restartable after a crash)."""
     from nasdb.read import get_study
-    from nasdb.recommend import predictor_ranker
     from nasdb.steer import run_study
+    from nasdb.ui._ranker import lazy_ranker
 
     if workers < 0:
         raise InvalidRequest(f"--workers must be 0 or more, got {workers}")
@@ -178,7 +178,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     try:
         state = run_study(ctx.db, study_id, train=train,
                           parallel=max(parallel or 0, workers) or None, poll_seconds=poll,
-                          on_progress=click.echo, rank=predictor_ranker(ctx.db))
+                          on_progress=click.echo, rank=lazy_ranker(ctx.db))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -34,7 +34,7 @@ def _register() -> None:
 
     _cli_db.register(cli)
     for name in ("_cli_models", "_cli_query", "_cli_steer", "_cli_study", "_cli_recommend",
-                 "_cli_serve"):
+                 "_cli_serve", "_cli_sessions"):
         try:
             module = __import__(f"nasdb.ui.{name}", fromlist=["register"])
         except ModuleNotFoundError as e:

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from nasdb.schema.errors import InvalidRequest, TrainingError
-from nasdb.search import Hyperparameters
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.trainers.build import build_module
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
     EpochResult,
     class_metrics,
     confusion_matrix,
     evaluate,
-    select_device,
     train,
 )
 
@@ -162,7 +162,8 @@ def test_invalid_hyperparameters_are_refused_before_training(digits: LoadedDatas
     with pytest.raises(InvalidRequest) as err:
         train(module, digits, {"optimizer": "lion", "batch_size": 0})
     assert str(err.value) == (
-        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, got 'lion'; "
+        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, sgd-nesterov, "
+        "got 'lion'; "
         "batch_size must be an integer >= 1, got 0"
     )
     assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
@@ -176,20 +177,6 @@ def test_the_loop_trains_with_the_one_hyperparameters_class(digits: LoadedDatase
     assert Hyperparameters.of(hp.to_dict()) == hp
     assert Hyperparameters.of(None) == Hyperparameters()
     assert train(small_cnn(), digits, hp).config == hp
-
-
-def test_select_device() -> None:
-    assert select_device("cpu") == torch.device("cpu")
-    assert select_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(TrainingError, match="unknown device 'tpu'"):
-        select_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(TrainingError) as err:
-            select_device("cuda")
-        assert str(err.value) == (
-            "device 'cuda' was requested but CUDA is not available on this machine "
-            f"(torch {torch.__version__}); use --device cpu"
-        )
 
 
 def test_metrics_from_a_hand_made_confusion_matrix() -> None:
@@ -276,9 +263,7 @@ def test_other_errors_are_not_mistaken_for_out_of_memory(digits: LoadedDataset) 
 
 
 def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None:
-    search = pytest.importorskip("nasdb.search")
-    build = pytest.importorskip("nasdb.trainers.build")
-    arch = search.Architecture.from_json(
+    arch = Architecture.from_json(
         {
             "layers": [
                 {"type": "Conv2D", "filters": 16, "kernel": 3, "stride": 1, "padding": "same"},
@@ -288,8 +273,8 @@ def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None
         }
     )
     torch.manual_seed(0)
-    module = build.build_module(arch, digits.input_shape, digits.num_classes)
-    hp = search.Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
+    module = build_module(arch, digits.input_shape, digits.num_classes)
+    hp = Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
     result = train(module, digits, hp)
     assert result.config.to_dict() == hp.to_dict()
     assert result.epochs_trained == 3 and result.test_acc > 0.5

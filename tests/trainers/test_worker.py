@@ -9,9 +9,12 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.read import get_dataset
@@ -19,6 +22,7 @@ from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.steer import Proposal, propose
 from nasdb.steer import cancel as cancel_model
+from nasdb.trainers.devices import cpu_name
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce
 from nasdb.trainers.worker import Worker, wait_for
@@ -27,22 +31,27 @@ TINY = {"layers": [{"type": "Conv2D", "filters": 8, "kernel": 3},
                    {"type": "Activation", "fn": "relu"}]}
 
 
-def queue(db: Database, n: int, epochs: int, **hp: Any) -> list[str]:
+def queue(db: Database, n: int, epochs: int, layers: dict[str, Any] | None = None,
+          **hp: Any) -> list[str]:
     store = EventStore(db=db)
     if store.stream_version("dataset-digits") == 0:
         register_dataset(store, "digits")
         Projector(db).catch_up()
     ds = get_dataset(db, "digits")
     hyper = Hyperparameters.from_json({"epochs": epochs, "early_stop_patience": 0, **hp})
-    ids = propose(store, ds, [Proposal(Architecture.from_json(TINY), hyper, "handcrafted")] * n)
+    arch = Architecture.from_json(layers or TINY)
+    ids = propose(store, ds, [Proposal(arch, hyper, "handcrafted")] * n)
     Projector(db).catch_up()
     return ids
 
 
-def start_worker(db: Database, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NASDB_DATABASE_URL": db.url, "NASDB_POLL_SECONDS": "0.5"}
+def start_worker(db: Database, *args: str, cwd: Path | None = None,
+                 env: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "NASDB_DATABASE_URL": db.url, "NASDB_POLL_SECONDS": "0.5", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "nasdb.ui.cli", "worker", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+                            preexec_fn=preexec_fn)
 
 
 def types_of(db: Database, model_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -60,6 +69,13 @@ def test_a_worker_trains_and_records_every_epoch(db: Database) -> None:
     meta = events[3].metadata
     assert {"torch_version", "device", "seed", "dataset_fingerprint", "code_version"} <= set(meta)
     assert meta["device"] == "cpu"
+    # the device and how it was used, on every event of the job; the peak memory on the last
+    assert meta["device_name"] == cpu_name() and meta["cpu_threads"] == torch.get_num_threads()
+    assert meta["device_memory_bytes"] > 0 and meta["slots"] == 1
+    assert (meta["precision"], meta["channels_last"], meta["compile"]) == ("fp32", False, False)
+    assert all(events[i].metadata["device_name"] == cpu_name() for i in (2, 3, -1))
+    assert events[-1].metadata["peak_memory_bytes"] > 2**20
+    assert "peak_memory_bytes" not in meta
     done = events[-1].data
     assert done["test_acc"] > 0.3
     assert len(done["confusion_matrix"]) == 10
@@ -93,7 +109,7 @@ def test_several_worker_processes_never_train_the_same_job(db: Database) -> None
 def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=20, batch_size=8)  # small batches: seconds, not a blink
     victim = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
@@ -117,7 +133,7 @@ def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Datab
 def test_a_worker_that_lost_its_lease_cannot_append_results(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=30, batch_size=8)
     sleeper = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
     os.kill(sleeper.pid, signal.SIGSTOP)  # paused too long: its lease runs out
     assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
         "the worker finished before it was paused"
@@ -152,7 +168,7 @@ def test_cancel_stops_a_running_job_at_the_next_epoch_boundary(db: Database) -> 
     store = EventStore(db=db)
 
     def cancel_after_first_epoch() -> None:
-        assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 60)
+        assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
         cancel_model(store, model_id, "enough")
 
     thread = threading.Thread(target=cancel_after_first_epoch)

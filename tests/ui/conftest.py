@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from nasdb.schema import Database
+from tests._prerequisites import missing
 from tests.conftest import TEMPLATE, _with_dbname
 
 from ._fixtures import fill, free_port, study, trained_model
@@ -59,18 +60,84 @@ def ui_server(ui_db: tuple[Database, str]) -> Iterator[str]:
     server.stop()
 
 
+class PageErrors:
+    """Every uncaught exception of every page opened through `WatchedBrowser` (JavaScript errors
+    such as BokehJS's "Offset is outside the bounds of the DataView"): each browser test fails on
+    any of them (`_no_page_errors`), and so on
+    any error BokehJS logs to the console."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, context: Any) -> Any:
+        context.on("page", self._watch_page)
+        return context
+
+    def _watch_page(self, pg: Any) -> None:
+        pg.on("pageerror", lambda e: self.errors.append(f"{pg.url}: {e}\n{e.stack}"))
+        pg.on("console", lambda m: self._console(pg, m))
+
+    def _console(self, pg: Any, message: Any) -> None:
+        """Errors BokehJS catches and logs (a failed message, a failed render) count too."""
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(f"{pg.url}: console: {message.text}")
+
+
+class WatchedBrowser:
+    """The Playwright browser, with every new context's pages watched for page errors."""
+
+    def __init__(self, browser: Any, errors: PageErrors) -> None:
+        self._browser = browser
+        self._errors = errors
+
+    def new_context(self, **kwargs: Any) -> Any:
+        return self._errors.watch(self._browser.new_context(**kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture(scope="session")
+def browser(page_errors: PageErrors) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                               args=["--no-sandbox", "--disable-gpu",
                                     "--disable-background-networking"])
-        yield b
+        yield WatchedBrowser(b, page_errors)
         b.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_page_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test that opened a page on which a script error was thrown."""
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    errors: PageErrors = request.getfixturevalue("page_errors")
+    before = len(errors.errors)
+    yield
+    new = errors.errors[before:]
+    assert not new, "page errors:\n" + "\n".join(new)
+
+
+def open_page(browser: Any, url: str, width: int = 1500, height: int = 1000) -> tuple[Any, Any]:
+    """A new context and page on ``url``, loaded up to the overview's plot."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.goto(url)
+    pg.wait_for_selector(".query-input input", timeout=30_000)
+    pg.wait_for_selector("canvas", timeout=30_000)
+    return context, pg
 
 
 @pytest.fixture

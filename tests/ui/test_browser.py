@@ -92,7 +92,7 @@ def _events(db: Database, type_: str, stream: str | None = None) -> list[Any]:
 
 def test_loads_with_every_view_in_the_navigation(page: Any) -> None:
     for name in ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline",
-                 "Recommend", "Compare"):
+                 "Recommend", "Compare", "Sessions"):
         assert page.locator(".bk-tab", has_text=name).first.is_visible()
     assert "models" in _text(page)
     shot(page, "overview")

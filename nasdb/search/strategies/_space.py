@@ -45,7 +45,7 @@ from .._shapes import count_params, infer_shapes
 from .._space import MIN_DOWNSAMPLE_SIDE, SearchSpace
 
 #: A small training split gets a smaller batch so that an epoch has at least this many steps.
-MIN_STEPS_PER_EPOCH = 40
+MIN_STEPS_PER_EPOCH = 20
 
 #: The named spaces of ``nasdb study create --space NAME``.
 SPACE_NAMES = ("modern", "remap", "extended")
@@ -128,7 +128,8 @@ class StudySpace:
             return cls.remap()
         if name == "extended":
             return cls(SearchSpace.extended())
-        raise InvalidRequest(f"unknown space {name!r}; choose one of {', '.join(SPACE_NAMES)}")
+        raise InvalidRequest(f"unknown space {name!r}; choose one of {', '.join(SPACE_NAMES)}, "
+                             "or give the space as a JSON object")
 
     # --- JSON -------------------------------------------------------------------------------
 

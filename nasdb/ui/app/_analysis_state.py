@@ -33,6 +33,33 @@ class InspectState(param.Parameterized):
         super().__init__(**params)
         self.app = app
 
+    def generalisation(self, limit: int = 3000) -> pd.DataFrame:
+        """The NAS dashboard's validation-vs-test scatter: one row per model with both accuracies
+        (id, val_acc, test_acc, gap = test - validation, size = the circle's size, from the test
+        accuracy); at most ``limit`` (a fixed sample beyond, the selected model always in)."""
+        models = self.app.models
+        cols = ["id", "val_acc", "test_acc", "gap", "size"]
+        if models is None or models.empty:
+            return pd.DataFrame(columns=cols)
+        both = models[models["test_acc"].notna() & models["best_val_acc"].notna()]
+        if len(both) > limit:
+            keep = both.sample(limit, random_state=0)
+            chosen = both[both["id"] == self.app.selected]
+            both = pd.concat([keep, chosen]).drop_duplicates("id")
+        out = pd.DataFrame({"id": both["id"], "val_acc": both["best_val_acc"].astype(float),
+                            "test_acc": both["test_acc"].astype(float)})
+        out["gap"] = (out["test_acc"] - out["val_acc"]).round(4)
+        out["size"] = 4 + 16 * out["test_acc"].clip(0, 1)
+        return out.reset_index(drop=True)
+
+    def nearest_generalisation(self, x: float, y: float) -> str | None:
+        """The model nearest (val_acc, test_acc) = (x, y) in the scatter."""
+        df = self.generalisation()
+        if df.empty:
+            return None
+        d = (df["val_acc"] - x) ** 2 + (df["test_acc"] - y) ** 2
+        return str(df["id"].iloc[int(d.to_numpy().argmin())])
+
     def confusion(self, model_id: str | None) -> tuple[list[str], np.ndarray] | None:
         if not model_id:
             return None

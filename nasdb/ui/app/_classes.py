@@ -5,10 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import holoviews as hv
+import pandas as pd
 import panel as pn
 
 from ._analysis_state import ClassesState
 from ._util import bind
+
+
+def circle_size(values: pd.Series) -> pd.Series:
+    """Screen size of a bump-chart circle: 14 px at 0 up to 38 px at 1, wide enough for its label
+    at the values that matter."""
+    return 14 + 24 * values.astype(float).clip(0, 1)
+
+
+def value_labels(values: pd.Series) -> pd.Series:
+    """The value printed in each circle: 0.934 -> ".93", 1.0 -> "1"."""
+    return values.astype(float).map(lambda v: "1" if v >= 0.995 else f"{v:.2f}".lstrip("0"))
 
 
 class ClassesView(pn.viewable.Viewer):
@@ -27,10 +39,13 @@ class ClassesView(pn.viewable.Viewer):
             layers.append(hv.Curve(g, "class_name", "rank", label=str(mid)).opts(
                 line_width=5 if is_bold else 1.5, alpha=1.0 if is_bold or not bold else 0.35,
                 color="#222" if is_bold else "#9aa5b1"))
-        df = df.assign(size=8 + 22 * df["value"].clip(0, 1))
+        # AutoCl: each circle is sized by its value and prints it (two digits, without the 0.)
+        df = df.assign(size=circle_size(df["value"]), label=value_labels(df["value"]))
         circles = hv.Points(df, ["class_name", "rank"], ["value", "size", "model_id"]).opts(
             color="value", cmap="RdYlGn", size="size", line_color="white", tools=["hover", "tap"],
             colorbar=True, clabel=metric, clim=(float(df["value"].min()), float(df["value"].max())))
+        values = hv.Labels(df, ["class_name", "rank"], "label").opts(
+            text_font_size="8pt", text_color="#111", text_font_style="bold")
         tap = hv.streams.Tap(source=circles, x=None, y=None)
 
         def tapped(x: Any = None, y: Any = None) -> None:
@@ -43,7 +58,7 @@ class ClassesView(pn.viewable.Viewer):
             self.state.bold = None if row["model_id"] == self.state.bold else str(row["model_id"])
 
         tap.add_subscriber(tapped)
-        chart = hv.Overlay([*layers, circles]).opts(
+        chart = hv.Overlay([*layers, circles, values]).opts(
             invert_yaxis=True, responsive=True, min_height=480, show_legend=False,
             title=f"Rank of each model per class by {metric} (1 = best; click a circle to bold "
                   "its model)", ylabel="rank", xlabel="class")

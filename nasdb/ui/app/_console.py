@@ -36,7 +36,13 @@ class ConsoleView(pn.viewable.Viewer):
         # the table joins the page with the first result (no empty table above the overview)
         self._slot = pn.Column(sizing_mode="stretch_width")
         state.param.watch(self._update_table, ["result"])
+        state.param.watch(self._put_text, ["console_text"])
         self._update_table()
+
+    def _put_text(self, event: Any) -> None:
+        """A selection shown as its query: into the input, to edit or run (Enter)."""
+        if event.new:
+            self._input.param.update(value=event.new, value_input=event.new)
 
     def _update_table(self, *_: Any) -> None:
         rows = self.state.result

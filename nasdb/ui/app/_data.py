@@ -22,7 +22,8 @@ from nasdb.schema.db import Database
 #: What the app keeps of each model in memory (the overview, the drawer, the class comparison and
 #: the children table): kept narrow so that 100,000 models load in well under a second.
 MODEL_COLUMNS = ("id", "dataset_id", "glyph", "origin", "parent_id", "status", "params",
-                 "epochs_trained", "test_acc", "best_val_acc", "pinned", "changes")
+                 "epochs_trained", "test_acc", "best_val_acc", "pinned", "changes",
+                 "train_seconds")
 _TEXT_COLUMNS = ("id", "dataset_id", "glyph", "origin", "parent_id", "status", "changes")
 
 
@@ -74,7 +75,7 @@ def load_models(db: Database) -> pd.DataFrame:
                      na_values={c: [""] for c in MODEL_COLUMNS if c not in _TEXT_COLUMNS},
                      dtype={c: str for c in _TEXT_COLUMNS}) if buffer.getbuffer().nbytes else \
         pd.DataFrame(columns=list(MODEL_COLUMNS))
-    for col in ("test_acc", "best_val_acc"):
+    for col in ("test_acc", "best_val_acc", "train_seconds"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["parent_id"] = df["parent_id"].replace("", None)
     df["params"] = pd.to_numeric(df["params"], errors="coerce").fillna(1).astype(np.int64)
@@ -129,6 +130,12 @@ def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
     """The model's row of the `models` view as a dict (`nasdb.read.find_model`), or None."""
     row = find_model(db, model_id)
     return row.model_dump() if row is not None else None
+
+
+def notes(db: Database, model_id: str) -> pd.DataFrame:
+    """A model's notes (the `notes` view), oldest first: text, actor, recorded_at."""
+    return _frame(db, "select text, actor, recorded_at from notes where model_id = %s "
+                      "order by position", (model_id,), ["text", "actor", "recorded_at"])
 
 
 def epochs(db: Database, model_ids: list[str]) -> pd.DataFrame:

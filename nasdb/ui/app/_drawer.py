@@ -37,6 +37,17 @@ class DrawerView(pn.viewable.Viewer):
                                       css_classes=["pin-button"])
         self._unpin = pn.widgets.Button(name="Unpin", button_type="default", width=90,
                                         css_classes=["unpin-button"])
+        self._tag = pn.widgets.TextInput(placeholder="tag, e.g. baseline", width=170,
+                                         css_classes=["tag-input"])
+        self._tag_button = pn.widgets.Button(name="Tag", width=70, css_classes=["tag-button"])
+        self._tag_button.on_click(lambda e: self._add_tag())
+        self._tag.param.watch(lambda e: self._add_tag(), "enter_pressed")
+        self._note = pn.widgets.TextAreaInput(placeholder="a note on this model…", height=70,
+                                              sizing_mode="stretch_width",
+                                              css_classes=["note-input"])
+        self._note_button = pn.widgets.Button(name="Add note", width=90,
+                                              css_classes=["note-button"])
+        self._note_button.on_click(lambda e: self._add_note())
         self._pin.on_click(lambda e: self._toggle(True))
         self._unpin.on_click(lambda e: self._toggle(False))
         self._table = pn.widgets.Tabulator(
@@ -54,6 +65,16 @@ class DrawerView(pn.viewable.Viewer):
     def _toggle(self, pinned: bool) -> None:
         if self.state.selected:
             self.state.pin(self.state.selected, pinned)
+
+    def _add_tag(self) -> None:
+        text = self._tag.value_input or self._tag.value or ""
+        if self.state.selected and self.state.tag(self.state.selected, text):
+            self._tag.value = self._tag.value_input = ""
+
+    def _add_note(self) -> None:
+        text = self._note.value_input or self._note.value or ""
+        if self.state.selected and self.state.note(self.state.selected, text):
+            self._note.value = self._note.value_input = ""
 
     def _update_table(self, *_: Any) -> None:
         df = self.state.pinned()
@@ -93,6 +114,15 @@ class DrawerView(pn.viewable.Viewer):
             strip = snac_html(row["architecture"])
         acc = row["test_acc"]
         tags = ", ".join(row["tags"] or []) or "—"
+        notes = self.state.notes(row["id"])
+        notes_html = "".join(
+            f"<li class='model-note'>{html.escape(str(n['text']))} <span style='color:#888'>"
+            f"— {html.escape(str(n['actor'] or '?'))}, "
+            f"{pd.Timestamp(n['recorded_at']).strftime('%Y-%m-%d %H:%M')}</span></li>"
+            for _, n in notes.iterrows())
+        notes_block = (f"<div class='model-notes'><b>notes</b><ul style='margin:2px 0 0 16px;"
+                       f"padding:0'>{notes_html}</ul></div>" if notes_html else
+                       "<div class='model-notes' style='color:#888'>no notes yet</div>")
         pin_state = "★ pinned" if row["pinned"] else "not pinned"
         body = (
             f"<div class='model-card' data-model='{html.escape(row['id'])}'>"
@@ -105,7 +135,8 @@ class DrawerView(pn.viewable.Viewer):
             f"<td>params</td><td><b>{_fmt_params(row['params'])}</b></td></tr>"
             f"<tr><td>epochs</td><td>{row['epochs_trained']}</td><td>parent</td>"
             f"<td>{html.escape(row['parent_id'] or '—')}</td></tr>"
-            f"<tr><td>tags</td><td colspan=3>{html.escape(tags)}</td></tr></table></div>"
+            f"<tr><td>tags</td><td colspan=3 class='model-tags'>{html.escape(tags)}</td></tr>"
+            f"</table>{notes_block}</div>"
         )
         return pn.pane.HTML(body, sizing_mode="stretch_width")
 
@@ -116,6 +147,8 @@ class DrawerView(pn.viewable.Viewer):
             pn.param.ParamFunction(bind(self._card, s.param.selected, s.param.revision),
                                    lazy=True),
             pn.Row(self._pin, self._unpin),
+            pn.Row(self._tag, self._tag_button),
+            pn.Row(self._note, self._note_button, sizing_mode="stretch_width"),
             pn.pane.Markdown(bind(lambda n: f"**{n}**" if n else "", s.param.notice)),
             "#### Pinned (tick to compare)",
             self._slot,

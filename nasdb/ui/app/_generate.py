@@ -19,7 +19,8 @@ class GenerateView(pn.viewable.Viewer):
         self.state = state
         self._children = pn.widgets.Tabulator(
             state.children(), disabled=True, show_index=False, height=260, name="children",
-            sizing_mode="stretch_width", layout="fit_data_stretch", css_classes=["children-table"])
+            sizing_mode="stretch_width", layout="fit_columns", widths={"changes": 320},
+            css_classes=["children-table"])
         state.app.param.watch(self._refresh_children, ["revision", "selected"])
 
     def _refresh_children(self, *_: Any) -> None:
@@ -49,8 +50,7 @@ class GenerateView(pn.viewable.Viewer):
         for i, label in enumerate(positions):
             allowed = ["prepend"] if i == len(labels) else list(CHANGE_KINDS)
             group = pn.widgets.CheckButtonGroup(options=allowed, value=allowed, button_type="light",
-                                                size="sm" if hasattr(pn.widgets.Button, "size")
-                                                else None)
+                                                css_classes=["variation-kinds"])
             group.param.watch(lambda e, i=i: self.state.set_kinds(i, list(e.new)), "value")
             rows.append(pn.Row(pn.pane.Markdown(f"`{label}`", width=170), group))
         go = pn.widgets.Button(name="Queue variations", button_type="success",
@@ -68,6 +68,7 @@ class GenerateView(pn.viewable.Viewer):
         # A plain text area: a code editor would add half a megabyte of JavaScript to every page
         editor = pn.widgets.TextAreaInput.from_param(
             self.state.param.editor, height=220, sizing_mode="stretch_width", name="layers",
+            css_classes=["handcraft-editor"],
             stylesheets=["textarea { font-family: monospace; font-size: 13px; }"])
         go = pn.widgets.Button(name="Queue handcrafted model", button_type="success",
                                css_classes=["queue-handcraft"])

@@ -7,6 +7,7 @@ from typing import Any
 import holoviews as hv
 import pandas as pd
 import panel as pn
+from bokeh.models import BasicTicker
 
 from nasdb.read import get_dataset
 from nasdb.schema.errors import NasdbError
@@ -14,6 +15,11 @@ from nasdb.schema.errors import NasdbError
 from ._analysis_state import InspectState
 from ._glyph import legend_html, snac_html
 from ._util import bind
+
+
+def epoch_ticks() -> BasicTicker:
+    """Ticks at whole epochs only (a new Bokeh model per plot: models belong to one document)."""
+    return BasicTicker(min_interval=1, desired_num_ticks=8)
 
 
 def _hide_inner_labels(plot: Any, element: Any) -> None:
@@ -45,6 +51,10 @@ class InspectView(pn.viewable.Viewer):
             pn.pane.HTML(legend_html()), sizing_mode="stretch_width")
 
     def _confusion(self, selected: str | None, revision: int) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("*Select a model (in the overview, a query result or the "
+                                    "drawer) to see its confusion matrix.*",
+                                    css_classes=["no-confusion"])
         found = self.state.confusion(selected)
         if found is None:
             return pn.pane.Markdown("*No confusion matrix yet — the model has not finished "
@@ -72,23 +82,28 @@ class InspectView(pn.viewable.Viewer):
 
     def _curves(self, selected: str | None, revision: int, smooth: bool, window: int
                 ) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("")
         df = self.state.curves(selected)
         if df.empty:
             return pn.pane.Markdown("*No epochs yet.*")
         loss = (hv.Curve(df, "epoch", "train_loss", label="train").opts(color="#1f77b4")
                 * hv.Curve(df, "epoch", "val_loss", label="validation").opts(color="#ff7f0e")
                 ).opts(title="Loss" + (" (moving average)" if smooth else ""), ylabel="loss",
+                       xticks=epoch_ticks(),
                        responsive=True, min_height=260, legend_position="top_right")
         acc = (hv.Curve(df, "epoch", "train_acc", label="train").opts(color="#1f77b4")
                * hv.Curve(df, "epoch", "val_acc", label="validation").opts(color="#ff7f0e")
                ).opts(title="Accuracy" + (" (moving average)" if smooth else ""),
-                      ylabel="accuracy", responsive=True, min_height=260,
+                      ylabel="accuracy", xticks=epoch_ticks(), responsive=True, min_height=260,
                       legend_position="bottom_right")
         return pn.Row(pn.pane.HoloViews(loss, sizing_mode="stretch_width"),
                       pn.pane.HoloViews(acc, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
 
     def _bars(self, selected: str | None, revision: int) -> pn.viewable.Viewable:
+        if not selected:
+            return pn.pane.Markdown("")
         df = self.state.class_bars(selected)
         if df.empty:
             return pn.pane.Markdown("*No per-class metrics yet.*")
@@ -101,6 +116,38 @@ class InspectView(pn.viewable.Viewer):
             color="metric", xrotation=0, show_legend=True, legend_position="bottom",
             hooks=[_hide_inner_labels])
         return pn.pane.HoloViews(bars, sizing_mode="stretch_width")
+
+    def _generalisation(self, revision: int, selected: str | None) -> pn.viewable.Viewable:
+        """Validation vs test accuracy of every model (circle size = test accuracy); a click
+        inspects the model under it. Models off the diagonal generalise differently."""
+        df = self.state.generalisation()
+        if df.empty:
+            return pn.pane.Markdown("*No model has both a validation and a test accuracy yet.*")
+        lo = float(min(df["val_acc"].min(), df["test_acc"].min()))
+        diagonal = hv.Curve([(lo, lo), (1.0, 1.0)]).opts(color="#999", line_dash="dashed")
+        points = hv.Points(df, ["val_acc", "test_acc"], ["size", "id", "gap"]).opts(
+            size="size", color="#3b6fb6", alpha=0.6, line_color="#1f3b5c",
+            tools=["hover", "tap"])
+        layers: list[Any] = [diagonal, points]
+        chosen = df[df["id"] == selected]
+        if len(chosen):
+            layers.append(hv.Points(chosen, ["val_acc", "test_acc"], ["id"]).opts(
+                marker="star", size=18, color="#111"))
+        tap = hv.streams.Tap(source=points, x=None, y=None)
+
+        def tapped(x: Any = None, y: Any = None) -> None:
+            if x is not None and y is not None:
+                model = self.state.nearest_generalisation(float(x), float(y))
+                if model:
+                    self.state.app.select(model, source="generalisation")
+
+        tap.add_subscriber(tapped)
+        plot = hv.Overlay(layers).opts(
+            title="Validation vs test accuracy (circle size = test accuracy; click to inspect)",
+            xlabel="best validation accuracy", ylabel="test accuracy", responsive=True,
+            min_height=300, show_legend=False)
+        return pn.pane.HoloViews(plot, sizing_mode="stretch_width", min_height=320,
+                                 css_classes=["generalisation-plot"])
 
     def __panel__(self) -> pn.viewable.Viewable:
         s, app = self.state, self.state.app
@@ -120,5 +167,8 @@ class InspectView(pn.viewable.Viewer):
                 bind(self._curves, app.param.selected, app.param.revision, s.param.smooth,
                         s.param.window),
                 lazy=True, sizing_mode="stretch_width"),
+            pn.param.ParamFunction(bind(self._generalisation, app.param.revision,
+                                        app.param.selected),
+                                   lazy=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

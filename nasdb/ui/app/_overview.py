@@ -3,60 +3,94 @@ structural / prediction-distance layout; datashader beyond `AppState.large_thres
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any
 
 import datashader as ds
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
+import param
 from bokeh.models import CustomJSTickFormatter
 from holoviews.operation.datashader import dynspread, rasterize
 
 from ._state import PROJECTIONS, AppState
-from ._util import bind
+from ._util import action, bind
 
-LOG_TICKS = CustomJSTickFormatter(code="""
+_LOG_TICKS_JS = """
     const v = Math.pow(10, tick);
     if (v >= 1e9) return (v / 1e9).toFixed(v >= 1e10 ? 0 : 1) + 'G';
     if (v >= 1e6) return (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + 'M';
     if (v >= 1e3) return (v / 1e3).toFixed(v >= 1e4 ? 0 : 1) + 'k';
     return v.toFixed(0);
-""")
+"""
+
+
+def log_ticks() -> CustomJSTickFormatter:
+    """Tick labels of a log10 axis as counts (10k, 3.2M). A new Bokeh model per plot: a model is
+    owned by one document, and one shared by every session's document lost its code after a few
+    sessions (every label read "undefined" until the server restarted)."""
+    return CustomJSTickFormatter(code=_LOG_TICKS_JS)
+
 
 HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
          ("acc", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
 VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
 HOVER_DIMS = ["id", "glyph", "params", "acc", "origin", "status"]
+#: At most this many brushed models get a ring on the overview.
+MAX_BRUSHED_MARKS = 5000
 #: How near (a fraction of the data's extent on each axis) the mouse must be to name a model.
 HOVER_RADIUS = 0.01
 #: How each kind of mark is drawn: colour, marker, size, fill alpha (a query result is a ring).
 MARKS = {"on the front": ("#e4572e", "diamond", 7, 1.0),
+         "brushed": ("#2ca02c", "circle", 11, 0.0),
          "query result": ("#ff7f0e", "circle", 16, 0.0),
          "selected": ("#111111", "star", 18, 1.0)}
 
 
 class OverviewView(pn.viewable.Viewer):
-    """The scatter, bound to `AppState`; a tap selects the nearest model."""
+    """The scatter, bound to `AppState`; a tap selects the nearest model.
+
+    A distance layout takes seconds to compute the first time: switching to one computes it on a
+    worker thread while the progress line says so (`AppState.tasks`), then `shown` switches the
+    plot to it."""
+
+    shown = param.String(default=PROJECTIONS[0], doc="the projection the plot shows")
 
     def __init__(self, state: AppState, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
+        self.shown = state.projection
+        state.param.watch(self._projection_changed, ["projection"])
         self._frame: pd.DataFrame | None = None
         self._under = pn.pane.HTML("", height=24, margin=(0, 10), sizing_mode="stretch_width")
 
+    async def _projection_changed(self, event: Any) -> None:
+        kind = event.new
+        if kind != PROJECTIONS[0]:
+            n = len(self.state.trained_ids())
+            token = self.state.start_task(f"computing the {kind} layout of {n:,} models")
+            try:
+                await asyncio.to_thread(self.state.prepare_layout, kind)
+            finally:
+                self.state.end_task(token)
+        if self.state.projection == kind:  # not switched again meanwhile
+            self.shown = kind
+
     # --- elements --------------------------------------------------------------------------
 
-    def _axes(self) -> dict[str, Any]:
+    def _axes(self, projection: str) -> dict[str, Any]:
         s = self.state
-        if s.projection == PROJECTIONS[0]:
+        if projection == PROJECTIONS[0]:
             ylabel = (("accuracy on " + ", ".join(s.class_focus)) if s.class_focus
                       else "test accuracy")
-            return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": LOG_TICKS}
-        return {"xlabel": f"MDS 1 ({s.projection})", "ylabel": "MDS 2"}
+            return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": log_ticks()}
+        return {"xlabel": f"MDS 1 ({projection})", "ylabel": "MDS 2"}
 
     def _current(self) -> pd.DataFrame:
-        self._frame = self.state.frame()
+        self._frame = self.state.frame(self.shown)
         return self._frame
 
     def _points(self, revision: int, projection: str) -> hv.Points:
@@ -68,12 +102,17 @@ class OverviewView(pn.viewable.Viewer):
         return pts
 
     def _decorations(self, revision: int, projection: str, highlighted: list[str],
-                     selected: str | None) -> hv.Overlay:
+                     selected: str | None, brushed: list[str] | None = None) -> hv.Overlay:
         """The front line and one layer of marks (front members, query result, selection): a
-        single glyph renderer keeps the page quick to build."""
+        single glyph renderer keeps the page quick to build. Its legend is HTML (`legend_html`):
+        BokehJS drew a legend of per-row markers from the previous data's indices after an
+        update ("Offset is outside the bounds of the DataView" on every query)."""
         df = self._frame if self._frame is not None else self._current()
         front = df[df["pareto"]].sort_values("x") if len(df) else df
-        parts = [front.assign(kind="on the front"),
+        chosen = df[df["id"].isin(brushed)] if brushed else df.iloc[0:0]
+        if len(chosen) > MAX_BRUSHED_MARKS:  # a ring per model stops helping long before this
+            chosen = chosen.sample(MAX_BRUSHED_MARKS, random_state=0)
+        parts = [front.assign(kind="on the front"), chosen.assign(kind="brushed"),
                  df[df["id"].isin(highlighted)].assign(kind="query result"),
                  df[df["id"] == selected].assign(kind="selected") if selected and len(df)
                  else df.iloc[0:0]]
@@ -88,10 +127,10 @@ class OverviewView(pn.viewable.Viewer):
             marker=kind.categorize({k: m[1] for k, m in MARKS.items()}, default="circle"),
             size=kind.categorize({k: m[2] for k, m in MARKS.items()}, default=8),
             fill_alpha=kind.categorize({k: m[3] for k, m in MARKS.items()}, default=1.0),
-            line_width=2, show_legend=True, tools=["hover"], hover_tooltips=HOVER)
+            line_width=2, show_legend=False, tools=["hover"], hover_tooltips=HOVER)
         layers: list[Any] = []
         if projection == PROJECTIONS[0] and len(front):
-            layers.append(hv.Curve(front, "x", "y", label="Pareto front").opts(
+            layers.append(hv.Curve(front, "x", "y").opts(
                 interpolation="steps-post", color="#e4572e", line_width=2, line_dash="dashed"))
         return hv.Overlay([*layers, points])
 
@@ -100,30 +139,37 @@ class OverviewView(pn.viewable.Viewer):
         change: its axes (labels, log ticks) are set on the overlay, where a raster keeps them."""
         s = self.state
         base = hv.DynamicMap(bind(self._points, revision=s.param.revision,
-                                     projection=s.param.projection))
+                                     projection=self.param.shown))
         if large:
             # spread isolated pixels with the neighbours' max, not their sum ('add', the
             # default for aggregates): a pixel's colour stays an accuracy
             shown: Any = dynspread(
                 rasterize(base, aggregator=ds.mean("color"), width=700, height=440),
                 threshold=0.6, max_px=3, how="max",
-            ).opts(cmap="Blues", colorbar=True, clabel="accuracy", cnorm="linear")
+            ).opts(cmap="Blues", colorbar=True, clabel="accuracy", cnorm="linear",
+                   tools=["box_select", "lasso_select"])
         else:
             shown = base.opts(color="color", cmap="Blues", size="size", line_color="#2b4b7a",
                               line_width=0.5, alpha=0.85, colorbar=True, clabel="accuracy",
-                              tools=["hover", "tap"], hover_tooltips=HOVER)
+                              tools=["hover", "tap", "box_select", "lasso_select"],
+                              hover_tooltips=HOVER)
         tap = hv.streams.Tap(source=shown, x=None, y=None)
         tap.add_subscriber(self._tapped)
+        box = hv.streams.BoundsXY(source=shown, bounds=None)
+        box.add_subscriber(self._boxed)
+        lasso = hv.streams.Lasso(source=shown, geometry=None)
+        lasso.add_subscriber(self._lassoed)
         if large:  # the raster has no per-model hover: the server names the model under the mouse
             pointer = hv.streams.PointerXY(source=shown, x=None, y=None)
             pointer.add_subscriber(self._pointed)
         deco = hv.DynamicMap(bind(self._decorations, revision=s.param.revision,
-                                     projection=s.param.projection,
-                                     highlighted=s.param.highlighted, selected=s.param.selected))
+                                     projection=self.param.shown,
+                                     highlighted=s.param.highlighted, selected=s.param.selected,
+                                     brushed=s.param.brushed))
         overlay = (shown * deco).opts(
             hv.opts.Overlay(responsive=True, min_height=440, show_grid=True,
                             legend_position="bottom_right", title="", toolbar="above",
-                            active_tools=["wheel_zoom"], **self._axes()))
+                            active_tools=["wheel_zoom"], **self._axes(projection)))
         return pn.pane.HoloViews(overlay, sizing_mode="stretch_both", min_height=460,
                                  name="overview-plot")
 
@@ -133,6 +179,19 @@ class OverviewView(pn.viewable.Viewer):
         model = self.state.nearest(x, y, self._frame)
         if model:
             self.state.select(model, source="overview")
+
+    def _boxed(self, bounds: Any = None) -> None:
+        if bounds is None:
+            return
+        x0, y0, x1, y1 = (float(v) for v in bounds)
+        self.state.brush_box(x0, x1, y0, y1, self._frame, self.shown)
+
+    def _lassoed(self, geometry: Any = None) -> None:
+        if geometry is None or len(geometry) < 3:
+            return
+        points = np.asarray(geometry, dtype=float)
+        self.state.brush_lasso(points[:, 0].tolist(), points[:, 1].tolist(), self._frame,
+                               self.shown)
 
     def _pointed(self, x: float | None = None, y: float | None = None) -> None:
         row = None if x is None or y is None else self.state.nearest_row(
@@ -164,12 +223,58 @@ class OverviewView(pn.viewable.Viewer):
                                               max_items=5),
             align="center",
         )
-        caption = pn.pane.Markdown(bind(self._caption, s.param.revision, s.param.projection,
+        show = pn.widgets.Button(name="Show the selection as a query", width=230,
+                                 css_classes=["brush-to-console"])
+        show.on_click(action(s.show_brush_query))
+        clear = pn.widgets.Button(name="Clear the selection", width=160,
+                                  css_classes=["brush-clear"])
+        clear.on_click(lambda e: s.set_brush("overview", None))
+        brush_line = pn.Row(pn.pane.HTML(bind(_brush_status, s.param.brushes, s.param.brushed),
+                                         sizing_mode="stretch_width", margin=(0, 10)),
+                            show, clear, sizing_mode="stretch_width")
+        caption = pn.pane.Markdown(bind(self._caption, s.param.revision, self.param.shown,
                                            s.param.class_focus), margin=(0, 10))
-        return pn.Column(controls, caption, pn.panel(bind(self._plot, large=s.param.large,
-                                          projection=s.param.projection,
+        return pn.Column(controls, caption,
+                         pn.panel(bind(self._plot, large=s.param.large,
+                                          projection=self.param.shown,
                                           class_focus=s.param.class_focus)),
+                         pn.pane.HTML(legend_html(), margin=(0, 10)), brush_line,
                          self._under, sizing_mode="stretch_both", min_height=560)
+
+
+def _brush_status(brushes: dict[str, str], brushed: list[str] | None) -> str:
+    if brushed is None:
+        return ("<span class='brush-status' style='color:#555;font-size:13px'>Box- or "
+                "lasso-select models here, or brush a parallel-coordinates axis in Studies: each "
+                "filters the other and the study plots.</span>")
+    sources = " and ".join(k for k in ("overview", "study") if k in brushes)
+    return (f"<span class='brush-status' style='font-size:13px'><b>{len(brushed):,} models "
+            f"selected</b> ({html.escape(sources)})</span>")
+
+
+def progress_line(state: AppState) -> pn.viewable.Viewable:
+    """The slow work running now (`AppState.tasks`) with a spinner; empty when there is none."""
+
+    def line(tasks: list[str]) -> str:
+        if not tasks:
+            return ""
+        return ("<span class='busy-progress' style='color:#1f3b5c;font-size:13px'>⏳ "
+                + html.escape(" · ".join(tasks)) + "</span>")
+
+    return pn.pane.HTML(bind(line, state.param.tasks), height=22, margin=(0, 10),
+                        sizing_mode="stretch_width")
+
+
+_SYMBOLS = {"diamond": "◆", "circle": "○", "star": "★"}
+
+
+def legend_html() -> str:
+    """The marks' legend, one line under the plot."""
+    items = [f"<span style='color:{colour}'>{_SYMBOLS.get(marker, '●')}</span> {html.escape(kind)}"
+             for kind, (colour, marker, _, _) in MARKS.items()]
+    items.append("<span style='color:#e4572e'>- - -</span> Pareto front")
+    return ("<span class='overview-legend' style='font-size:12px;color:#444'>"
+            + " &nbsp;·&nbsp; ".join(items) + "</span>")
 
 
 def _describe(row: pd.Series) -> str:

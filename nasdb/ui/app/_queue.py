@@ -38,7 +38,18 @@ class QueueView(pn.viewable.Viewer):
                          "glyph",
                          "params", "attempt", "heartbeat_at", "queued_at"]]
         self._jobs.value = jobs
+        self._highlight()
         self._workers.value = self.state.workers()
+
+    def _highlight(self) -> None:
+        """Highlight the selected job's row wherever the reload put it (a reorder moves it; the
+        table's selection is by row index, so it would stay on the old row)."""
+        value = self._jobs.value
+        job = self.state.selected_job
+        rows = [] if value is None or value.empty or not job else \
+            [int(i) for i in (value["model_id"] == job).to_numpy().nonzero()[0]]
+        if list(self._jobs.selection) != rows:
+            self._jobs.selection = rows
 
     def _clicked(self, event: Any) -> None:
         value = self._jobs.value

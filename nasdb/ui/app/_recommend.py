@@ -62,10 +62,14 @@ class RecommendView(pn.viewable.Viewer):
         s.fitting = True
         s.message = "fitting the recommenders… (progress below)"
         outcome: list[Fitted] | NasdbError
+        token = s.app.start_task("fitting the recommenders (encoder, dataset similarity, "
+                                 "accuracy predictor)")
         try:
             outcome = await asyncio.to_thread(s.run_fit)
         except NasdbError as e:
             outcome = e
+        finally:
+            s.app.end_task(token)
         s.finish_fit(outcome)
 
     def _map(self, frame: pd.DataFrame | None, show: bool) -> pn.viewable.Viewable:

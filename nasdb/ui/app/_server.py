@@ -25,11 +25,13 @@ from ._drawer import CompareView, DrawerView
 from ._drivers import StudyDrivers
 from ._generate import GenerateView
 from ._inspect import InspectView
-from ._overview import OverviewView
+from ._overview import OverviewView, progress_line
 from ._queue import QueueView
 from ._recommend import RecommendView
 from ._recommend_state import RecommendState
+from ._sessions_view import SessionsState, SessionsView
 from ._state import AppState, Layouts, ModelFrames
+from ._status import build_status
 from ._steer_state import GenerateState, QueueState
 from ._studies import StudiesView
 from ._studies_state import StudiesState
@@ -39,7 +41,7 @@ from ._util import bind
 log = logging.getLogger(__name__)
 
 TABS = ("Overview", "Inspect", "Generate", "Queue", "Studies", "Classes", "Timeline", "Recommend",
-        "Compare")
+        "Compare", "Sessions")
 POLL_MS = 1500
 
 _extensions_loaded = False
@@ -99,6 +101,10 @@ class App(pn.viewable.Viewer):
     def recommend(self) -> RecommendState:
         return RecommendState(self.state)
 
+    @cached_property
+    def sessions(self) -> SessionsState:
+        return SessionsState(self.state)
+
     def _views(self) -> dict[str, Callable[[], pn.viewable.Viewer]]:
         """How to build each tab but the overview (called when the tab first opens)."""
         return {
@@ -110,6 +116,7 @@ class App(pn.viewable.Viewer):
             "Timeline": lambda: TimelineView(self.timeline),
             "Recommend": lambda: RecommendView(self.recommend),
             "Compare": lambda: CompareView(self.state),
+            "Sessions": lambda: SessionsView(self.sessions),
         }
 
     def poll(self) -> None:
@@ -153,7 +160,8 @@ class App(pn.viewable.Viewer):
         )
         drawer = pn.Column(DrawerView(s), width=340, styles={"border-left": "1px solid #ddd",
                                                              "padding-left": "8px"})
-        return pn.Column(header, pn.Row(self._tabs, drawer, sizing_mode="stretch_both"),
+        return pn.Column(header, progress_line(s),
+                         pn.Row(self._tabs, drawer, sizing_mode="stretch_both"),
                          sizing_mode="stretch_both")
 
 
@@ -198,10 +206,10 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     """Serve the app on ``host:port``; blocks unless ``threaded`` (then returns a `Server`).
 
     ``host`` other than loopback exposes the app (and its steering actions) to the network; the
-    CLI warns about that. One `Layouts` is shared by every session, so projected models keep
-    their places for everyone, one `ModelFrames`, so sessions share the loaded models, and one
-    `StudyDrivers` for the studies launched from the page. A `ProjectorService` thread keeps the
-    read models following the log while the app runs.
+    CLI warns about that. ``/status`` is the phone-sized status page. One `Layouts` is shared
+    by every session, so projected models keep their places for everyone, one `ModelFrames`, so
+    sessions share the loaded models, and one `StudyDrivers` for the studies launched from the
+    page. A `ProjectorService` thread keeps the read models following the log while the app runs.
     """
     _load_extensions()
     projector = ProjectorService(db).start()
@@ -214,8 +222,12 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
         return build_app(db, layouts=layouts, store=store, frames=frames, drivers=drivers,
                          poll_ms=poll_ms)
 
+    def status() -> pn.viewable.Viewable:
+        return build_status(db, poll_ms=poll_ms)
+
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
-    server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,
+    server = pn.serve({"/": page, "status": status}, port=port, address=host, show=show,
+                      threaded=threaded,
                       title="nasdb", websocket_origin=origins)
     if threaded:
         assert isinstance(server, threading.Thread)

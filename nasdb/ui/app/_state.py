@@ -34,7 +34,7 @@ from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
 from nasdb.schema.events import UiAction
 from nasdb.search import Architecture
 
-from . import _data
+from . import _brush, _data
 from ._drivers import StudyDrivers
 from ._projection import LandmarkLayout, hamming_matrix, structural_matrix
 
@@ -137,13 +137,21 @@ class AppState(param.Parameterized):
                                     "(NASDB_RASTER_ABOVE)")
     large = param.Boolean(default=False)
     revision = param.Integer(default=0, doc="bumped whenever models are reloaded")
+    brushes = param.Dict(default={}, doc="selection source (overview, study) -> its query "
+                         "clauses; every source's clauses are ANDed")
+    brushed = param.List(default=None, allow_None=True, item_type=str,
+                         doc="the models the brushes' query returns (None: no brush)")
+    console_text = param.String(default="", doc="text put into the query console for editing")
+    tasks = param.List(default=[], doc="slow work running now (over a second), in words: "
+                       "what the progress line shows")
     projection_lag = param.String(default="", doc="how far the read models are behind the log, "
                                   "and how many events the projector could not apply")
 
     def __init__(self, db: Database, *, store: EventStore | None = None,
                  layouts: Layouts | None = None, frames: ModelFrames | None = None,
                  drivers: StudyDrivers | None = None,
-                 session_id: str | None = None, **params: Any) -> None:
+                 session_id: str | None = None, actor: str | None = None,
+                 **params: Any) -> None:
         params.setdefault("large_threshold", _raster_above())
         super().__init__(**params)
         self.db = db
@@ -152,17 +160,37 @@ class AppState(param.Parameterized):
         self.frames = frames or ModelFrames(db)
         self.drivers = drivers or StudyDrivers(db)
         self.session_id = session_id or new_session_id()
+        #: Who is signed in to this session; None: the store's default (NASDB_ACTOR, else the
+        #: server's OS user).
+        self.actor = actor
         self._class_values: pd.Series | None = None
         self._front: set[str] | None = None
         self._model_position = -1
         self._datasets: dict[str, list[str]] = {}
         self.refresh(force=True)
 
+    # --- slow work ------------------------------------------------------------------------------
+
+    def start_task(self, text: str) -> str:
+        """Say that slow work has started (``text``, e.g. "computing the structural distance
+        layout of 300 models"); returns the token `end_task` takes."""
+        token = f"{text} …"
+        self.tasks = [*self.tasks, token]
+        return token
+
+    def end_task(self, token: str) -> None:
+        self.tasks = [t for t in self.tasks if t != token]
+
     # --- the log -------------------------------------------------------------------------------
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {"session": self.session_id, "source": "web"}
+        """What every event this session appends carries: the session, the source and, when
+        someone is signed in, the actor."""
+        meta: dict[str, Any] = {"session": self.session_id, "source": "web"}
+        if self.actor:
+            meta["actor"] = self.actor
+        return meta
 
     def record(self, action: str, **detail: Any) -> None:
         """Append a UiAction to this session's stream; never lets a logging failure surface."""
@@ -271,8 +299,10 @@ class AppState(param.Parameterized):
                     self._front = set()
         return self._front
 
-    def frame(self) -> pd.DataFrame:
-        """What the overview plots: x, y, colour and flags (pareto, highlighted, selected)."""
+    def frame(self, projection: str | None = None) -> pd.DataFrame:
+        """What the overview plots in ``projection`` (default: `projection`): x, y, colour and
+        flags (pareto, highlighted, selected)."""
+        projection = projection or self.projection
         models = self.models
         if models is None or models.empty:
             return pd.DataFrame(columns=["id", "x", "y", "color", "size", "pareto", "glyph",
@@ -282,16 +312,31 @@ class AppState(param.Parameterized):
         df["color"] = self.color_values().to_numpy()
         df["pareto"] = df["id"].isin(self.front())
         df["size"] = 4 + 2.2 * df["log_params"].clip(lower=0)
-        if self.projection == PROJECTIONS[0]:
+        if projection == PROJECTIONS[0]:
             df["x"], df["y"] = df["log_params"], df["color"]
         else:
             trained = df.loc[df["acc"].notna(), "id"].tolist()
-            coords = self.layouts.coordinates(self.projection, trained)
+            coords = self.layouts.coordinates(projection, trained)
             df = df[df["id"].isin(list(coords))].copy()
             xy = np.array([coords[i] for i in df["id"]]) if len(df) else np.zeros((0, 2))
             df["x"], df["y"] = xy[:, 0], xy[:, 1]
         df["highlighted"] = df["id"].isin(self.highlighted)
         return df.reset_index(drop=True)
+
+    def trained_ids(self) -> list[str]:
+        """Ids of the models with an accuracy (what a distance layout places)."""
+        models = self.models
+        if models is None or models.empty:
+            return []
+        return models.loc[models["acc"].notna(), "id"].astype(str).tolist()
+
+    def prepare_layout(self, projection: str) -> int:
+        """Compute (and cache in `Layouts`) ``projection``'s coordinates of the trained models:
+        the slow part of switching to a distance layout (seconds). Thread-safe. Returns how many
+        models it placed."""
+        if projection == PROJECTIONS[0]:
+            return 0
+        return len(self.layouts.coordinates(projection, self.trained_ids()))
 
     def nearest(self, x: float, y: float, frame: pd.DataFrame | None = None,
                 within: float | None = None) -> str | None:
@@ -351,6 +396,71 @@ class AppState(param.Parameterized):
         self.record("query", text=text, rows=n, error=self.query_error or None,
                     ms=round((time.perf_counter() - started) * 1000, 1))
 
+    # --- linked brushing: every selection is a query -----------------------------------------
+
+    def brush_query(self) -> str:
+        """The query every brush together stands for ('' when nothing is brushed): the overview's
+        clauses, then the study's. Its result is `brushed`."""
+        text = _brush.join(self.brushes.get(k, "") for k in ("overview", "study"))
+        n = 0 if self.models is None else len(self.models)
+        if text and n > nasdb_query.DEFAULT_LIMIT:
+            text += f" limit {n}"
+        return text
+
+    def set_brush(self, source: str, clauses: str | None) -> None:
+        """Set (or clear, with None / '') one source's selection; runs the joint query through
+        `nasdb.query` and sets `brushed` to its models (a query error clears the brush and says
+        why in `notice`). Appends a ``brush_query`` UiAction."""
+        brushes = {k: v for k, v in self.brushes.items() if k != source}
+        if clauses:
+            brushes[source] = clauses
+        self.brushes = brushes
+        text = self.brush_query()
+        if not text:
+            self.brushed = None
+            self.record("brush_query", source=source, query="", rows=None)
+            return
+        try:
+            result = nasdb_query.run(text, self.db, dataset=self.dataset)
+        except NasdbError as e:
+            self.notice = f"⚠ the selection's query failed: {e}"
+            self.brushes = {k: v for k, v in brushes.items() if k != source}
+            return
+        ids = [str(r["id"]) for r in result.rows]
+        self.brushed = ids
+        self.record("brush_query", source=source, query=text, rows=len(ids))
+
+    def brush_box(self, x0: float, x1: float, y0: float, y1: float,
+                  frame: pd.DataFrame | None = None, projection: str | None = None) -> None:
+        """A box drawn on the overview: a params / accuracy range on the accuracy-vs-params
+        projection (without a class focus), else the models inside it by id."""
+        projection = projection or self.projection
+        if projection == PROJECTIONS[0] and not self.class_focus:
+            self.set_brush("overview", _brush.box_clause(x0, x1, y0, y1))
+            return
+        df = self.frame(projection) if frame is None else frame
+        lo, hi = sorted((x0, x1))
+        a, b = sorted((y0, y1))
+        inside = df[(df["x"] >= lo) & (df["x"] <= hi) & (df["y"] >= a) & (df["y"] <= b)]
+        self.set_brush("overview", _brush.ids_clause(inside["id"]))
+
+    def brush_lasso(self, xs: list[float], ys: list[float], frame: pd.DataFrame | None = None,
+                    projection: str | None = None) -> None:
+        """A lasso drawn on the overview: the models inside it, by id."""
+        df = self.frame(projection) if frame is None else frame
+        df = df.dropna(subset=["x", "y"])
+        inside = _brush.inside_polygon(df["x"].to_numpy(float), df["y"].to_numpy(float),
+                                       list(zip(xs, ys, strict=True)))
+        self.set_brush("overview", _brush.ids_clause(df.loc[inside, "id"]))
+
+    def show_brush_query(self) -> str:
+        """Put the brushes' query into the console (to edit or run there); returns it."""
+        text = self.brush_query()
+        self.console_text = ""
+        self.console_text = text
+        self.record("brush_to_console", query=text)
+        return text
+
     # --- selection and the drawer --------------------------------------------------------------
 
     def select(self, model_id: str | None, source: str = "overview") -> None:
@@ -371,6 +481,43 @@ class AppState(param.Parameterized):
         if not pinned and model_id in self.compare:
             self.compare = [m for m in self.compare if m != model_id]
         self.refresh()
+
+    def tag(self, model_id: str, tag: str, remove: bool = False) -> bool:
+        """Tag (or untag) a model as this session's actor: appends Tagged / Untagged."""
+        tag = tag.strip()
+        if not tag or any(c.isspace() for c in tag):
+            self.notice = "⚠ a tag is one word (e.g. baseline)"
+            return False
+        try:
+            steer.tag(self.store, model_id, tag, remove, metadata=self.metadata)
+        except NasdbError as e:
+            self.notice = f"⚠ {e}"
+            return False
+        self.notice = f"{'untagged' if remove else 'tagged'} {model_id} {tag}"
+        self.record("untag" if remove else "tag", model=model_id, tag=tag)
+        self.refresh()
+        return True
+
+    def note(self, model_id: str, text: str) -> bool:
+        """Add a note to a model as this session's actor: appends Noted."""
+        text = text.strip()
+        if not text:
+            self.notice = "⚠ write the note first"
+            return False
+        try:
+            steer.note(self.store, model_id, text, metadata=self.metadata)
+        except NasdbError as e:
+            self.notice = f"⚠ {e}"
+            return False
+        self.notice = f"noted {model_id}"
+        self.record("note", model=model_id)
+        self.refresh()
+        return True
+
+    def notes(self, model_id: str | None) -> pd.DataFrame:
+        """The model's notes, oldest first: text, actor, recorded_at."""
+        return _data.notes(self.db, model_id) if model_id else pd.DataFrame(
+            columns=["text", "actor", "recorded_at"])
 
     def pinned(self) -> pd.DataFrame:
         if self.models is None:

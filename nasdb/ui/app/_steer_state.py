@@ -147,7 +147,8 @@ class GenerateState(param.Parameterized):
         self.kinds = {**self.kinds, index: list(kinds)}
 
     def children(self) -> pd.DataFrame:
-        """The parent's children with their deltas against the parent (accuracy, params)."""
+        """The parent's children with their deltas against the parent (accuracy, params) and
+        their training time (seconds), the change text last (it is the long one)."""
         row = self.parent()
         models = self.app.models
         if row is None or models is None or models.empty:
@@ -157,12 +158,13 @@ class GenerateState(param.Parameterized):
             return pd.DataFrame()
         parent_acc = row["test_acc"]
         out = pd.DataFrame({
-            "id": kids["id"], "origin": kids["origin"],
-            "changes": kids["changes"].fillna(""),
-            "status": kids["status"], "epochs": kids["epochs_trained"],
-            "acc": kids["acc"].round(4),
+            "id": kids["id"],
             "Δacc": (kids["acc"] - parent_acc).round(4) if parent_acc is not None else None,
-            "params": kids["params"], "Δparams": kids["params"] - int(row["params"]),
+            "Δparams": kids["params"] - int(row["params"]),
+            "acc": kids["acc"].round(4), "params": kids["params"],
+            "train_s": kids["train_seconds"].round(1),
+            "status": kids["status"], "epochs": kids["epochs_trained"], "origin": kids["origin"],
+            "changes": kids["changes"].fillna(""),
         })
         return out.reset_index(drop=True)
 

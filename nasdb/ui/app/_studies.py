@@ -14,6 +14,7 @@ import param
 
 from nasdb.schema.errors import NasdbError
 
+from ._overview import log_ticks
 from ._studies_state import REFINABLE, StudiesState
 from ._util import bind
 
@@ -198,7 +199,8 @@ class StudiesView(pn.viewable.Viewer):
 
     # --- brushes ---------------------------------------------------------------------------------
 
-    def _brushes(self, study: str, revision: int) -> pn.viewable.Viewable:
+    def _brushes(self, study: str, revision: int, brush: dict[str, Any] | None = None
+                 ) -> pn.viewable.Viewable:
         df = self.state.models()
         sliders = []
         for name in self.state.hyperparameter_names():
@@ -246,7 +248,8 @@ class StudiesView(pn.viewable.Viewer):
             self._rendering = False
         s = self.state
         drawing = (s.study, s.hyperparameter, s.tradeoff, s.app.revision,
-                   tuple((k, tuple(v)) for k, v in sorted(s.brush.items())))
+                   tuple((k, tuple(v)) for k, v in sorted(s.brush.items())),
+                   s.app.brushes.get("overview"))
         if drawing == self._drawn:
             raise param.Skip
         self._drawn = drawing
@@ -270,11 +273,17 @@ class StudiesView(pn.viewable.Viewer):
         plots.append(self._parallel(all_df, df))
         xs = pd.to_numeric(shown[s.tradeoff], errors="coerce")
         if xs.notna().any():
-            plots.append(hv.Scatter(shown.assign(x=xs).dropna(subset=["x"]),
+            # params on a log10 axis labelled as counts (10k, 3.2M): Bokeh's log axis wrote
+            # long labels (1.2e+6, ...) that overlapped in a grid cell
+            logx = s.tradeoff == "params"
+            x = np.log10(xs.clip(lower=1)) if logx else xs
+            extra = {"xformatter": log_ticks()} if logx else {}
+            plots.append(hv.Scatter(shown.assign(x=x).dropna(subset=["x"]),
                                     ("x", s.tradeoff), ["acc", "id"]).opts(
-                logx=s.tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
-                title=f"Trade-off: accuracy vs {s.tradeoff}{note}", xlabel=s.tradeoff,
-                ylabel="acc (test accuracy)", **_CELL))
+                color="#3b6fb6", tools=["hover"], size=6,
+                title=f"Trade-off: accuracy vs {s.tradeoff}{note}",
+                xlabel=f"{s.tradeoff} (log scale)" if logx else s.tradeoff,
+                ylabel="acc (test accuracy)", **extra, **_CELL))
         else:
             plots.append(pn.pane.Markdown(f"*Trade-off: no finished model here has {s.tradeoff}.*"))
         grid = _grid(plots, css_class="study-plots")
@@ -316,8 +325,9 @@ class StudiesView(pn.viewable.Viewer):
     def _parallel(self, all_df: pd.DataFrame, df: pd.DataFrame) -> Any:
         """Parallel coordinates: one axis per numeric hyperparameter (plus log10 params and
         accuracy), one polyline per model coloured by accuracy; models outside the brush stay as
-        grey context. Drawn as segments between neighbouring axes (one glyph for every line);
-        brushing is done with the range sliders beside it."""
+        grey context. Drawn as segments between neighbouring axes (one glyph for every line).
+        Brush on the plot: box-select across an axis (or several) to brush the range it covers
+        there; the sliders beside it do the same."""
         names = [n for n in self.state.hyperparameter_names()
                  if pd.to_numeric(all_df[f"hp_{n}"], errors="coerce").notna().any()]
         if not names:
@@ -352,7 +362,7 @@ class StudiesView(pn.viewable.Viewer):
             {**{k: lines[k] for k in seg_kdims}, "acc": acc[rows],
              "id": all_df["id"].to_numpy()[rows]}, seg_kdims, ["acc", "id"]).opts(
             color="acc", cmap="viridis", colorbar=True, line_width=1.5, alpha=0.75,
-            tools=["hover"], clim=clim))
+            tools=["hover", "box_select"], clim=clim))
         # One vertical axis per coordinate, labelled with its range.
         ones = np.ones_like(xs)
         layers.append(hv.Segments({"x0": xs, "y0": 0 * ones, "x1": xs, "y1": ones},
@@ -372,11 +382,34 @@ class StudiesView(pn.viewable.Viewer):
                              for n, r in brush.items()])
             layers.append(hv.Segments({"x0": at, "y0": low, "x1": at, "y1": high},
                                       seg_kdims).opts(color="#e4572e", line_width=6, alpha=0.6))
-        return hv.Overlay(layers).opts(
+        plot = hv.Overlay(layers).opts(
             xticks=list(enumerate(axes)), xrotation=30, xlim=(-0.5, len(axes) - 0.5),
             ylim=(-0.12, 1.12),
             yaxis=None, xlabel="", show_legend=False,
             title=f"Parallel coordinates ({len(df):,} of {len(all_df):,} brushed in)", **_CELL)
+        axis_names = [*names, "log_params", "acc"]
+        box = hv.streams.BoundsXY(source=plot, bounds=None)
+        box.add_subscriber(lambda bounds=None: self._axis_brushed(bounds, axis_names,
+                                                                  lo[keys], span[keys]))
+        return plot
+
+    def _axis_brushed(self, bounds: Any, names: list[str], lo: pd.Series,
+                      span: pd.Series) -> None:
+        """A box drawn on the parallel coordinates: every axis it covers (the nearest one when it
+        covers none) is brushed to the box's height there, in that axis' units."""
+        if bounds is None:
+            return
+        x0, y0, x1, y1 = (float(v) for v in bounds)
+        at = [i for i in range(len(names)) if x0 <= i <= x1] or [
+            min(range(len(names)), key=lambda i: abs(i - (x0 + x1) / 2))]
+        brush = dict(self.state.brush)
+        a, b = sorted((max(y0, 0.0), min(y1, 1.0)))
+        for i in at:
+            low = float(lo.iloc[i] + a * span.iloc[i])
+            high = float(lo.iloc[i] + b * span.iloc[i])
+            brush[names[i]] = (low, high)
+        self.state.brush = brush
+        self.state.app.record("brush", study=self.state.study, ranges=brush, source="axis")
 
     # --- importance ------------------------------------------------------------------------------
 
@@ -385,11 +418,19 @@ class StudiesView(pn.viewable.Viewer):
         if not show:
             return pn.pane.Markdown("*Tick “importance” to compute hyperparameter importance "
                                     "(fANOVA, single and pairwise; takes a few seconds).*")
+        token = None
         try:
             key = self.state.importance_key()
+            if key is not None:
+                token = self.state.app.start_task(
+                    f"computing hyperparameter importance (fANOVA) over {key[1]:,} models of "
+                    f"study {key[0]}")
             report = await asyncio.to_thread(self.state.importance, key)
         except NasdbError as e:
             return pn.pane.Markdown(f"*Importance: {e}*")
+        finally:
+            if token is not None:
+                self.state.app.end_task(token)
         single = pd.DataFrame(report["single"])
         for col in ("fanova", "ped_anova"):
             single[col] = pd.to_numeric(single[col], errors="coerce").astype(float)
@@ -428,11 +469,12 @@ class StudiesView(pn.viewable.Viewer):
                    pn.widgets.RadioButtonGroup.from_param(s.param.tradeoff, button_type="primary",
                                                           button_style="outline")),
             pn.Row(self._drive, self._drive_status),
-            pn.Row(pn.param.ParamFunction(bind(self._brushes, s.param.study, revision),
+            pn.Row(pn.param.ParamFunction(bind(self._brushes, s.param.study, revision,
+                                               s.param.brush),
                                           lazy=True, width=_BRUSH_WIDTH, sizing_mode="fixed"),
                    pn.param.ParamFunction(
                        bind(self._plots, s.param.study, s.param.hyperparameter,
-                            s.param.tradeoff, s.param.brush, revision),
+                            s.param.tradeoff, s.param.brush, revision, s.app.param.brushed),
                        lazy=True, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             pn.param.ParamFunction(bind(self._importance, s.param.study, s.param.show_importance,

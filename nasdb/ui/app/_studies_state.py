@@ -15,7 +15,7 @@ from nasdb.schema.errors import NasdbError
 from nasdb.steer import refine_study
 from nasdb.steer._importance import study_importance
 
-from . import _data
+from . import _brush, _data
 from ._state import AppState
 
 #: The study selector's entry for every model of the selected dataset (`AppState.dataset`),
@@ -77,6 +77,33 @@ class StudiesState(param.Parameterized):
     def _clear_brush(self) -> None:
         self.brush = {}  # brushed ranges belong to the study they were drawn on
 
+    @param.depends("brush", watch=True)
+    def _brush_changed(self) -> None:
+        """The study's brush is one of the app's selections: the overview shows it and the
+        console can run it (`AppState.set_brush`)."""
+        self.app.set_brush("study", self.brush_clauses())
+
+    def brush_clauses(self) -> str:
+        """The brush in the query language ('' when nothing is brushed): the study, then a range
+        per brushed hyperparameter the language has a field for (lr, batch_size, weight_decay;
+        log10 params as params), the models inside the range by id for the others."""
+        if not self.brush:
+            return ""
+        parts = [f"study={self.study}"] if self.study != ALL_MODELS else []
+        df = self.models()
+        for name, (low, high) in self.brush.items():
+            field = _brush.HYPERPARAMETER_FIELDS.get(name)
+            if field:
+                parts.append(_brush.range_clause(field, float(low), float(high),
+                                                 whole=name == "batch_size"))
+            elif name == "log_params":
+                parts.append(_brush.range_clause("params", 10 ** float(low), 10 ** float(high),
+                                                 whole=True))
+            else:
+                inside = _in_range(df, name, float(low), float(high))
+                parts.append(_brush.ids_clause(inside["id"]))
+        return _brush.join(parts)
+
     # --- the study's models ---------------------------------------------------------------------
 
     def models(self) -> pd.DataFrame:
@@ -112,10 +139,9 @@ class StudiesState(param.Parameterized):
         """The models inside every brushed range (what the other study views show)."""
         df = self.models() if df is None else df
         for name, (low, high) in self.brush.items():
-            col = f"hp_{name}" if f"hp_{name}" in df else name
-            if col in df:
-                values = pd.to_numeric(df[col], errors="coerce")
-                df = df[(values >= low) & (values <= high)]
+            df = _in_range(df, name, low, high)
+        if "overview" in self.app.brushes and self.app.brushed is not None:
+            df = df[df["id"].isin(self.app.brushed)]  # the overview's selection filters too
         return df
 
     def best_so_far(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -219,6 +245,15 @@ class StudiesState(param.Parameterized):
     def live_workers(self, within_s: float = 60.0) -> int:
         """Workers seen in the last ``within_s`` seconds and not stopped."""
         return _data.live_workers(self.app.db, within_s)
+
+
+def _in_range(df: pd.DataFrame, name: str, low: float, high: float) -> pd.DataFrame:
+    """The rows whose hyperparameter (or column) ``name`` lies in [low, high]."""
+    col = f"hp_{name}" if f"hp_{name}" in df else name
+    if col not in df:
+        return df
+    values = pd.to_numeric(df[col], errors="coerce")
+    return df[(values >= low) & (values <= high)]
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:

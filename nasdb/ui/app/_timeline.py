@@ -11,6 +11,11 @@ import panel as pn
 from ._analysis_state import TimelineState
 from ._util import bind
 
+#: The player's buttons: glyphs the fonts of a plain Linux desktop have (DejaVu has no ⏮ ⏭ ⏸,
+#: which rendered as empty boxes); a browser test checks each one draws.
+BUTTONS = (("first", "⇤"), ("previous", "‹"), ("play", "▶"), ("next", "›"), ("last", "⇥"))
+PAUSE = "❚❚"
+
 
 class TimelineView(pn.viewable.Viewer):
     """The replay. The player is an `IntSlider` with step buttons and a server-side play timer
@@ -29,8 +34,7 @@ class TimelineView(pn.viewable.Viewer):
         self._slider.link(state, value="step")
         self._buttons = {
             name: pn.widgets.Button(name=label, width=46, css_classes=[f"timeline-{name}"])
-            for name, label in (("first", "⏮"), ("previous", "◀"), ("play", "▶"),
-                                ("next", "▶|"), ("last", "⏭"))}
+            for name, label in BUTTONS}
         self._buttons["first"].on_click(lambda _: self._go(0))
         self._buttons["previous"].on_click(lambda _: self._go(self.state.step - 1))
         self._buttons["next"].on_click(lambda _: self._go(self.state.step + 1))
@@ -55,13 +59,13 @@ class TimelineView(pn.viewable.Viewer):
         if self.state.step >= self.state.steps:
             self._go(0)
         self._timer = pn.state.add_periodic_callback(self._tick, period=self.interval_ms)
-        self._buttons["play"].name = "⏸"
+        self._buttons["play"].name = PAUSE
 
     def _stop(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self._buttons["play"].name = "▶"
+        self._buttons["play"].name = dict(BUTTONS)["play"]
 
     def _steps_changed(self, *_: Any) -> None:
         self._slider.end = max(self.state.steps, 1)

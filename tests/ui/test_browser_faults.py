@@ -1,0 +1,177 @@
+"""Faults a new user met in the web app, each reproduced in headless Chromium (issue 16)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
+from nasdb.search import Architecture, Dense, Hyperparameters
+from nasdb.steer import Proposal, propose
+
+from ._bokeh import axes, drag, screen
+from .conftest import open_page, shot
+from .test_browser import _cell, _events, _tab, _text, _wait, _wait_text
+
+pytestmark = pytest.mark.timeout(300)
+
+#: Whether each character of an element's text has a glyph in the fonts the page uses: a
+#: character is missing when it draws exactly like a private-use code point (the .notdef box).
+_MISSING_GLYPHS = """(el) => {
+  const font = getComputedStyle(el).font;
+  const canvas = document.createElement('canvas');
+  canvas.width = 48; canvas.height = 48;
+  const ctx = canvas.getContext('2d');
+  const draw = (ch) => {
+    ctx.clearRect(0, 0, 48, 48);
+    ctx.font = font; ctx.fillStyle = 'black'; ctx.textBaseline = 'middle';
+    ctx.fillText(ch, 4, 24);
+    return Array.from(ctx.getImageData(0, 0, 48, 48).data).join(',');
+  };
+  const tofu = draw('\\uE000');
+  return Array.from(el.innerText.trim()).filter(ch => ch.trim() && draw(ch) === tofu);
+}"""
+
+
+def _select(page: Any, query: str, model: str) -> None:
+    _tab(page, "Overview")
+    box = page.locator(".query-input input")
+    box.fill(query)
+    box.press("Enter")
+    _cell(page, "query-table", model).click()
+    page.wait_for_selector(f".model-card[data-model='{model}']")
+
+
+def test_variations_mode_shows_its_controls_and_queues_children(page: Any, ui_db: Any) -> None:
+    db, mid = ui_db
+    _select(page, "origin=handcrafted sort acc desc", mid)
+    _tab(page, "Generate")
+    page.locator(".bk-btn", has_text="variations").first.click()
+    page.wait_for_selector(".variation-kinds", timeout=30_000)
+    assert page.locator(".variation-kinds").count() == 7  # 6 layers + before the head
+    page.locator(".queue-variations button").click()
+    text = _wait_text(page, ".generate-message", r"queued 5 variations: [m\d, ]+").group(0)
+    ids = re.findall(r"m\d+", text)
+    proposed = {e.stream_id for e in _events(db, "ArchitectureProposed")
+                if e.data.get("origin") == "variation" and e.data.get("parent_id") == mid}
+    assert {f"model-{i}" for i in ids} <= proposed and len(ids) == 5
+    shot(page, "generate-variations")
+
+
+def test_children_table_shows_deltas_and_training_time_on_screen(page: Any, ui_db: Any) -> None:
+    db, _ = ui_db
+    with db.connect() as conn:
+        row = conn.execute("select parent_id from models where parent_id is not null "
+                           "group by parent_id order by count(*) desc limit 1").fetchone()
+    assert row is not None
+    parent = row[0]
+    _select(page, f"id={parent}", parent)
+    _tab(page, "Generate")
+    page.wait_for_selector(".children-table .tabulator-row")
+    table = page.locator(".children-table").first.bounding_box()
+    assert table is not None
+    for field in ("Δacc", "Δparams", "train_s"):
+        header = page.locator(f".children-table .tabulator-col[tabulator-field='{field}']").first
+        box = header.bounding_box()
+        assert box is not None and header.is_visible(), field
+        assert box["x"] + box["width"] <= table["x"] + table["width"] + 1, (field, box, table)
+    shot(page, "generate-children")
+
+
+def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: Any) -> None:
+    _, mid = ui_db
+    _select(page, "origin=handcrafted sort acc desc", mid)
+    _tab(page, "Generate")
+    page.locator(".bk-btn", has_text="handcraft").first.click()
+    editor = page.locator(".handcraft-editor textarea").first
+    editor.wait_for()
+    editor.fill(editor.input_value() + "\nDense(units=48)")
+    editor.press("Tab")
+    page.wait_for_timeout(500)
+    page.locator(".queue-handcraft button").click()
+    child = _wait_text(page, ".generate-message", r"queued handcrafted (m\d+)").group(1)
+    _cell(page, "children-table", child).wait_for(timeout=15_000)
+
+
+def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) -> None:
+    db, _ = ui_db
+    store = EventStore(db=db)
+    dataset = get_dataset(db, "synthetic")
+    ids = propose(store, dataset, [Proposal(Architecture.of(Dense(8 + i)), Hyperparameters(),
+                                            "handcrafted") for i in range(3)], queue=True)
+    Projector(db).catch_up()
+    _tab(page, "Queue")
+    last = ids[-1]
+    cell = page.locator(".jobs-table .tabulator-cell[tabulator-field='model_id']",
+                        has_text=re.compile(f"^{last}$")).first
+    cell.wait_for()
+    bottom = _wait(lambda: (rows := page.locator(".jobs-table .tabulator-row").all())
+                   and rows)
+    assert bottom
+    # put the job at the bottom, select it, then send it to the top
+    cell.click()
+    page.locator(".bk-btn", has_text="Down").first.click()
+    page.wait_for_timeout(800)
+    page.locator(".bk-btn", has_text="Top").first.click()
+
+    def selected() -> list[str]:
+        return [r.strip() for r in page.locator(
+            ".jobs-table .tabulator-selected .tabulator-cell[tabulator-field='model_id']"
+        ).all_inner_texts()]
+
+    assert _wait(lambda: selected() == [last]), selected()
+    first = page.locator(".jobs-table .tabulator-row").first
+    assert first.locator(".tabulator-cell[tabulator-field='model_id']").inner_text() == last
+    shot(page, "queue-reordered")
+
+
+def test_inspect_with_nothing_selected_asks_for_a_model(browser: Any, ui_server: str) -> None:
+    context, page = open_page(browser, ui_server)
+    try:
+        _tab(page, "Inspect")
+        _wait(lambda: "Select a model" in _text(page))
+        assert "has not finished training" not in _text(page)
+    finally:
+        context.close()
+
+
+def test_timeline_buttons_draw_their_glyphs(page: Any) -> None:
+    _tab(page, "Timeline")
+    page.wait_for_selector(".timeline-first button")
+    for name in ("first", "previous", "play", "next", "last"):
+        button = page.locator(f".timeline-{name} button").first
+        missing = button.evaluate(_MISSING_GLYPHS)
+        assert missing == [], (name, button.inner_text(), missing)
+
+
+def _overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    return [(i, i + 1) for i in range(len(boxes) - 1) if boxes[i][1] > boxes[i + 1][0]]
+
+
+def test_tradeoff_ticks_apart_and_learning_curves_in_whole_epochs(page: Any, ui_db: Any) -> None:
+    _, mid = ui_db
+    # models within one decade of params (a box on the overview): where a log axis writes long
+    # labels
+    corners = _wait(lambda: screen(page, "", [(5.05, 0.25), (5.95, 0.97)], "BoxSelectTool"), 60)
+    assert corners
+    drag(page, corners[0], corners[1])
+    _wait_text(page, ".brush-status", r"models selected")
+    _tab(page, "Studies")
+    page.wait_for_selector(".study-brushed")
+    page.set_viewport_size({"width": 1100, "height": 1000})
+    page.wait_for_timeout(1500)
+    trade = _wait(lambda: next((v for k, v in axes(page).items()
+                                if k.startswith("Trade-off")), None))
+    assert trade and len(trade["x"]["labels"]) >= 2
+    assert all(re.fullmatch(r"\d+(\.\d)?[kMG]?", t) for t in trade["x"]["labels"]), trade["x"]
+    assert _overlaps(trade["x"]["boxes"]) == [], trade["x"]
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    _select(page, "origin=handcrafted sort acc desc", mid)
+    _tab(page, "Inspect")
+    plots = _wait(lambda: (a := axes(page)) and "Loss" in a and "Accuracy" in a and a)
+    for title in ("Loss", "Accuracy"):
+        ticks = plots[title]["x"]["ticks"]
+        assert ticks and all(float(t).is_integer() for t in ticks), (title, ticks)
