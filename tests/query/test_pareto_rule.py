@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nasdb.query import compile, pareto_mask, parse
+from tests.query.conftest import insert
 
 ACC = st.one_of(st.none(), st.sampled_from([0.5, 0.6, 0.7, 0.9]))
-PARAMS = st.one_of(st.none(), st.sampled_from([1000, 2000, 5000]))
+PARAMS = st.sampled_from([1000, 2000, 5000])  # NOT NULL in the models table
 LATENCY = st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0]))
 ROWS = st.lists(st.tuples(ACC, PARAMS, LATENCY), max_size=30)
 SETTINGS = settings(max_examples=120, deadline=None,
@@ -50,9 +51,8 @@ def test_database_and_memory_fronts_are_the_one_rule(
     pg: psycopg.Connection[Any], text: str, rows: list[tuple[Any, ...]]
 ) -> None:
     pg.execute("DELETE FROM models")
-    with pg.cursor() as cur:
-        cur.executemany("INSERT INTO models (id, test_acc, params, latency_ms) "
-                        "VALUES (%s, %s, %s, %s)", [(f"m{i}", *r) for i, r in enumerate(rows)])
+    insert(pg, "models", [{"id": f"m{i}", "test_acc": acc, "params": params, "latency_ms": lat}
+                          for i, (acc, params, lat) in enumerate(rows)])
     c = compile(parse(text))
     in_db = {r[0] for r in pg.execute(c.sql, c.params).fetchall()}
     cols, maximise = QUERIES[text]
