@@ -9,7 +9,8 @@ its own name, lease and heartbeat, so the database needs to know nothing about s
 supervisor:
 
 - restarts a child that ends with a non-zero code or a signal (a crash, an out-of-memory kill),
-  after `RESTART_DELAY` seconds; a child that crashes `MAX_CRASHES` times within
+  after `RESTART_DELAY` seconds, except exit codes 2 (bad input) and 3 (database unreachable),
+  which a restart cannot cure; a child that crashes `MAX_CRASHES` times within
   `CRASH_WINDOW` seconds is given up (the others keep working) and the supervisor exits 1 at the
   end;
 - leaves a child that exits 0 (``--exit-when-idle``, ``--max-jobs`` reached) alone, and returns
@@ -37,6 +38,8 @@ from typing import Any
 __all__ = ["ChildSpec", "Supervisor", "plan_children"]
 
 RESTART_DELAY = 1.0
+NOT_RESTARTED = {2: "bad input", 3: "database unreachable"}
+"""Exit codes a restart cannot cure: the slot is given up (a launcher may restart the supervisor)."""
 MAX_CRASHES = 5
 CRASH_WINDOW = 60.0
 
@@ -160,6 +163,11 @@ class Supervisor:
                 child.done = True
                 continue
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            if code in NOT_RESTARTED:
+                child.done = child.given_up = True
+                self.log(f"supervisor: worker process {pid} on {child.spec.label} ended with "
+                         f"{how} ({NOT_RESTARTED[code]}): not restarting it")
+                continue
             child.crashes.append(now)
             while child.crashes and now - child.crashes[0] > CRASH_WINDOW:
                 child.crashes.popleft()

@@ -116,3 +116,13 @@ def test_gpus_without_a_gpu_is_one_line_and_exit_2() -> None:
     assert proc.stderr == (f"error: --gpus all: torch {torch.__version__} sees no CUDA GPU on "
                            "this machine; use --device cpu (with --slots K for several jobs at "
                            "once)\n")
+
+
+def test_a_child_that_cannot_reach_the_database_is_not_restarted() -> None:
+    logs: list[str] = []
+    supervisor = Supervisor([ChildSpec("cpu", 0, 1)],
+                            lambda spec: [sys.executable, "-c", "import sys; sys.exit(3)"],
+                            log=logs.append, poll_seconds=0.01)
+    assert supervisor.run() == 1
+    assert supervisor.restarts == 0
+    assert logs[-1].endswith("ended with exit code 3 (database unreachable): not restarting it")
