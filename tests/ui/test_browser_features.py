@@ -34,6 +34,7 @@ def _ids(text: str, db: Any) -> set[str]:
 def test_overview_box_selection_is_a_query_that_filters_the_studies(page: Any,
                                                                    ui_db: Any) -> None:
     db, _ = ui_db
+    page.wait_for_timeout(2000)  # the plot's selection streams are wired after its first draw
     corners = _wait(lambda: screen(page, "", [(4.0, 0.3), (6.2, 0.97)], "BoxSelectTool"), 60)
     assert corners, "no overview figure"
     drag(page, corners[0], corners[1])
@@ -105,7 +106,8 @@ def test_tags_and_notes_from_the_drawer(page: Any, ui_db: Any) -> None:
     actor = default_metadata()["actor"]
     assert actor in _deep(page, ".model-card")
     [tagged] = [e for e in _events(db, "Tagged", f"model-{mid}") if e.data["tag"] == "keeper"]
-    [noted] = _events(db, "Noted", f"model-{mid}")
+    [noted] = [e for e in _events(db, "Noted", f"model-{mid}")
+               if e.data["text"] == "tight on class 3; retrain with more epochs"]
     for e in (tagged, noted):
         assert e.metadata["session"] == session and e.metadata["actor"] == actor
     shot(page, "drawer-notes")

@@ -43,7 +43,8 @@ def _fixture_study(db: Any) -> str:
 def test_study_brush_is_a_query_returning_the_same_models(ui_db: Any) -> None:
     db, _ = ui_db
     app = AppState(db)
-    studies = StudiesState(app, study=_fixture_study(db))
+    studies = StudiesState(app)
+    studies.study = _fixture_study(db)
     df = studies.models()
     lr = df["hp_lr"].astype(float)
     low, high = float(lr.quantile(0.2)), float(lr.quantile(0.7))
@@ -64,7 +65,8 @@ def test_study_brush_is_a_query_returning_the_same_models(ui_db: Any) -> None:
 def test_overview_box_and_lasso_filter_the_study_plots_and_back(ui_db: Any) -> None:
     db, _ = ui_db
     app = AppState(db)
-    studies = StudiesState(app, study=_fixture_study(db))
+    studies = StudiesState(app)
+    studies.study = _fixture_study(db)
     frame = app.frame()
     x0, x1 = 4.0, 6.0
     app.brush_box(x0, x1, 0.3, 0.95, frame)
