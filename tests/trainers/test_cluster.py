@@ -45,7 +45,7 @@ def test_a_worker_holds_three_connections(db: Database) -> None:
     queue(db, 0, epochs=1)
     workers = [start_worker(db, env={"PGAPPNAME": f"idle-worker-{i}"}) for i in range(2)]
     try:
-        assert wait_for(db, "(select count(*) from workers where state = 'running') = 2", 120)
+        assert wait_for(db, "(select count(*) from workers where state = 'running') = 2", 600)
         counts = []
         for _ in range(20):
             with db.connect() as conn:
