@@ -214,7 +214,7 @@ class AppState(param.Parameterized):
             except ProjectionBehind as e:
                 self.notice = f"⚠ {e}"
         status = projection_status(self.db)
-        self.projection_lag = _lag_text(status)
+        self.projection_lag = lag_text(status)
         position = status["last_position"]
         model_position = _data.last_model_position(self.db)
         if not force and model_position == self._model_position:
@@ -535,7 +535,7 @@ class AppState(param.Parameterized):
         return _data.model_row(self.db, model_id) if model_id else None
 
 
-def _lag_text(status: dict[str, int]) -> str:
+def lag_text(status: dict[str, int]) -> str:
     """``projected 120 of 124 (lag 4) · 1 event not applied`` (the parts that are not zero)."""
     text = f"projected {status['projected_to']:,} of {status['last_position']:,}"
     if status["lag"]:

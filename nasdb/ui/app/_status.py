@@ -11,11 +11,12 @@ import pandas as pd
 import panel as pn
 from panel.io.resources import _env
 
-from nasdb.ingest import Projector
+from nasdb.ingest import projection_status
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
 from . import _data
+from ._state import lag_text
 
 _CSS = """
 .status-page { font: 16px/1.45 sans-serif; color: #1b2530; max-width: 100%; }
@@ -85,6 +86,9 @@ def status_html(db: Database) -> str:
             f"<li>{html.escape(str(w['worker']))} · {html.escape(str(w['state']))} · "
             f"{html.escape(str(w['device'] or ''))}</li>"
             for _, w in workers.head(6).iterrows()) + "</ul>")
+    parts.append("<h2>Read models</h2>")
+    parts.append(f"<div class='status-projection'>{html.escape(lag_text(projection_status(db)))}"
+                 "</div>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -96,8 +100,7 @@ def build_status(db: Database, poll_ms: int = 1500) -> pn.viewable.Viewable:
 
     def tick() -> None:
         try:
-            Projector(db).catch_up()
-            pane.object = status_html(db)
+            pane.object = status_html(db)  # the server's projector keeps the views current
             clock.object = (f"<span style='color:#5b6672;font:13px sans-serif' "
                             f"class='status-updated'>updated "
                             f"{pd.Timestamp.now():%H:%M:%S}</span>")
