@@ -85,6 +85,7 @@ class RecordedEvent:
     metadata: dict[str, Any]
     recorded_at: datetime
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    #: the payload version of ``data`` (events read from the store carry data already upcast)
     schema_version: int = 1
 
     @property
@@ -152,7 +153,8 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
         metadata=metadata,
         recorded_at=at,
         event_id=event_id,
-        schema_version=schema_version,
+        # `data` is lifted to the current version, so `payload` does not upcast it again
+        schema_version=catalogue.current_version(type_),
     )
 
 
