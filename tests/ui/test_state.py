@@ -316,11 +316,17 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
         studies_app: tuple[AppState, str], db: Database) -> None:
     app, sid = studies_app
     studies = StudiesState(app)
+    df = studies.models()
     studies.brush = {"lr": (0.0002, 0.004), "batch_size": (64, 128), "step_gamma": (0.5, 0.7)}
     sets = studies.brush_refinements()
-    assert sets == {"lr": "0.0002..0.004", "batch_size": "64,128"}  # step_gamma is not refinable
+    # the batch sizes the brushed models trained with, read off the models themselves
+    brushed = df[df["hp_lr"].between(0.0002, 0.004) & df["hp_batch_size"].between(64, 128)
+                 & df["hp_step_gamma"].between(0.5, 0.7)]
+    sizes = ",".join(str(int(b)) for b in sorted(brushed["hp_batch_size"].unique()))
+    assert sizes  # the fixture's study has models inside the brush
+    assert sets == {"lr": "0.0002..0.004", "batch_size": sizes}  # step_gamma is not refinable
     next_id, changes = studies.launch_refined(sets)
-    assert changes == ["lr: 0.0001,0.01 -> 0.0002,0.004", "batch_size: 32,64,128,256 -> 64,128"]
+    assert changes == ["lr: 0.0001,0.01 -> 0.0002,0.004", f"batch_size: 32,64,128,256 -> {sizes}"]
     assert next_id in studies.param.study.objects and studies.study == sid
     # the server's driver runs the new study: its first step queues models for the workers
     store = EventStore(db=db)
@@ -351,7 +357,7 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
     created = created_event.data
     assert created["previous_study_id"] == sid
     assert created["space"]["hyperparameters"]["lr_range"] == [0.0002, 0.004]
-    assert created["space"]["hyperparameters"]["batch_sizes"] == [64, 128]
+    assert created["space"]["hyperparameters"]["batch_sizes"] == [int(b) for b in sizes.split(",")]
     assert any(a["action"] == "refine_study" and a["detail"]["next_study"] == next_id
                for a in _ui_actions(db, app.session_id))
     with pytest.raises(NasdbError, match="cannot set 'step_gamma'"):
