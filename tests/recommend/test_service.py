@@ -366,30 +366,3 @@ def test_the_guided_study_strategy_proposes_with_predictions(flow: Flow) -> None
     with pytest.raises(InvalidRequest, match="setting ratio must be in"):
         get_strategy("guided", {"ratio": 2.0})
 
-
-def test_the_guided_strategy_driven_as_a_study(flow: Flow) -> None:
-    """`nasdb study create --strategy guided` and `nasdb study run`, as a person runs them: each
-    step ranks sampled candidates with the fitted predictor and proposes the best, with the
-    prediction and the recommender recorded on the proposal."""
-    created = nasdb(flow.db.url, "study", "create", "--dataset", "digits", "--strategy", "guided",
-                    "--budget-models", "2", "--epochs", "1", "--max-params", "20000",
-                    "--set", "candidates=16", "--set", "ratio=0.25", "--name", "guided-1")
-    assert created.returncode == 0, created.stderr
-    env = {**os.environ, "NASDB_DATABASE_URL": flow.db.url}
-    ran = subprocess.run([sys.executable, "-m", "nasdb.ui.cli", "study", "run", "guided-1"],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip().endswith("study guided-1: done")
-    flow.project()
-    predictor_id = flow.fitted["predictor"].recommender_id
-    with flow.db.connect() as conn:
-        models = conn.execute("select id, status, predicted_acc from models "
-                              "where study_id = 'guided-1' order by id").fetchall()
-    assert len(models) == 2 and all(status == "done" for _, status, _ in models)
-    for model_id, _, predicted in models:
-        [proposed] = [e for e in flow.store.read_stream(f"model-{model_id}")
-                      if e.type == "ArchitectureProposed"]
-        info = proposed.data["proposal"]
-        assert info["strategy"] == "guided" and info["recommender_id"] == predictor_id
-        assert info["candidates"] == 16 and info["rank"] >= 1
-        assert predicted == pytest.approx(info["predicted_acc"]) and 0 <= predicted <= 1

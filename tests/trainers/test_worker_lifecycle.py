@@ -44,7 +44,7 @@ def test_a_first_signal_lets_the_current_job_finish_then_the_worker_stops(db: Da
 
 
 def test_a_second_signal_interrupts_at_once(db: Database) -> None:
-    [model_id] = queue(db, 1, epochs=200, batch_size=32)
+    [model_id] = queue(db, 1, epochs=30, batch_size=32)
     proc = start_worker(db, "--lease-seconds", "5")
     assert wait_for(db, _claimed(db, model_id), 600), "the worker never started training"
     proc.send_signal(signal.SIGTERM)
@@ -61,7 +61,7 @@ def test_a_second_signal_interrupts_at_once(db: Database) -> None:
     assert proc.returncode == 130, out
     assert out.rstrip().endswith("aborted")
     kinds = [t for t, _ in types_of(db, model_id)]
-    assert "TrainingCompleted" not in kinds and kinds.count("EpochCompleted") < 200
+    assert "TrainingCompleted" not in kinds and kinds.count("EpochCompleted") < 30
     stopped = EventStore(db=db).read_all(types=["WorkerStopped"])
     assert len(stopped) == 1 and stopped[0].data["jobs_done"] == 0
     # The job's lease runs out and another worker trains it, exactly once.
