@@ -20,7 +20,9 @@ Guarantees (each tested against a real server in tests/ingest/):
   returns the original events (events with an ``idempotency_key`` get a deterministic id);
 - validation: payloads of known types are validated on append, unknown types are refused;
 - the log is append-only: the database refuses UPDATE, DELETE and TRUNCATE on ``events`` and
-  application roles may only write through ``nasdb_append``.
+  application roles may only write through ``nasdb_append_many``, which checks each payload
+  against the catalogue generated from the payload classes (a client that bypasses this module is
+  refused too) and records the login role that appended it as ``metadata.db_user``.
 
 `EventStore` keeps one connection per thread; it is safe to share between threads.
 """
@@ -268,7 +270,7 @@ class EventStore:
                 version=version,
                 type=event["type"],
                 data=event["data"],
-                metadata=event["metadata"],
+                metadata={**event["metadata"], "db_user": conn.info.user},
                 recorded_at=recorded_at,
                 event_id=event_id,
                 schema_version=event["schema_version"],

@@ -43,6 +43,21 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def schema_state(db: Database) -> tuple[str | None, str | None]:
+    """The database's schema revision and event-catalogue fingerprint (None when absent)."""
+    with db.connect() as conn:
+        exists = conn.execute("select to_regclass('alembic_version') is not null").fetchone()
+        if not exists or not exists[0]:
+            return None, None
+        row = conn.execute("select version_num from alembic_version").fetchone()
+        revision = row[0] if row else None
+        has = conn.execute("select to_regclass('nasdb_catalogue') is not null").fetchone()
+        if not has or not has[0]:
+            return revision, None
+        found = conn.execute("select fingerprint from nasdb_catalogue").fetchone()
+    return revision, found[0] if found else None
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     command.upgrade(config(db), revision)
 

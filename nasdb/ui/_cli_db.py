@@ -7,9 +7,7 @@ import time
 from typing import Any
 
 import click
-import psycopg
 
-from nasdb.schema.errors import InvalidRequest
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
@@ -152,24 +150,10 @@ def project(ctx: Context, follow: bool) -> None:
 @format_option
 @pass_ctx
 def sql(ctx: Context, statement: str, fmt: str) -> None:
-    """Run one read-only SQL statement against the public views."""
-    with ctx.db.connect() as conn:
-        conn.execute("set transaction read only")
-        try:
-            conn.execute("set local role nasdb_reader")
-        except psycopg.errors.InsufficientPrivilege:
-            conn.rollback()
-            conn.execute("set transaction read only")
-        try:
-            cur = conn.execute(statement)
-        except psycopg.Error as e:
-            message = (e.diag.message_primary or str(e)).strip()
-            raise InvalidRequest(f"sql: {message}") from e
-        if cur.description is None:
-            raise InvalidRequest("sql: the statement returned no rows (only queries can run here)")
-        columns = [d.name for d in cur.description]
-        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
-        conn.rollback()
+    """Run one read-only SQL statement against the public views (as the nasdb_sql role)."""
+    from nasdb.ui._readonly_sql import run_readonly
+
+    columns, rows = run_readonly(ctx.db, statement)
     emit(rows, columns, fmt)
 
 
