@@ -11,6 +11,7 @@ builds (imported lazily).
 from __future__ import annotations
 
 from ._architecture import REFERENCE_NAMES, Architecture
+from ._bounds import check_bounds
 from ._changes import (
     CHANGE_KINDS,
     Change,
@@ -78,6 +79,7 @@ __all__ = [
     "SearchSpace",
     "ablations",
     "apply_changes",
+    "check_bounds",
     "count_flops",
     "count_params",
     "diff",

@@ -17,7 +17,13 @@ from typing import Any
 from nasdb.ingest import EventStore, NewEvent, new_model_ids
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
-from nasdb.search import Architecture, DatasetInfo, Hyperparameters, infer_shapes
+from nasdb.search import (
+    Architecture,
+    DatasetInfo,
+    Hyperparameters,
+    check_bounds,
+    infer_shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,9 @@ def propose(
 
     Raises `InvalidArchitecture` (naming the layer and shapes) before anything is appended.
     """
-    for p in proposals:  # validate all before taking ids
-        infer_shapes(p.architecture, dataset.input_shape, dataset.num_classes)
+    for p in proposals:  # validate all (shapes, then size bounds) before taking ids
+        infos = infer_shapes(p.architecture, dataset.input_shape, dataset.num_classes)
+        check_bounds(p.architecture, infos, p.hyperparameters.batch_size)
     events = []
     ids = new_model_ids(store.db, len(proposals)) if proposals else []
     for model_id, p in zip(ids, proposals, strict=True):

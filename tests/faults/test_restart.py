@@ -1,0 +1,60 @@
+"""A database restart under a running worker loses nothing and fails nothing."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from nasdb.ingest import EventStore, Projector
+from nasdb.schema import Database
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.trainers.registry import register_dataset
+from tests.faults.conftest import Server, nasdb_process
+
+MODEL = {"layers": [{"type": "Conv2D", "filters": 8, "kernel": 3},
+                    {"type": "Activation", "fn": "relu"}, {"type": "Dense", "units": 32}]}
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_worker_rides_out_a_database_restart(throwaway_server: Server) -> None:
+    db = Database(throwaway_server.app_url, owner_url=throwaway_server.owner_url)
+    store = EventStore(db=db)
+    register_dataset(store, "digits")
+    Projector(db).catch_up()
+    propose(store, get_dataset(db, "digits"), [
+        Proposal(Architecture.from_json(MODEL), Hyperparameters(epochs=12), "handcrafted")])
+    store.close()
+    db.engine.dispose()
+
+    env = {**throwaway_server.env(), "NASDB_RECONNECT_SECONDS": "60",
+           "NASDB_LEASE_SECONDS": "30"}
+    worker = nasdb_process(env, "worker", "--exit-when-idle", "--device", "cpu")
+    url = throwaway_server.owner_url
+    deadline = time.monotonic() + 120
+    while _count(url, "select count(*) from events where type = 'EpochCompleted'") < 2:
+        assert worker.poll() is None and time.monotonic() < deadline, worker.stdout
+        time.sleep(0.2)
+    throwaway_server.stop()  # under the training worker
+    time.sleep(3)
+    throwaway_server.start()
+    out, _ = worker.communicate(timeout=240)
+
+    assert worker.returncode == 0, out
+    assert "lost the database" in out and "the database is back after" in out, out
+    assert "failed" not in out and "Traceback" not in out, out
+    with psycopg.connect(url) as conn:
+        types = [r[0] for r in conn.execute(
+            "select type from events where stream_id = 'model-m1' order by version")]
+        epochs = [r[0] for r in conn.execute(
+            "select (data->>'epoch')::int from events where stream_id = 'model-m1' "
+            "and type = 'EpochCompleted' order by version")]
+    assert types.count("JobClaimed") == 1  # the lease was kept: no second claim
+    assert types[-1] == "TrainingCompleted" and "TrainingFailed" not in types
+    assert epochs == sorted(set(epochs)) == list(range(1, len(epochs) + 1))
