@@ -193,7 +193,13 @@ class Database:
 
         # The embedded server's application role exists only once the owner has migrated.
         probe = self.owner() if self.embedded else self
-        current, catalogue = schema_state(probe)
+        try:
+            current, catalogue = schema_state(probe)
+        except DatabaseUnavailable:
+            if probe.url == self.owner_url:
+                raise
+            # the everyday role may not exist yet: the first migration creates it
+            current, catalogue = schema_state(self.owner())
         head = head_revision()
         if current != head or catalogue != fingerprint():
             if current is not None and current not in _known_revisions():
