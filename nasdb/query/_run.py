@@ -11,7 +11,8 @@ from psycopg.rows import dict_row
 from nasdb.query._compiler import Catalog, CompiledQuery, compile
 from nasdb.query._errors import query_error
 from nasdb.query._parser import parse
-from nasdb.schema.errors import QuerySyntaxError
+from nasdb.schema import settings
+from nasdb.schema.errors import InvalidRequest, QuerySyntaxError
 
 __all__ = ["Result", "run"]
 
@@ -43,7 +44,8 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
 
     ``explain=True`` (or the ``explain`` keyword in the text) returns the SQL and parameters
     without running them; then `db` may be None (no catalog: class names are not checked).
-    Runs in a read-only transaction. Raises `QuerySyntaxError` for a bad query and lets the
+    Runs in a read-only transaction with a statement timeout (NASDB_SQL_TIMEOUT_SECONDS; past it,
+    `InvalidRequest`). Raises `QuerySyntaxError` for a bad query and lets the
     database layer's `DatabaseUnavailable` through.
     """
     query = parse(text)
@@ -52,8 +54,10 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
         if not explain:
             raise ValueError("run() needs a database unless explain=True")
         return _explained(compile(query))
+    timeout_ms = int(settings.number("sql_timeout_seconds") * 1000)
     with db.connect() as conn:
         conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
         compiled = compile(query, Catalog.load(conn))
         if explain:
             return _explained(compiled)
@@ -61,6 +65,11 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
         with conn.cursor(row_factory=dict_row) as cur:
             try:
                 cur.execute(compiled.sql, compiled.params)
+            except psycopg.errors.QueryCanceled as e:
+                raise InvalidRequest(
+                    f"the query ran past the {timeout_ms / 1000:g} s timeout "
+                    "(NASDB_SQL_TIMEOUT_SECONDS); narrow it with more filters or a limit"
+                ) from e
             except psycopg.errors.InvalidRegularExpression as e:  # _check_regexes saw them all
                 raise QuerySyntaxError(
                     f"query error: the database rejected a regular expression: {_reason(e)}",

@@ -58,8 +58,10 @@ def status(ctx: Context, fmt: str) -> None:
 @click.command()
 @click.option("--stream", help="Only this stream (e.g. model-m3) or prefix ending in '*'.")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
-@click.option("--after", default=0, show_default=True, help="Start after this position.")
-@click.option("--limit", type=int, default=None, help="At most this many events.")
+@click.option("--after", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Start after this position.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "csv", "jsonl"]), default="table",
