@@ -54,6 +54,7 @@ from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, default_metadata, event_id_for
 from nasdb.ingest.synthetic import model_lifecycle
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 from nasdb.schema import events as catalogue
 from nasdb.schema.db import mask_url
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted({1, args.writers})
 
     with bench_database(admin_url) as url:
-        Database(url).ensure_schema()
+        ensure_schema(Database(url))
         create_raw_table(url, args.raw_indexes)
         for line in server_description(url):
             print(line)

@@ -44,6 +44,7 @@ from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.ingest.synthetic import search_log
+from nasdb.migrations import ensure_schema
 from nasdb.query import run
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fsync = off", "synchronous_commit = off", "full_page_writes = off"))
     with bench_database(admin, prefix="nasdb_qbench", keep=args.keep) as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         with db.connect() as conn:
             version = conn.execute("select version()").fetchone()
         print(f"server: {(version or ('?',))[0].split(' on ')[0]}; {os.cpu_count()} CPUs; "

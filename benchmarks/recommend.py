@@ -47,19 +47,21 @@ from scipy import stats
 from sklearn.ensemble import RandomForestRegressor
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.migrations import ensure_schema
+from nasdb.read import get_dataset
 from nasdb.recommend import AccuracyPredictor, fit_encoder, fit_similarity, propose_guided
 from nasdb.recommend._service import load_bundle, model_rows, trained_models
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
+from nasdb.schema.vocabulary import OPTIMIZERS
 from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 
 LAYER_TYPES = ("Conv2D", "Dense", "MaxPool2D", "AvgPool2D", "Dropout", "Activation", "BatchNorm",
                "Flatten", "GlobalAvgPool")
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 
 
 def log(message: str) -> None:
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fsync = off", "synchronous_commit = off"))
     with bench_database(admin_url) as url:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         store = EventStore(db=db)
         register_dataset(store, "digits")
         datasets = ["digits"]

@@ -153,11 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     # Search efficiency, not durability, is measured: commits need not wait for the disk.
     os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
     from nasdb.ingest import EventStore, Projector
+    from nasdb.migrations import ensure_schema
     from nasdb.schema import Database
     from nasdb.trainers.registry import register_dataset
 
     db = Database()
-    db.ensure_schema()
+    ensure_schema(db)
     register_dataset(EventStore(db=db), "digits")
     Projector(db).catch_up()
     max_params = int(SPACE["max_params"])

@@ -47,6 +47,7 @@ import pandas as pd
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.ingest.synthetic import load_lean
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 from nasdb.schema.db import mask_url
 from nasdb.ui.app._server import _wait_listening
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     with bench_database(admin_url) as url, tempfile.TemporaryDirectory() as tmp, \
             sync_playwright() as p:
         db = Database(url)
-        db.ensure_schema()
+        ensure_schema(db)
         phases = load_lean(db, n_models)
         db.engine.dispose()
         print(f"{n_models:,} models through the store in {phases['append']:.0f} s, "

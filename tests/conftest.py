@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 
 TEMPLATE = "nasdb_test_template"
@@ -57,7 +58,7 @@ def template_url(pg_admin_url: str) -> str:
         conn.execute(f'create database "{TEMPLATE}"')
     url = _with_dbname(pg_admin_url, TEMPLATE)
     db = Database(url)
-    db.ensure_schema()
+    ensure_schema(db)
     db.engine.dispose()
     return url
 

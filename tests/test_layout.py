@@ -47,3 +47,42 @@ def test_the_model_space_reads_no_database_and_appends_nothing() -> None:
 
 def test_the_package_ships_its_type_marker() -> None:
     assert (ROOT / "py.typed").is_file()
+
+
+def _string_typed_events(path: Path) -> list[str]:
+    """``NewEvent("Type", {...})`` calls in a module: an event built as a dict, not its payload."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "NewEvent" and node.args
+                and not isinstance(node.args[0], ast.Attribute)):
+            found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    return found
+
+
+def test_producers_build_events_from_their_payload_classes() -> None:
+    """Every event nasdb appends is built with `NewEvent.of(Payload(...))`: a misspelt field or a
+    wrong type is a type error, not a surprise at append time."""
+    sources = [*ROOT.rglob("*.py"), *(ROOT.parent / "benchmarks").glob("*.py")]
+    assert [hit for path in sorted(sources) for hit in _string_typed_events(path)] == []
+
+
+def test_each_vocabulary_is_defined_once() -> None:
+    """The whole optimizer, origin and status lists are written out in `nasdb.schema.vocabulary`
+    only (a module may draw from a subset, as the synthetic logs do)."""
+    words = {
+        "optimizers": {"adam", "adamw", "sgd", "rmsprop"},
+        "origins": {"sampled", "ablation", "variation", "handcrafted", "mutation", "reference"},
+        "statuses": {"proposed", "queued", "training", "done", "failed", "cancelled"},
+    }
+    copies = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.name == "vocabulary.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Tuple | ast.List | ast.Set) and len(node.elts) >= 3:
+                values = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                for name, vocabulary in words.items():
+                    if vocabulary <= values:
+                        copies.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} ({name})")
+    assert copies == []

@@ -35,7 +35,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import events as catalogue
 from nasdb.schema import settings
 from nasdb.schema.db import Database
@@ -160,7 +161,7 @@ class EventStore:
 
     def __init__(self, url: str | None = None, *, db: Database | None = None) -> None:
         self.db = db or Database(url)
-        self.db.ensure_schema()
+        ensure_schema(self.db)
         self._local = threading.local()
 
     # --- connections -----------------------------------------------------------------------
@@ -330,15 +331,6 @@ class EventStore:
             args.append(limit)
         rows = self._conn().execute(sql, args).fetchall()
         return [_row_to_event(r) for r in rows]
-
-    def iter_all(self, after: int = 0, batch: int = 5000) -> Iterator[RecordedEvent]:
-        """Every event after ``after``, fetched in batches."""
-        while True:
-            page = self.read_all(after, batch)
-            if not page:
-                return
-            yield from page
-            after = page[-1].position
 
     def last_position(self) -> int:
         row = self._conn().execute("select coalesce(max(position), 0) from events").fetchone()

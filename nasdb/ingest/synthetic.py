@@ -18,6 +18,17 @@ import numpy as np
 from nasdb.ingest._projections import Projector
 from nasdb.ingest._store import EventStore, NewEvent
 from nasdb.schema.db import Database
+from nasdb.schema.events import (
+    ArchitectureProposed,
+    DatasetRegistered,
+    EpochCompleted,
+    JobClaimed,
+    Pinned,
+    Tagged,
+    TrainingCompleted,
+    TrainingRequested,
+)
+from nasdb.schema.vocabulary import Origin
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
 _LAYER_CHOICES = ("Conv2D", "Activation", "MaxPool2D", "Dropout", "Dense", "BatchNorm")
@@ -25,21 +36,20 @@ _LAYER_CHOICES = ("Conv2D", "Activation", "MaxPool2D", "Dropout", "Dense", "Batc
 
 def dataset_event(dataset_id: str = "synthetic", classes: list[str] | None = None) -> NewEvent:
     classes = classes or DIGIT_CLASSES
-    return NewEvent(
-        "DatasetRegistered",
-        {
-            "dataset_id": dataset_id,
-            "name": dataset_id,
-            "kind": "synthetic",
-            "source": "nasdb.ingest.synthetic",
-            "fingerprint": hashlib.sha256(dataset_id.encode()).hexdigest(),
-            "shape": [1, 8, 8],
-            "classes": classes,
-            "train_size": 1000,
-            "val_size": 200,
-            "test_size": 300,
-            "val_seed": 0,
-        },
+    return NewEvent.of(
+        DatasetRegistered(
+            dataset_id=dataset_id,
+            name=dataset_id,
+            kind="synthetic",
+            source="nasdb.ingest.synthetic",
+            fingerprint=hashlib.sha256(dataset_id.encode()).hexdigest(),
+            shape=[1, 8, 8],
+            classes=classes,
+            train_size=1000,
+            val_size=200,
+            test_size=300,
+            val_seed=0,
+        ),
         idempotency_key="registered",
     )
 
@@ -79,36 +89,37 @@ def model_lifecycle(
     layers = _layers(rng)
     params = rng.randint(1_000, 3_000_000)
     quality = rng.random()
-    hp = {"optimizer": rng.choice(["adam", "sgd", "adamw"]), "lr": 10 ** rng.uniform(-4, -2),
+    lr = 10 ** rng.uniform(-4, -2)
+    hp = {"optimizer": rng.choice(["adam", "sgd", "adamw"]), "lr": lr,
           "weight_decay": 0.0, "batch_size": rng.choice([64, 128, 256]), "epochs": epochs,
           "schedule": "step", "step_gamma": 0.75, "seed": 0, "early_stop_patience": 3,
           "early_stop_delta": 0.005}
-    origin = "variation" if parent_id else rng.choice(["sampled", "sampled", "ablation"])
+    origin: Origin = "variation" if parent_id else rng.choice(["sampled", "sampled", "ablation"])
     events = [
-        NewEvent("ArchitectureProposed", {
-            "model_id": model_id, "dataset_id": dataset_id, "origin": origin,
-            "parent_id": parent_id, "changes": ["synthetic"] if parent_id else [],
-            "architecture": {"layers": layers, "reference": None}, "hyperparameters": hp,
-            "glyph": "-".join(str(layer["type"])[:2] for layer in layers) + f"-D{len(classes)}",
-            "layer_types": [str(layer["type"]) for layer in layers], "depth": len(layers) + 1,
-            "params": params, "flops": params * rng.randint(2, 60), "input_shape": [1, 8, 8],
-            "num_classes": len(classes),
-        }, idempotency_key="proposed"),
-        NewEvent("TrainingRequested", {"priority": 0}, idempotency_key="requested"),
+        NewEvent.of(ArchitectureProposed(
+            model_id=model_id, dataset_id=dataset_id, origin=origin,
+            parent_id=parent_id, changes=["synthetic"] if parent_id else [],
+            architecture={"layers": layers, "reference": None}, hyperparameters=hp,
+            glyph="-".join(str(layer["type"])[:2] for layer in layers) + f"-D{len(classes)}",
+            layer_types=[str(layer["type"]) for layer in layers], depth=len(layers) + 1,
+            params=params, flops=params * rng.randint(2, 60), input_shape=[1, 8, 8],
+            num_classes=len(classes),
+        ), idempotency_key="proposed"),
+        NewEvent.of(TrainingRequested(priority=0), idempotency_key="requested"),
     ]
     if not finish:
         return events
-    events.append(NewEvent("JobClaimed", {"worker": "synthetic", "attempt": 1,
-                                          "lease_seconds": 60.0}, idempotency_key="claim-1"))
+    events.append(NewEvent.of(JobClaimed(worker="synthetic", attempt=1, lease_seconds=60.0),
+                              idempotency_key="claim-1"))
     acc = 0.1
     for epoch in range(1, epochs + 1):
         acc = min(0.99, acc + (1 - acc) * quality * 0.5)
-        events.append(NewEvent("EpochCompleted", {
-            "epoch": epoch, "train_loss": 2.3 * (1 - acc), "train_acc": acc,
-            "val_loss": 2.3 * (1 - acc) + 0.05, "val_acc": acc - 0.01,
-            "class_acc": {c: max(0.0, min(1.0, acc + rng.uniform(-0.1, 0.1))) for c in classes},
-            "lr": hp["lr"], "seconds": rng.uniform(0.1, 2.0),
-        }, idempotency_key=f"epoch-1-{epoch}"))
+        events.append(NewEvent.of(EpochCompleted(
+            epoch=epoch, train_loss=2.3 * (1 - acc), train_acc=acc,
+            val_loss=2.3 * (1 - acc) + 0.05, val_acc=acc - 0.01,
+            class_acc={c: max(0.0, min(1.0, acc + rng.uniform(-0.1, 0.1))) for c in classes},
+            lr=lr, seconds=rng.uniform(0.1, 2.0),
+        ), idempotency_key=f"epoch-1-{epoch}"))
     n = len(classes)
     per_class = [max(0.0, min(1.0, acc + rng.uniform(-0.15, 0.1))) for _ in classes]
     labels = bytes(rng.randrange(n) for _ in range(64))
@@ -120,19 +131,20 @@ def model_lifecycle(
 
 def completed_event(epochs: int, acc: float, classes: list[str], per_class: list[float],
                     labels: bytes, *, latency_ms: float, train_seconds: float) -> NewEvent:
-    """TrainingCompleted with test accuracy ``acc``, ``per_class`` as each class's precision and
-    recall, and ``labels`` as the test-set predictions."""
+    """TrainingCompleted with test accuracy ``acc``, ``per_class`` as each class's accuracy (its
+    recall) and precision, and ``labels`` as the test-set predictions."""
     n = len(classes)
-    return NewEvent("TrainingCompleted", {
-        "epochs_trained": epochs, "test_acc": acc, "test_loss": 2.3 * (1 - acc),
-        "class_names": classes, "class_accuracy": [0.9 + a / 10 for a in per_class],
-        "class_precision": per_class, "class_recall": per_class,
-        "class_specificity": [0.95] * n, "class_support": [30] * n,
-        "confusion_matrix": [[0] * n for _ in range(n)],
-        "predictions": base64.b64encode(labels).decode(),
-        "predictions_digest": hashlib.sha256(labels).hexdigest(),
-        "latency_ms": latency_ms, "train_seconds": train_seconds,
-    }, idempotency_key="completed")
+    return NewEvent.of(TrainingCompleted(
+        epochs_trained=epochs, test_acc=acc, test_loss=2.3 * (1 - acc),
+        class_names=classes, class_accuracy=per_class,
+        class_ovr_accuracy=[0.9 + a / 10 for a in per_class],
+        class_precision=per_class, class_recall=per_class,
+        class_specificity=[0.95] * n, class_support=[30] * n,
+        confusion_matrix=[[0] * n for _ in range(n)],
+        predictions=base64.b64encode(labels).decode(),
+        predictions_digest=hashlib.sha256(labels).hexdigest(),
+        latency_ms=latency_ms, train_seconds=train_seconds,
+    ), idempotency_key="completed")
 
 
 def search_log(
@@ -146,9 +158,9 @@ def search_log(
         events = model_lifecycle(rng, f"m{i}", dataset_id, parent_id=parent,
                                  finish=rng.random() < 0.9)
         if rng.random() < 0.1:
-            events.append(NewEvent("Pinned", {}))
+            events.append(NewEvent.of(Pinned()))
         if rng.random() < 0.1:
-            events.append(NewEvent("Tagged", {"tag": rng.choice(["baseline", "small", "keep"])}))
+            events.append(NewEvent.of(Tagged(tag=rng.choice(["baseline", "small", "keep"]))))
         yield f"model-m{i}", events
 
 
@@ -189,19 +201,19 @@ def lean_log(n_models: int, n_classes: int = 10, seed: int = 5
         labels = preds[i].tobytes()
         pc = [float(x) for x in per_class[i]]
         yield f"model-{mid}", [
-            NewEvent("ArchitectureProposed", {
-                "model_id": mid, "dataset_id": "synthetic", "origin": "sampled",
-                "parent_id": None, "changes": [],
-                "architecture": {"layers": layers, "reference": None},
-                "hyperparameters": {"optimizer": "adam", "lr": float(lrs[i]),
-                                    "weight_decay": 0.0, "batch_size": 128, "epochs": 3,
-                                    "schedule": "step", "step_gamma": 0.75, "seed": 0,
-                                    "early_stop_patience": 3, "early_stop_delta": 0.005},
-                "glyph": "-".join(t[:2] for t in types) + f"-D{n_classes}",
-                "layer_types": types, "depth": len(types) + 1, "params": int(params[i]),
-                "flops": int(params[i]) * 10, "input_shape": [1, 8, 8],
-                "num_classes": n_classes,
-            }, idempotency_key="proposed"),
+            NewEvent.of(ArchitectureProposed(
+                model_id=mid, dataset_id="synthetic", origin="sampled",
+                parent_id=None, changes=[],
+                architecture={"layers": layers, "reference": None},
+                hyperparameters={"optimizer": "adam", "lr": float(lrs[i]),
+                                 "weight_decay": 0.0, "batch_size": 128, "epochs": 3,
+                                 "schedule": "step", "step_gamma": 0.75, "seed": 0,
+                                 "early_stop_patience": 3, "early_stop_delta": 0.005},
+                glyph="-".join(t[:2] for t in types) + f"-D{n_classes}",
+                layer_types=types, depth=len(types) + 1, params=int(params[i]),
+                flops=int(params[i]) * 10, input_shape=[1, 8, 8],
+                num_classes=n_classes,
+            ), idempotency_key="proposed"),
             completed_event(3, acc, classes, pc, labels, latency_ms=0.1 + acc,
                             train_seconds=5.0),
         ], None

@@ -99,13 +99,6 @@ class String(Node):
 Value = Number | Word | String
 
 
-def text_value(text: str) -> Value:
-    """The value node that prints as `text` and parses back to itself: a word, else a string."""
-    if _BARE_WORD.match(text) and text.lower() not in KEYWORDS:
-        return Word(text)
-    return String(text)
-
-
 # ----------------------------------------------------------------------------------------- filters
 @dataclass(frozen=True)
 class FieldRef(Node):

@@ -5,7 +5,8 @@ Contract: the SQL text is built only from fixed fragments in this module and the
 parameter (``%(p1)s``). Semantic errors (unknown field, class, unit, operator) raise
 `QuerySyntaxError` pointing at the offending text.
 
-Pareto fronts are computed in the database; see `_Compiler._pareto` for the method.
+Pareto fronts are computed in the database by the rule and tie rule of `nasdb.query._pareto` (the
+one definition); see `_Compiler._pareto` for the method.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from nasdb.query._fields import (
     Field,
     Kind,
 )
+from nasdb.query._pareto import dominates_sql, skyline2_sql
 
 __all__ = ["DEFAULT_LIMIT", "Catalog", "CompiledQuery", "compile"]
 
@@ -763,7 +765,8 @@ class _Compiler:
         return out
 
     def _pareto(self, where: list[str], described: str) -> CompiledQuery:
-        """The Pareto front (skyline), computed in the database, exact under ties.
+        """The Pareto front (skyline), computed in the database, exact under ties
+        (the rule and the tie rule: `nasdb.query._pareto`).
 
         Every objective is turned into a value to minimise (``o_i``; maximised ones are negated).
         Rows missing any objective are left out. A row p is on the front iff no row q has
@@ -788,7 +791,7 @@ class _Compiler:
           13 ms); when it is weak, the range holds most candidates and they are read twice, by
           index probes (and a front of many thousands of models is joined back row by row).
           ``candidates`` is NOT MATERIALIZED so that each read gets its own plan.
-        - Skyline, O(n log n) (`_skyline2`): group the rows by o1, take each group's best o2, and
+        - Skyline, O(n log n) (`skyline2_sql`): group the rows by o1, take each group's best o2, and
           a running minimum of those over the groups in o1 order gives the best o2 among rows
           strictly better on o1. p is non-dominated iff its o2 is its group's best (nothing tied
           on o1 beats it on o2) and strictly below that running minimum (nothing better on o1 is
@@ -826,7 +829,7 @@ class _Compiler:
         carried = [alias for _, alias in narrow]
         every = ", ".join(f"o{n}" for n in range(1, k + 1))
         if k == 2 and not prune:
-            front_sql = _skyline2("candidates", "o1", "o2", ", ".join([*carried, every]))
+            front_sql = skyline2_sql("candidates", "o1", "o2", ", ".join([*carried, every]))
             sql = candidates + ", front AS (\n  " + front_sql.replace("\n", "\n  ") + "\n)"
         elif k == 2:
             # Orders and ranges on the objective columns themselves (not on the negated o_i), so
@@ -837,7 +840,7 @@ class _Compiler:
             # the planner sees a range with one unknown end - estimated at 0.5% of the rows, not
             # a third - and probes by index rather than hashing every candidate.
             bound = _LOWEST_HIGHEST[t1.kind is Kind.COUNT][max1]
-            front_sql = _skyline2("pruned", "o1", "o2", ", ".join([*carried, every]))
+            front_sql = skyline2_sql("pruned", "o1", "o2", ", ".join([*carried, every]))
             sql = (
                 candidates + ", anchors AS (\n"
                 f"  SELECT * FROM candidates ORDER BY {t2.alias} {'DESC' if max2 else 'ASC'} "
@@ -855,13 +858,11 @@ class _Compiler:
             pivots = []
             for i in range(1, k + 1):
                 j = i % k + 1
-                pivots.append("  " + _skyline2("candidates", f"o{i}", f"o{j}", every)
+                pivots.append("  " + skyline2_sql("candidates", f"o{i}", f"o{j}", every)
                               .replace("\n", "\n  "))
 
             def dominates(q: str, p: str) -> str:
-                le = " AND ".join(f"{q}.o{i} <= {p}.o{i}" for i in range(1, k + 1))
-                lt = " OR ".join(f"{q}.o{i} < {p}.o{i}" for i in range(1, k + 1))
-                return f"{le} AND ({lt})"
+                return dominates_sql(q, p, k)
 
             sql = (
                 candidates + ", pivots AS (\n" + "\n  UNION\n".join(pivots) + "\n"
@@ -912,25 +913,6 @@ _LOWEST_HIGHEST = {
     True: ("'-9223372036854775808'::bigint", "'9223372036854775807'::bigint"),
 }
 """[objective is a whole number][maximised]: a bound no value of that type lies beyond."""
-
-
-def _skyline2(source: str, a: str, b: str, select: str) -> str:
-    """Rows of `source` that no row beats on both (to-minimise) columns `a` and `b`; O(n log n).
-
-    Group by `a` and take each group's best `b`; a running minimum over the groups in `a` order
-    (``ROWS UNBOUNDED PRECEDING .. 1 PRECEDING``: the frame start never moves, so PostgreSQL
-    updates the aggregate row by row) is the best `b` among rows strictly better on `a`. A row is
-    non-dominated iff its `b` is its group's best and strictly below that running minimum;
-    duplicates of such a point all qualify.
-    """
-    return (
-        f"SELECT {', '.join(f'c.{c.strip()}' for c in select.split(','))} FROM {source} AS c\n"
-        f"JOIN (SELECT g.k, g.best, min(g.best) OVER (ORDER BY g.k ROWS BETWEEN UNBOUNDED "
-        f"PRECEDING AND 1 PRECEDING) AS before\n"
-        f"      FROM (SELECT {a} AS k, min({b}) AS best FROM {source} GROUP BY {a}) AS g) AS s\n"
-        f"  ON c.{a} = s.k\n"
-        f"WHERE c.{b} = s.best AND (s.before IS NULL OR c.{b} < s.before)"
-    )
 
 
 _EXAMPLE = {Kind.COUNT: "100k", Kind.FRACTION: "0.9 or 90%", Kind.REAL: "1e-3",

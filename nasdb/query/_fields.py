@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from nasdb.schema.vocabulary import MODEL_STATUSES, OPTIMIZERS, ORIGINS
+
 __all__ = [
     "AGGREGATES",
     "CLASS_METRICS",
@@ -76,12 +78,13 @@ LAYER_TYPES: dict[str, tuple[str, ...]] = {
     "flatten": ("Flatten",),
     "globalavgpool": ("GlobalAvgPool",),
     "gap": ("GlobalAvgPool",),
+    "convblock": ("ConvBlock",),
+    "sepconv": ("SepConv",),
+    "residual": ("Residual",),
+    "block": ("ConvBlock", "SepConv", "Residual"),
 }
 """``has:<name>`` and the layer-count fields: name (lower case) -> the layer types it counts."""
 
-ORIGINS = ("sampled", "ablation", "variation", "handcrafted", "mutation", "reference")
-STATUSES = ("proposed", "queued", "training", "done", "failed", "cancelled")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 _FIELDS: list[Field] = [
     Field("id", "m.id", Kind.TEXT, "id", "the model id (m12)"),
@@ -89,7 +92,7 @@ _FIELDS: list[Field] = [
     Field("dataset", "m.dataset_id", Kind.TEXT, "dataset", "the dataset name"),
     Field("parent", "m.parent_id", Kind.TEXT, "parent", "the parent model's id"),
     Field("origin", "m.origin", Kind.ENUM, "origin", "how the model came to be", choices=ORIGINS),
-    Field("status", "m.status", Kind.ENUM, "status", "training state", choices=STATUSES),
+    Field("status", "m.status", Kind.ENUM, "status", "training state", choices=MODEL_STATUSES),
     Field("optimizer", "m.optimizer", Kind.ENUM, "optimizer", "the optimizer", choices=OPTIMIZERS),
     Field("tag", "m.tags", Kind.TAGS, "tag", "one of the model's tags"),
     Field("glyph", "m.glyph", Kind.TEXT, "glyph", "the summary glyph (C32k3-relu-P2-D10)"),

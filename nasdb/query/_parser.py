@@ -469,8 +469,6 @@ def _translate(text: str, e: UnexpectedInput) -> QuerySyntaxError:
         at_end = False
     else:  # UnexpectedEOF (not produced by LALR, kept for safety)
         expected, found, at_end, pos = set(), "", True, len(text)
-    text.count("\n", 0, pos) + 1
-    pos - (text.rfind("\n", 0, pos) + 1) + 1
     length = max(1, len(found))
 
     def fail(message: str, *, at: int | None = None, span: int | None = None) -> QuerySyntaxError:

@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from nasdb.query._compiler import Catalog, CompiledQuery, compile
+from nasdb.query._datasets import check_one_dataset, scoped
 from nasdb.query._errors import query_error
 from nasdb.query._parser import parse
 from nasdb.schema import settings
@@ -38,17 +39,20 @@ class Result:
     query_kind: str = field(default="")
 
 
-def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
+def run(text: str, db: _Connectable | None, *, explain: bool = False,
+        dataset: str | None = None) -> Result:
     """Parse, compile and run `text` against `db` (anything with ``.connect()`` giving a psycopg 3
     connection context manager, such as `nasdb.schema.Database`).
 
     ``explain=True`` (or the ``explain`` keyword in the text) returns the SQL and parameters
     without running them; then `db` may be None (no catalog: class names are not checked).
-    Runs in a read-only transaction with a statement timeout (NASDB_SQL_TIMEOUT_SECONDS; past it,
-    `InvalidRequest`). Raises `QuerySyntaxError` for a bad query and lets the
-    database layer's `DatabaseUnavailable` through.
+    ``dataset`` limits a query that names no dataset to that one (`_datasets.scoped`). A ranking
+    (``pareto``, ``top``) that names no dataset while several are registered raises
+    `DatasetNotChosen`, listing them. Runs in a read-only transaction with a statement timeout
+    (NASDB_SQL_TIMEOUT_SECONDS; past it, `InvalidRequest`). Raises `QuerySyntaxError` for a bad
+    query and lets the database layer's `DatabaseUnavailable` through.
     """
-    query = parse(text)
+    query = scoped(parse(text), dataset)
     explain = explain or query.explain is not None
     if db is None:
         if not explain:
@@ -58,7 +62,9 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False) -> Result:
     with db.connect() as conn:
         conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
-        compiled = compile(query, Catalog.load(conn))
+        catalog = Catalog.load(conn)
+        check_one_dataset(query, catalog.datasets)
+        compiled = compile(query, catalog)
         if explain:
             return _explained(compiled)
         _check_regexes(conn, text, compiled)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._advice import predict_model, recommend_for
 from ._embedding import embed_2d, place_new
 from ._encoder import ENCODER_FORMAT, ArchitectureEncoder
-from ._guided import propose_guided, rank_guided
+from ._guided import predictor_ranker, propose_guided, rank_guided
 from ._predictor import (
     MIN_TRAINED_MODELS,
     PREDICTOR_FORMAT,
@@ -77,6 +77,7 @@ __all__ = [
     "load_recommender",
     "place_new",
     "predict_model",
+    "predictor_ranker",
     "prepare_images",
     "propose_guided",
     "rank_guided",

@@ -22,6 +22,8 @@ import numpy as np
 from nasdb.ingest import EventStore, NewEvent
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NotFound
+from nasdb.schema.events import AccuracyPredicted
+from nasdb.schema.vocabulary import FINISHED_JOB_STATES, MODEL_STATUSES
 
 from ._recommend import Candidate, recommend
 from ._service import (
@@ -35,7 +37,7 @@ from ._service import (
 
 __all__ = ["predict_model", "recommend_for"]
 
-_OPEN_STATES = ("proposed", "queued", "training")
+_OPEN_STATES = tuple(s for s in MODEL_STATUSES if s not in FINISHED_JOB_STATES)
 
 
 def _bundle(db: Database) -> Bundle:
@@ -63,13 +65,10 @@ def _class_metrics(db: Database, model_ids: Sequence[str]) -> dict[str, dict[str
 
 
 def _open_models(db: Database, dataset_id: str) -> list[dict[str, Any]]:
-    with db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, dataset_id, glyph, architecture, hyperparameters, params, flops, status, "
-            "epochs_trained from models where dataset_id = %s and status = any(%s) order by id",
-            (dataset_id, list(_OPEN_STATES)),
-        ).fetchall()
-    return [dict(r) for r in rows if has_architecture(r["architecture"])]
+    from nasdb.read import list_models
+
+    rows = list_models(db, dataset_id=dataset_id, statuses=_OPEN_STATES)
+    return [r.model_dump() for r in rows if has_architecture(r.architecture)]
 
 
 def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
@@ -94,15 +93,16 @@ def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
 
 def _refit_shapes(models: Sequence[dict[str, Any]], dataset_id: str, db: Database) -> list[dict]:
     """The models re-counted for another dataset's input shape; those that do not fit dropped."""
-    from nasdb.search import Architecture, infer_shapes
-    from nasdb.steer import get_dataset
+    from nasdb.read import get_dataset
+    from nasdb.search import Architecture
+    from nasdb.trainers.measure import layer_table
 
     info = get_dataset(db, dataset_id)
     out = []
     for m in models:
         try:
             arch = Architecture.from_json(dict(m["architecture"]))
-            infos = infer_shapes(arch, info.input_shape, info.num_classes)
+            infos = layer_table(arch, info.input_shape, info.num_classes)
         except InvalidArchitecture:
             continue
         out.append({**m, "params": sum(i.params for i in infos),
@@ -132,7 +132,7 @@ def recommend_for(
     "recommendations": [...]}``. Raises `NotFound` for an unknown dataset or when nothing is
     fitted, `InvalidRequest` for an unknown class.
     """
-    from nasdb.steer import get_dataset
+    from nasdb.read import get_dataset
 
     get_dataset(db, dataset_id)
     bundle = _bundle(db)
@@ -211,9 +211,9 @@ def predict_model(
     """Predicted test accuracy (with a 90 % interval) of ``model_id`` on ``dataset_id`` (default:
     its own dataset). Appends AccuracyPredicted when ``record`` and the dataset is the model's own.
     """
-    from nasdb.steer import get_dataset, get_model
+    from nasdb.read import get_dataset, get_model
 
-    model = get_model(db, model_id)
+    model = get_model(db, model_id).model_dump()
     target = dataset_id or model["dataset_id"]
     get_dataset(db, target)
     if not has_architecture(model.get("architecture")):
@@ -241,9 +241,9 @@ def predict_model(
     if recorded:
         EventStore(db=db).append(
             f"model-{model_id}",
-            [NewEvent("AccuracyPredicted", {
-                "predicted_acc": float(mean[0]), "lower": float(low[0]), "upper": float(high[0]),
-                "recommender_id": bundle.predictor.recommender_id})],
+            [NewEvent.of(AccuracyPredicted(
+                predicted_acc=float(mean[0]), lower=float(low[0]), upper=float(high[0]),
+                recommender_id=bundle.predictor.recommender_id))],
         )
     measured = model.get("test_acc") if target == model["dataset_id"] else None
     return {

@@ -7,21 +7,63 @@ default queues) only those. Each kept proposal's ArchitectureProposed carries ``
 in ``proposal``, the interval, the score, its rank among the candidates and the recommender id, so
 predicted and measured accuracy can be compared once it is trained.
 
-The function has the shape a study strategy needs (store, dataset, budget, seed -> model ids); the
-study driver can register it as the ``guided`` strategy.
+`predictor_ranker(db)` is the same ranking as a function a study driver hands to the ``guided``
+strategy (`nasdb.search.strategies.Ranker`): the model space never imports the recommender.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nasdb.ingest import EventStore
+from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
+from nasdb.search.strategies import Ranked, Ranker, Ranking, Suggestion
+from nasdb.trainers.measure import count_flops, count_params
 
 from ._recommend import GuidedChoice, guided_selection
-from ._service import load_bundle
+from ._service import Bundle, load_bundle
 
-__all__ = ["propose_guided", "rank_guided"]
+__all__ = ["predictor_ranker", "propose_guided", "rank_guided"]
+
+
+def _choose(
+    bundle: Bundle, info: DatasetInfo, pairs: Sequence[tuple[Architecture, Hyperparameters]],
+    ratio: float,
+) -> list[GuidedChoice]:
+    items = [
+        {
+            "id": str(i),
+            "architecture": arch.to_dict(),
+            "hyperparameters": hp.to_dict(),
+            "params": count_params(arch, info.input_shape, info.num_classes),
+            "flops": count_flops(arch, info.input_shape, info.num_classes),
+        }
+        for i, (arch, hp) in enumerate(pairs)
+    ]
+    assert bundle.predictor is not None
+    return guided_selection(bundle.rows(info.id, items), bundle.predictor.model, ratio)
+
+
+def predictor_ranker(db: Database) -> Ranker:
+    """A ranking function for the ``guided`` strategy: the newest fitted predictor (loaded at each
+    call, so a refit is used from the next step) keeps the best ``ratio`` of the candidates.
+
+    Loading nothing until called, it can be handed to every study's driver. The call raises
+    `NotFound` when no predictor has been fitted (nasdb recommend fit).
+    """
+
+    def rank(info: DatasetInfo, candidates: Sequence[Suggestion], ratio: float) -> Ranking:
+        bundle = load_bundle(db)
+        assert bundle.predictor is not None
+        pairs = [(s.architecture, s.hyperparameters) for s in candidates]
+        kept = [Ranked(c.index, c.predicted, c.lower, c.upper, c.score)
+                for c in _choose(bundle, info, pairs, ratio)]
+        return Ranking(kept, bundle.predictor.recommender_id)
+
+    return rank
 
 
 def rank_guided(
@@ -35,8 +77,8 @@ def rank_guided(
     hyperparameter_space: Any = None,
 ) -> tuple[list[tuple[Any, Any]], list[GuidedChoice], str]:
     """The sampled candidates, the kept choices (best first) and the predictor's id."""
-    from nasdb.search import count_flops, count_params, sample
-    from nasdb.steer import get_dataset
+    from nasdb.read import get_dataset
+    from nasdb.search import sample
 
     if n_candidates < 1:
         raise InvalidRequest(f"n_candidates must be at least 1; got {n_candidates}")
@@ -47,19 +89,7 @@ def rank_guided(
     assert bundle.predictor is not None
     pairs = sample(info.input_shape, info.num_classes, n_candidates, seed=seed, space=space,
                    hyperparameters=hyperparameter_space)
-    items = [
-        {
-            "id": str(i),
-            "architecture": arch.to_dict(),
-            "hyperparameters": hp.to_dict(),
-            "params": count_params(arch, info.input_shape, info.num_classes),
-            "flops": count_flops(arch, info.input_shape, info.num_classes),
-        }
-        for i, (arch, hp) in enumerate(pairs)
-    ]
-    rows = bundle.rows(dataset_id, items)
-    choices = guided_selection(rows, bundle.predictor.model, ratio)
-    return pairs, choices, bundle.predictor.recommender_id
+    return pairs, _choose(bundle, info, pairs, ratio), bundle.predictor.recommender_id
 
 
 def propose_guided(
@@ -83,7 +113,8 @@ def propose_guided(
     Raises `NotFound` when no predictor has been fitted (nasdb recommend fit) or the dataset is not
     registered, `InvalidRequest` for a ratio outside (0, 1].
     """
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.read import get_dataset
+    from nasdb.steer import Proposal, propose
 
     pairs, choices, recommender_id = rank_guided(
         store, dataset_id, n_candidates, ratio, seed,

@@ -39,10 +39,10 @@ from sklearn.svm import SVR
 from threadpoolctl import threadpool_limits
 
 from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.schema.vocabulary import OPTIMIZERS
 
 __all__ = [
     "MIN_TRAINED_MODELS",
-    "OPTIMIZERS",
     "PREDICTOR_FORMAT",
     "AccuracyPredictor",
     "PredictorRow",
@@ -53,7 +53,6 @@ __all__ = [
 PREDICTOR_FORMAT = "nasdb-predictor/1"
 #: Fewest trained models `AccuracyPredictor.fit` accepts: 5 folds of at least 4 held-out models.
 MIN_TRAINED_MODELS = 20
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
 _FOLDS = 5
 
 

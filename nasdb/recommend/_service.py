@@ -36,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, get_artifact, put_artifact
+from nasdb.read import list_datasets, list_models
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.schema.events import RecommenderTrained
 
 from ._encoder import ArchitectureEncoder
 from ._predictor import MIN_TRAINED_MODELS, AccuracyPredictor, PredictorRow
@@ -157,7 +159,10 @@ def _record(
     fitted = Fitted(recommender_id, kind, artifact, fingerprint, rows, _json_safe(metrics))
     EventStore(db=db).append(
         f"recommender-{recommender_id}",
-        [NewEvent("RecommenderTrained", {**fitted.as_dict(), "metrics": fitted.metrics})],
+        [NewEvent.of(RecommenderTrained(
+            recommender_id=fitted.recommender_id, kind=fitted.kind, artifact=fitted.artifact,
+            data_fingerprint=fitted.data_fingerprint, training_rows=fitted.training_rows,
+            metrics=fitted.metrics))],
         expected_version=0,
     )
     return fitted
@@ -233,14 +238,7 @@ def load_recommender(db: Database, recommender_id: str) -> Recommender:
 
 
 def _registered(db: Database) -> list[dict[str, Any]]:
-    with db.connect(dict_rows=True) as conn:
-        return [
-            dict(r)
-            for r in conn.execute(
-                "select id, fingerprint, channels, height, width, num_classes from datasets "
-                "order by id"
-            ).fetchall()
-        ]
+    return [d.model_dump() for d in list_datasets(db)]
 
 
 def has_architecture(architecture: Any) -> bool:
@@ -253,17 +251,8 @@ def has_architecture(architecture: Any) -> bool:
 
 def trained_models(db: Database, dataset_id: str | None = None) -> list[dict[str, Any]]:
     """Models that finished training with a test accuracy (optionally on one dataset), by id."""
-    sql = (
-        "select id, dataset_id, glyph, architecture, hyperparameters, params, flops, test_acc, "
-        "epochs_trained from models where status = 'done' and test_acc is not null"
-    )
-    args: list[Any] = []
-    if dataset_id is not None:
-        sql += " and dataset_id = %s"
-        args.append(dataset_id)
-    with db.connect(dict_rows=True) as conn:
-        rows = [dict(r) for r in conn.execute(sql + " order by id", args).fetchall()]
-    return sorted(rows, key=lambda r: (len(r["id"]), r["id"]))
+    rows = list_models(db, dataset_id=dataset_id, statuses=["done"], tested=True)
+    return [r.model_dump() for r in rows]
 
 
 def curves(db: Database, model_ids: Sequence[str]) -> dict[str, list[float]]:
@@ -341,7 +330,7 @@ def fit_encoder(
 
 
 def _images(db: Database, dataset_id: str, split: str = "train") -> np.ndarray:
-    from nasdb.steer import get_dataset
+    from nasdb.read import get_dataset
     from nasdb.trainers.registry import load_registered
 
     get_dataset(db, dataset_id)  # NotFound naming the registered datasets

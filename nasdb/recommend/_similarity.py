@@ -233,11 +233,6 @@ class DatasetSimilarity:
         shares = counts / counts.sum()
         return {name: float(s) for name, s in zip(self.names, shares, strict=True)}
 
-    def most_similar(self, images: np.ndarray) -> str:
-        """The known dataset with the largest vote share (ties: first by name)."""
-        shares = self.similarity(images)
-        return max(self.names, key=lambda n: (shares[n], -self.names.index(n)))
-
     def save(self, path: str | Path) -> None:
         """Write the ranker with joblib, tagged with `SIMILARITY_FORMAT`."""
         joblib.dump({"format": SIMILARITY_FORMAT, "ranker": self}, Path(path))

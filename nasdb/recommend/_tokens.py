@@ -3,6 +3,7 @@
 One layer dict (docs/contracts.md, "Architecture JSON") becomes one token that carries its type and
 its hyperparameters, as in Sankaran et al.: ``Conv2D_32_3_1_valid``, ``MaxPool2D_2_2``,
 ``AvgPool2D_2_2``, ``Dense_128``, ``Dropout_0.25``, ``BatchNorm``, ``Flatten``, ``GlobalAvgPool``,
+the composite blocks ``ConvBlock_32_3_1_relu``, ``SepConv_64_3_2_relu``, ``Residual_32_3_1_gelu``,
 and an ``Activation`` becomes the bare function name (``relu``). A layer of a type this code does
 not know becomes ``UNK`` (never an error); a known layer that lacks a field it needs is an error. A
 reference classifier (``{"layers": [], "reference": "resnet18"}``) is the single token
@@ -46,6 +47,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "BatchNorm": (),
     "Flatten": (),
     "GlobalAvgPool": (),
+    "ConvBlock": ("filters", "kernel", "stride", "fn"),
+    "SepConv": ("filters", "kernel", "stride", "fn"),
+    "Residual": ("filters", "kernel", "stride", "fn"),
 }
 
 

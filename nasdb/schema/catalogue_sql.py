@@ -5,7 +5,7 @@ type or schema version the catalogue does not hold, a payload that is not a JSON
 required field that is missing, a field of the wrong JSON type and a field the type does not
 declare. The rules come from the pydantic classes in `nasdb.schema.events` (one definition):
 `field_rules` turns each class's JSON schema into rows of ``nasdb_event_fields``, and `sync`
-writes them (run by the migration that created the tables and by `Database.ensure_schema` as the
+writes them (run by the migration that created the tables and by `nasdb.migrations.ensure_schema` as the
 owner whenever the code's catalogue differs from the database's, found by `fingerprint`).
 
 Rows are keyed by (type, schema version) and never deleted, so older code that still appends an

@@ -31,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from nasdb.schema import settings
-from nasdb.schema.errors import DatabaseUnavailable, InvalidRequest, SchemaOutOfDate
+from nasdb.schema.errors import DatabaseUnavailable, InvalidRequest
 
 _EMBEDDED_DB = "nasdb"
 _embedded_lock = threading.Lock()
@@ -111,7 +111,9 @@ class Database:
     """A handle on one nasdb database. Cheap to create; safe to share between threads.
 
     ``url`` is the everyday connection; ``owner_url`` (migrations) and ``sql_url`` (`nasdb sql`)
-    default as the module docstring says.
+    default as the module docstring says. Bringing its schema to head is
+    `nasdb.migrations.ensure_schema(db)`'s job, as the owner (the schema package knows nothing of
+    migrations; ``schema_checked`` records that it was done for this handle).
     """
 
     def __init__(self, url: str | None = None, *, owner_url: str | None = None,
@@ -126,7 +128,7 @@ class Database:
         self.embedded = not explicit
         sql = sql_url or settings.get("sql_url")
         self.sql_url = check_url(sql) if sql else with_user(self.url, SQL_ROLE)
-        self._schema_checked = False
+        self.schema_checked = False
 
     def __repr__(self) -> str:
         return f"Database({mask_url(self.url)!r})"
@@ -182,56 +184,3 @@ class Database:
         owner = Database(self.owner_url, owner_url=self.owner_url, sql_url=self.sql_url)
         owner.embedded = self.embedded
         return owner
-
-    def ensure_schema(self) -> None:
-        """Bring the schema and its event catalogue to head (once per handle), as the owner;
-        refuse a schema newer than this code."""
-        if self._schema_checked:
-            return
-        from nasdb.migrations.runner import head_revision, schema_state
-        from nasdb.schema.catalogue_sql import fingerprint
-
-        # The embedded server's application role exists only once the owner has migrated.
-        probe = self.owner() if self.embedded else self
-        try:
-            current, catalogue = schema_state(probe)
-        except DatabaseUnavailable:
-            if probe.url == self.owner_url:
-                raise
-            # the everyday role may not exist yet: the first migration creates it
-            current, catalogue = schema_state(self.owner())
-        head = head_revision()
-        if current != head or catalogue != fingerprint():
-            if current is not None and current not in _known_revisions():
-                raise SchemaOutOfDate(
-                    f"the database at {self.display_url} is at schema revision {current}, which "
-                    "this nasdb does not know (it is newer); upgrade nasdb: pip install -U nasdb"
-                )
-            self._migrate(current)
-        self._schema_checked = True
-
-    def _migrate(self, current: str | None) -> None:
-        from sqlalchemy.exc import DBAPIError
-
-        from nasdb.migrations.runner import upgrade
-
-        owner = self.owner()
-        try:
-            upgrade(owner)
-        except DBAPIError as e:
-            if not isinstance(e.orig, psycopg.errors.InsufficientPrivilege):
-                raise
-            raise SchemaOutOfDate(
-                f"the database at {self.display_url} is at schema revision {current} (or its "
-                "event catalogue is older than this code) and this role may not migrate it: run "
-                "`nasdb init` with NASDB_OWNER_URL set to the schema owner's URL"
-            ) from e
-        finally:
-            if owner is not self:
-                owner.engine.dispose()
-
-
-def _known_revisions() -> set[str]:
-    from nasdb.migrations.runner import all_revisions
-
-    return set(all_revisions())

@@ -81,6 +81,21 @@ class QuerySyntaxError(NasdbError):
         super().__init__(message)
 
 
+class DatasetNotChosen(NasdbError):
+    """A ranking (``pareto``, ``top``) over models of several datasets: accuracies of different
+    datasets do not compare, so the query must name one. `datasets` lists the choices."""
+
+    exit_code = 2
+
+    def __init__(self, verb: str, datasets: tuple[str, ...]) -> None:
+        self.verb = verb
+        self.datasets = datasets
+        super().__init__(
+            f"{verb} ranks the models of one dataset, and {len(datasets)} datasets exist: "
+            f"{', '.join(datasets)}; add dataset=NAME, e.g. '{verb} dataset={datasets[0]}'"
+        )
+
+
 class LeaseLost(NasdbError):
     """A worker's lease on a job was taken over by another worker; its results are fenced off."""
 

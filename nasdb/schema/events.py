@@ -9,22 +9,40 @@ current one with small ``upcast_vN_vM`` functions registered in `UPCASTERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasdb.schema.errors import InvalidEvent
+from nasdb.schema.metrics import per_class_metrics
+from nasdb.schema.vocabulary import Origin
 
 JsonDict = dict[str, Any]
-Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", "reference"]
 
 
 class Payload(BaseModel):
-    """Base of every event payload: frozen, no unknown keys."""
+    """Base of every event payload: frozen, no unknown keys.
+
+    Building one with a value that does not fit raises `InvalidEvent` (the message validation on
+    append gives), never pydantic's own error: producers build payloads from user input.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise InvalidEvent(_invalid(self.TYPE, e)) from e
+
+
+def _invalid(event_type: str, e: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in e.errors()
+    )
+    return f"{event_type} payload is invalid: {problems}"
 
 
 # --- dataset-<id> ---------------------------------------------------------------------------
@@ -44,19 +62,25 @@ class DatasetRegistered(Payload):
     test_size: int = Field(ge=1)
     val_seed: int = 0
     limit: int | None = None
+    #: Whether training may flip images horizontally (None: registered before this was recorded).
+    hflip: bool | None = None
 
 
 # --- study-<id> -----------------------------------------------------------------------------
 
 
 class StudyCreated(Payload):
+    """v2: the objective ``acc`` is test accuracy; validation accuracy is ``val_acc`` (v1's
+    ``acc`` meant best validation accuracy, and `upcast_study_created_v1_v2` renames it)."""
+
     TYPE = "StudyCreated"
+    VERSION = 2
     study_id: str
     dataset_id: str
     strategy: str
     settings: JsonDict = Field(default_factory=dict)
     space: JsonDict = Field(default_factory=dict)
-    objectives: list[str] = Field(default_factory=lambda: ["acc", "params"])
+    objectives: list[str] = Field(default_factory=lambda: ["val_acc", "params"])
     budget: JsonDict = Field(default_factory=dict)
     previous_study_id: str | None = None
 
@@ -147,7 +171,11 @@ class LeaseRenewed(Payload):
 
 
 class EpochCompleted(Payload):
+    """v2: ``class_acc`` is each class's accuracy on the validation split in `nasdb.schema.metrics`'
+    sense (its recall); ``class_ovr_acc`` the one-vs-rest accuracy that v1 called ``class_acc``."""
+
     TYPE = "EpochCompleted"
+    VERSION = 2
     epoch: int = Field(ge=1)
     attempt: int = 1
     train_loss: float
@@ -155,18 +183,26 @@ class EpochCompleted(Payload):
     val_loss: float
     val_acc: float
     class_acc: dict[str, float] = Field(default_factory=dict)
+    class_ovr_acc: dict[str, float] = Field(default_factory=dict)
     lr: float
     seconds: float
 
 
 class TrainingCompleted(Payload):
+    """v2: ``class_accuracy`` is each class's accuracy in `nasdb.schema.metrics`' sense (its
+    recall on the test split); ``class_ovr_accuracy`` the one-vs-rest accuracy that v1 called
+    ``class_accuracy`` (`upcast_training_completed_v1_v2` derives both from the confusion matrix).
+    """
+
     TYPE = "TrainingCompleted"
+    VERSION = 2
     attempt: int = 1
     epochs_trained: int
     test_acc: float
     test_loss: float
     class_names: list[str]
     class_accuracy: list[float]
+    class_ovr_accuracy: list[float] = Field(default_factory=list)
     class_precision: list[float]
     class_recall: list[float]
     class_specificity: list[float]
@@ -305,6 +341,56 @@ Upcaster = Callable[[JsonDict], JsonDict]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
+def upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Register a function lifting ``event_type`` payloads from ``from_version`` one version up.
+
+    Upcasters are idempotent (lifting an already lifted payload changes nothing), so a payload
+    read twice through `upcast` stays right."""
+
+    def register(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return register
+
+
+@upcaster("TrainingCompleted", 1)
+def upcast_training_completed_v1_v2(data: JsonDict) -> JsonDict:
+    """v1's ``class_accuracy`` was one-vs-rest accuracy: keep it as ``class_ovr_accuracy`` and
+    make ``class_accuracy`` each class's recall, computed from the recorded confusion matrix (or,
+    when the matrix is empty, the recorded recall: the same ratio)."""
+    if "class_ovr_accuracy" in data:
+        return data
+    names = data.get("class_names") or []
+    confusion = data.get("confusion_matrix") or []
+    if confusion and sum(sum(row) for row in confusion) > 0:
+        accuracy = [m.accuracy for m in per_class_metrics(confusion, names)]
+    else:
+        accuracy = list(data.get("class_recall") or [])
+    return {**data, "class_ovr_accuracy": data.get("class_accuracy") or [],
+            "class_accuracy": accuracy}
+
+
+@upcaster("EpochCompleted", 1)
+def upcast_epoch_completed_v1_v2(data: JsonDict) -> JsonDict:
+    """v1's ``class_acc`` was one-vs-rest accuracy on the validation split: it becomes
+    ``class_ovr_acc``. Its recall per class was never recorded (a v1 epoch kept no confusion
+    matrix), so ``class_acc`` is empty: unknown, rather than the old number under the new name."""
+    if "class_ovr_acc" in data:
+        return data
+    return {**data, "class_ovr_acc": data.get("class_acc") or {}, "class_acc": {}}
+
+
+@upcaster("StudyCreated", 1)
+def upcast_study_created_v1_v2(data: JsonDict) -> JsonDict:
+    """v1's objective ``acc`` was best validation accuracy: it is ``val_acc`` now (``acc`` is test
+    accuracy everywhere), so an old study's strategy keeps ranking exactly as it did."""
+    objectives = data.get("objectives")
+    if objectives is None:
+        return {**data, "objectives": ["val_acc", "params"]}
+    return {**data, "objectives": ["val_acc" if o == "acc" else o for o in objectives]}
+
+
 def validate_payload(event_type: str, data: JsonDict) -> JsonDict:
     """Return ``data`` normalised by its type's schema; raise `InvalidEvent` if it does not fit."""
     cls = PAYLOAD_TYPES.get(event_type)
@@ -314,11 +400,7 @@ def validate_payload(event_type: str, data: JsonDict) -> JsonDict:
     try:
         return cls.model_validate(data).model_dump(mode="json")
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise InvalidEvent(f"{event_type} payload is invalid: {problems}") from e
+        raise InvalidEvent(_invalid(event_type, e)) from e
 
 
 def current_version(event_type: str) -> int:

@@ -3,9 +3,9 @@
 The layer grammar and `Architecture` (the contract JSON), `Hyperparameters`, shape inference with
 exact parameter and FLOP counts, REMAP's Markov-chain sampler, the steering generators (ablations,
 variations, handcrafted edits), the search strategies and structural / prediction distances. It
-reads no database and appends nothing: the commands that do are in `nasdb.steer`. Nothing here imports torch
-except for reference classifiers, whose counts are measured on the module `nasdb.trainers.build`
-builds (imported lazily).
+reads no database and appends nothing: the commands that do are in `nasdb.steer`. Nothing here
+imports torch or another nasdb package but `nasdb.schema`: a reference classifier is known here by
+name only; its module and measured counts are `nasdb.trainers`' (`nasdb.trainers.measure`).
 """
 
 from __future__ import annotations
@@ -27,27 +27,32 @@ from ._distance import NON_ASSIGNMENT_PENALTY, layer_cost, prediction_distance, 
 from ._hyperparameters import OPTIMIZERS, SCHEDULES, Hyperparameters, HyperparameterSpace
 from ._layers import (
     ACTIVATIONS,
+    BLOCK_TYPES,
     LAYER_TYPES,
     PADDINGS,
     Activation,
     AvgPool2D,
     BatchNorm,
     Conv2D,
+    ConvBlock,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    Residual,
+    SepConv,
     layer_from_dict,
 )
 from ._sampler import sample, sample_architecture
-from ._shapes import LayerInfo, count_flops, count_params, infer_shapes
+from ._shapes import LayerInfo, check_input_shape, count_flops, count_params, infer_shapes
 from ._space import REMAP_TABLE, REMAP_TABLE_AFTER_DENSE, SOFTMAX, START, SearchSpace
 from ._steering import STEERING_MAX_PARAMS, ablations, variations
 
 __all__ = [
     "ACTIVATIONS",
+    "BLOCK_TYPES",
     "CHANGE_KINDS",
     "LAYER_TYPES",
     "NON_ASSIGNMENT_PENALTY",
@@ -66,6 +71,7 @@ __all__ = [
     "BatchNorm",
     "Change",
     "Conv2D",
+    "ConvBlock",
     "DatasetInfo",
     "Dense",
     "Dropout",
@@ -76,10 +82,13 @@ __all__ = [
     "Layer",
     "LayerInfo",
     "MaxPool2D",
+    "Residual",
     "SearchSpace",
+    "SepConv",
     "ablations",
     "apply_changes",
     "check_bounds",
+    "check_input_shape",
     "count_flops",
     "count_params",
     "diff",

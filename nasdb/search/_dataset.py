@@ -12,6 +12,10 @@ class DatasetInfo:
     id: str
     input_shape: tuple[int, int, int]
     classes: tuple[str, ...]
+    #: Whether a horizontal flip keeps the class (recorded with the dataset; False if unknown).
+    hflip: bool = False
+    #: Training images (0 when unknown).
+    train_size: int = 0
 
     @property
     def num_classes(self) -> int:

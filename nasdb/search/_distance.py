@@ -12,6 +12,8 @@ may be matched only when they are of the same kind, at the cost of their mismatc
   0.1 from relu and from each other and 0.25 from tanh and sigmoid.
 - Dense: 0.1 when the units differ; Dropout: 0.1 when the rates differ.
 - BatchNorm, Flatten, GlobalAvgPool: 0.
+- ConvBlock, SepConv, Residual (composite blocks; each type is its own kind): the kernel costs
+  above, plus 0.1 for each other differing hyperparameter (filters, stride, activation).
 
 With unit masses the transport is an assignment problem, solved exactly with
 `scipy.optimize.linear_sum_assignment`. The distance is symmetric and zero only on identical lists;
@@ -29,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from nasdb.schema.errors import InvalidRequest
 
 from ._architecture import Architecture
-from ._layers import Activation, Conv2D, Dense, Dropout, Layer, _Pool
+from ._layers import Activation, Conv2D, Dense, Dropout, Layer, _Block, _Pool
 
 NON_ASSIGNMENT_PENALTY = 1.0
 _SIZE_COST = {frozenset({1, 3}): 0.2, frozenset({1, 5}): 0.3, frozenset({3, 5}): 0.2,
@@ -63,6 +65,13 @@ def layer_cost(a: Layer | str, b: Layer | str) -> float | None:
             + 0.1 * (a.filters != b.filters)
             + 0.1 * (a.stride != b.stride)
             + 0.1 * (a.padding != b.padding)
+        )
+    if isinstance(a, _Block) and isinstance(b, _Block):
+        return (
+            _size_cost(a.kernel, b.kernel)
+            + 0.1 * (a.filters != b.filters)
+            + 0.1 * (a.stride != b.stride)
+            + 0.1 * (a.fn != b.fn)
         )
     if isinstance(a, _Pool) and isinstance(b, _Pool):
         return _size_cost(a.size, b.size) + 0.1 * (a.stride != b.stride)

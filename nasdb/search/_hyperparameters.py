@@ -1,17 +1,27 @@
-"""Training hyperparameters (the job payload) and the space they are sampled from."""
+"""Training hyperparameters (the job payload) and the space they are sampled from.
+
+`Hyperparameters` is the one class for them: the search samples it, proposals record it as JSON
+(docs/contracts.md, "Hyperparameters JSON"), and the training loop reads it; it validates once.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
+
+def allowed_augment(augment: str, hflip: bool) -> str:
+    """``augment`` without the horizontal flip when the dataset does not allow one (digits)."""
+    if hflip or "flip" not in augment:
+        return augment
+    return "crop" if augment == "crop-flip" else "none"
 
 
 def _is_int(value: object) -> bool:
@@ -31,7 +41,10 @@ class Hyperparameters:
     """How a model is trained; defaults are REMAP's (Adam 1e-3, StepLR gamma 0.75, 10 epochs,
     batch 256, early stop when validation loss improves by < 0.005 for 3 epochs).
 
-    ``early_stop_patience`` 0 turns early stopping off. Invalid values raise `InvalidRequest`.
+    ``early_stop_patience`` 0 turns early stopping off. The training recipe: ``augment``
+    (`AUGMENTATIONS`; a flip only where the dataset allows it, see `DatasetInfo.hflip`),
+    ``label_smoothing`` in [0, 1), and ``wd_norm_bias`` (False: no weight decay on BatchNorm
+    weights and biases). Invalid values raise `InvalidRequest`.
     """
 
     optimizer: str = "adam"
@@ -44,9 +57,20 @@ class Hyperparameters:
     seed: int = 0
     early_stop_patience: int = 3
     early_stop_delta: float = 0.005
+    augment: str = "none"
+    label_smoothing: float = 0.0
+    wd_norm_bias: bool = True
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if self.augment not in AUGMENTATIONS:
+            problems.append(
+                f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}"
+            )
+        if not _is_number(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not isinstance(self.wd_norm_bias, bool):
+            problems.append(f"wd_norm_bias must be true or false, got {self.wd_norm_bias!r}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
@@ -72,8 +96,15 @@ class Hyperparameters:
                 problems.append(f"{name} must be an integer >= {low}, got {value!r}")
         if problems:
             raise InvalidRequest("invalid hyperparameters: " + "; ".join(problems))
-        for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta"):
+        for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta", "label_smoothing"):
             object.__setattr__(self, name, float(getattr(self, name)))
+
+    @classmethod
+    def of(cls, hp: Hyperparameters | Mapping[str, Any] | None) -> Hyperparameters:
+        """``hp`` itself, the defaults for None, or a contract JSON object parsed by `from_json`."""
+        if isinstance(hp, Hyperparameters):
+            return hp
+        return cls() if hp is None else cls.from_json(dict(hp))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/contracts.md, keys in contract order."""
@@ -108,7 +139,7 @@ class HyperparameterSpace:
     copied from ``base``.
     """
 
-    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+    optimizers: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")  # REMAP's
     lr_range: tuple[float, float] = (1e-4, 1e-2)
     batch_sizes: tuple[int, ...] = (64, 128, 256)
     weight_decays: tuple[float, ...] = (0.0, 1e-4)
@@ -136,6 +167,20 @@ class HyperparameterSpace:
             replace(self.base, epochs=e)
         for s in self.schedules:
             replace(self.base, schedule=s)
+
+    @classmethod
+    def modern(cls) -> HyperparameterSpace:
+        """The modern recipe (issue 12): SGD with Nesterov momentum under OneCycle, label
+        smoothing 0.1, random crops and flips (flips only where the dataset allows them), no
+        weight decay on BatchNorm and biases, batch 128, no early stopping (multi-fidelity
+        search stops hopeless runs instead)."""
+        base = Hyperparameters(
+            optimizer="sgd-nesterov", lr=0.1, weight_decay=5e-4, batch_size=128, epochs=9,
+            schedule="onecycle", early_stop_patience=0, augment="crop-flip",
+            label_smoothing=0.1, wd_norm_bias=False,
+        )
+        return cls(optimizers=("sgd-nesterov",), lr_range=(0.05, 0.3), batch_sizes=(128,),
+                   weight_decays=(5e-4, 1e-3), epochs=(9,), schedules=("onecycle",), base=base)
 
     def sample(self, rng: random.Random) -> Hyperparameters:
         """One draw; the same ``rng`` state gives the same hyperparameters."""

@@ -237,15 +237,86 @@ class GlobalAvgPool(_Layer):
         return "GAP"
 
 
+def _odd_kernel(layer: str, kernel: int) -> None:
+    _positive_int(layer, "kernel", kernel)
+    if kernel % 2 == 0:
+        raise InvalidArchitecture(
+            f"{layer} uses same padding, which needs an odd kernel; got kernel {kernel}"
+        )
+
+
+@dataclass(frozen=True)
+class _Block(_Layer):
+    """Base of the composite blocks: same padding, BatchNorm, an activation; ``stride`` > 1
+    downsamples (output side ceil(side / stride))."""
+
+    filters: int
+    kernel: int = 3
+    stride: int = 1
+    fn: str = "relu"
+
+    TUNABLE: ClassVar[tuple[str, ...]] = ("filters", "kernel", "stride", "fn")
+    _CODE: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        _positive_int(self.TYPE, "filters", self.filters)
+        _odd_kernel(self.TYPE, self.kernel)
+        _positive_int(self.TYPE, "stride", self.stride)
+        if self.fn not in ACTIVATIONS:
+            raise InvalidArchitecture(
+                f"{self.TYPE} fn must be one of {', '.join(ACTIVATIONS)}, got {self.fn!r}"
+            )
+
+    @property
+    def label(self) -> str:
+        return f"{self.TYPE} {self.filters}k{self.kernel}"
+
+    def code(self) -> str:
+        stride = f"s{self.stride}" if self.stride != 1 else ""
+        fn = "" if self.fn == "relu" else f"/{self.fn}"
+        return f"{self._CODE}{self.filters}k{self.kernel}{stride}{fn}"
+
+
+@dataclass(frozen=True)
+class ConvBlock(_Block):
+    """Conv2D without bias (same padding) -> BatchNorm -> activation."""
+
+    TYPE: ClassVar[str] = "ConvBlock"
+    _CODE: ClassVar[str] = "CB"
+
+
+@dataclass(frozen=True)
+class SepConv(_Block):
+    """Depthwise-separable convolution (MobileNet): a depthwise ``kernel`` x ``kernel`` conv
+    (groups = input channels, ``stride``) -> BatchNorm -> activation, then a pointwise 1x1 conv to
+    ``filters`` -> BatchNorm -> activation. Convolutions have no bias."""
+
+    TYPE: ClassVar[str] = "SepConv"
+    _CODE: ClassVar[str] = "SC"
+
+
+@dataclass(frozen=True)
+class Residual(_Block):
+    """A ResNet basic block: conv(``stride``)-BN-act-conv-BN plus a shortcut, then the
+    activation. The shortcut is the identity when the shape is kept, else a 1x1 conv
+    (``stride``, no bias) -> BatchNorm."""
+
+    TYPE: ClassVar[str] = "Residual"
+    _CODE: ClassVar[str] = "R"
+
+
 Layer = (
     Conv2D | MaxPool2D | AvgPool2D | Dropout | BatchNorm | Activation | Dense | Flatten
-    | GlobalAvgPool
+    | GlobalAvgPool | ConvBlock | SepConv | Residual
 )
+
+#: The composite blocks of the modern space (each is one layer in the architecture JSON).
+BLOCK_TYPES: tuple[str, ...] = ("ConvBlock", "SepConv", "Residual")
 
 LAYER_TYPES: dict[str, type[_Layer]] = {
     cls.TYPE: cls
     for cls in (Conv2D, MaxPool2D, AvgPool2D, Dropout, BatchNorm, Activation, Dense, Flatten,
-                GlobalAvgPool)
+                GlobalAvgPool, ConvBlock, SepConv, Residual)
 }
 
 

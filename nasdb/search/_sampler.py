@@ -10,7 +10,7 @@ from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 from ._architecture import Architecture
 from ._hyperparameters import Hyperparameters, HyperparameterSpace
 from ._layers import Layer
-from ._shapes import Shape, check_input_shape, count_params, layer_output
+from ._shapes import Shape, check_input_shape, infer_shapes, layer_output
 from ._space import SOFTMAX, SearchSpace
 
 #: How often a layer that does not fit is redrawn before the body is ended instead.
@@ -36,9 +36,11 @@ def next_layer(
         if kind == SOFTMAX:
             return None
         try:
-            layer = space.draw(kind, rng)
+            layer = space.draw(kind, rng, shape)
             out, _, _ = layer_output(layer, index, shape)
         except InvalidArchitecture:
+            continue
+        if not space.fits(layer, shape, out, index):
             continue
         return layer, out
     return None
@@ -72,22 +74,34 @@ def sample_architecture(
     rng: random.Random | None = None,
     max_attempts: int = 1000,
 ) -> Architecture:
-    """Sample one valid architecture from REMAP's chain (or ``space``) within ``space.max_params``.
+    """Sample one valid architecture from REMAP's chain (or ``space``) within ``space.max_params``
+    (and ``space.max_mflops`` FLOPs per image when set).
 
     Reproducible: the same ``seed`` (or ``rng`` state) gives the same architecture. An
-    architecture over the size cap is redrawn whole; `InvalidRequest` after ``max_attempts``.
+    architecture over a cap is redrawn whole; `InvalidRequest` after ``max_attempts``.
     """
     space = space or SearchSpace()
     rng = rng if rng is not None else random.Random(seed)
     shape = check_input_shape(input_shape, num_classes)
     for _ in range(max_attempts):
         arch = Architecture(sample_body(space, rng, shape))
-        if count_params(arch, shape, num_classes) <= space.max_params:
+        if within_bounds(arch, space, shape, num_classes):
             return arch
+    cost = f" and {space.max_mflops:g} MFLOPs" if space.max_mflops else ""
     raise InvalidRequest(
-        f"could not sample an architecture with at most {space.max_params} parameters in "
-        f"{max_attempts} attempts; raise max_params or shrink the filter/unit grids"
+        f"could not sample an architecture with at most {space.max_params} parameters{cost} in "
+        f"{max_attempts} attempts; raise max_params (or max_mflops) or shrink the filter/unit "
+        "grids"
     )
+
+
+def within_bounds(arch: Architecture, space: SearchSpace, input_shape: Sequence[int],
+                  num_classes: int) -> bool:
+    """Whether ``arch`` keeps to the space's parameter cap and cost bound (MFLOPs per image)."""
+    infos = infer_shapes(arch, input_shape, num_classes)
+    if sum(i.params for i in infos) > space.max_params:
+        return False
+    return not space.max_mflops or sum(i.flops for i in infos) <= space.max_mflops * 1e6
 
 
 def sample(

@@ -5,6 +5,7 @@ counted — the convention of `torch.utils.flop_counter.FlopCounterMode`, which 
 against. Bias additions, pooling, activations, batch norm and dropout count 0. Counts are per
 single input image. Parameters are trainable parameters (BatchNorm's running statistics are
 buffers, not parameters); both counts are exact for the module `nasdb.trainers.build` builds.
+Reference classifiers are measured on their modules instead (`nasdb.trainers.measure`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from ._layers import (
     AvgPool2D,
     BatchNorm,
     Conv2D,
+    ConvBlock,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    Residual,
+    SepConv,
 )
 
 Shape = tuple[int, ...]
@@ -75,7 +79,8 @@ def layer_output(
     ``flattened_by`` names the layer that made the tensor flat, for the error message.
     """
     where = f"layer {index} ({layer.label})"
-    if isinstance(layer, Conv2D | MaxPool2D | AvgPool2D | GlobalAvgPool) and len(shape) == 1:
+    if isinstance(layer, Conv2D | MaxPool2D | AvgPool2D | GlobalAvgPool | ConvBlock | SepConv
+                  | Residual) and len(shape) == 1:
         source = f" (flattened at {flattened_by})" if flattened_by else ""
         raise InvalidArchitecture(
             f"{where} needs a 3-D feature map but its input is a flat vector of {shape[0]} "
@@ -94,6 +99,8 @@ def layer_output(
         out = (layer.filters, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1)
         macs = layer.filters * out[1] * out[2] * c * k * k
         return out, layer.filters * c * k * k + layer.filters, 2 * macs
+    if isinstance(layer, ConvBlock | SepConv | Residual):
+        return block_output(layer, shape)
     if isinstance(layer, MaxPool2D | AvgPool2D):
         c, h, w = shape
         k, s = layer.size, layer.stride
@@ -122,21 +129,46 @@ def layer_output(
     raise InvalidArchitecture(f"{where}: unsupported layer type {type(layer).__name__}")
 
 
+def block_output(layer: ConvBlock | SepConv | Residual, shape: Shape) -> tuple[Shape, int, int]:
+    """Output shape, params and FLOPs of a composite block (same padding, so any input fits).
+
+    Convolutions have no bias; each BatchNorm has 2 parameters per channel; FLOPs count the
+    convolutions only (2 per multiply-add), the shortcut's 1x1 convolution included.
+    """
+    c, h, w = shape
+    f, k, s = layer.filters, layer.kernel, layer.stride
+    ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
+    pixels = ho * wo
+    if isinstance(layer, ConvBlock):
+        params, macs = c * f * k * k + 2 * f, f * pixels * c * k * k
+    elif isinstance(layer, SepConv):
+        params = c * k * k + 2 * c + c * f + 2 * f
+        macs = c * k * k * pixels + c * f * pixels
+    else:
+        params = c * f * k * k + 2 * f + f * f * k * k + 2 * f
+        macs = f * pixels * c * k * k + f * pixels * f * k * k
+        if c != f or s != 1:
+            params += c * f + 2 * f
+            macs += f * pixels * c
+    return (f, ho, wo), params, 2 * macs
+
+
 def infer_shapes(
     arch: Architecture, input_shape: Sequence[int], num_classes: int
 ) -> list[LayerInfo]:
     """Per-layer shapes, params and FLOPs, head included; the architecture's validity check.
 
     Raises `InvalidArchitecture` naming the first layer (index, type, shapes) that does not fit,
-    and `InvalidRequest` for a bad input shape or class count. Reference classifiers are built
-    with torch (imported lazily) and reported as one row.
+    and `InvalidRequest` for a bad input shape or class count. A reference classifier has no layer
+    list to infer from: it raises `InvalidArchitecture`; its counts are measured on its torch
+    module by `nasdb.trainers.measure.layer_table`, which serves any architecture.
     """
     shape = check_input_shape(input_shape, num_classes)
     if arch.reference is not None:
-        from nasdb.trainers.build import reference_stats
-
-        params, flops = reference_stats(arch.reference, shape, num_classes)
-        return [LayerInfo(0, arch.reference, shape, (num_classes,), params, flops)]
+        raise InvalidArchitecture(
+            f"reference classifier {arch.reference!r} has no layer list to infer shapes from; "
+            "its counts are measured on its module (nasdb.trainers.measure.layer_table)"
+        )
     infos: list[LayerInfo] = []
     flattened_by: str | None = None
     for index, layer in enumerate(arch.layers):

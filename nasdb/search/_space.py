@@ -6,6 +6,15 @@ once a Dense layer has been sampled. ``"Softmax"`` in a list ends the body (the 
 
 The extension (`SearchSpace.extended()`) adds same padding, BatchNorm, GlobalAvgPool, Flatten, ELU
 and GELU, and max pooling wherever REMAP allows average pooling; each addition has its own switch.
+
+The modern space (`SearchSpace.modern()`, ``blocks`` non-empty) is a chain of its own
+(`MODERN_TABLE`): a ConvBlock stem, then ConvBlock / SepConv / Residual blocks with downsampling
+by a stride-2 block or a max pool, a GlobalAvgPool head and an optional Dense + Dropout. Its
+states also see the feature map (`SearchSpace.fits`): downsampling stops once the side is below
+`MIN_DOWNSAMPLE_SIDE`, GlobalAvgPool waits until the side is at most `GAP_SIDE` and
+`MIN_LAYERS_BEFORE_GAP` layers came first, and a block's
+width is drawn between its input width and twice that (the stem from the three smallest widths),
+so widths and depths follow the input size. ``max_mflops`` bounds a sample's FLOPs per image.
 """
 
 from __future__ import annotations
@@ -18,17 +27,21 @@ from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 
 from ._layers import (
     ACTIVATIONS,
+    BLOCK_TYPES,
     PADDINGS,
     Activation,
     AvgPool2D,
     BatchNorm,
     Conv2D,
+    ConvBlock,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    Residual,
+    SepConv,
 )
 
 #: Ends the body: the classifier head (Dense to the class count) follows.
@@ -68,6 +81,27 @@ REMAP_TABLE_AFTER_DENSE: dict[str, _Row] = {
 
 _REMAP_DROPOUT_RATES = tuple(i / 8 for i in range(1, 8))
 
+_BLOCKS: _Row = ("ConvBlock", "ConvBlock", "SepConv", "Residual", "Residual")
+#: The modern chain: blocks, downsampling, a GlobalAvgPool head (repeats are weights).
+MODERN_TABLE: dict[str, _Row] = {
+    START: ("ConvBlock",),
+    "ConvBlock": (*_BLOCKS, "MaxPool2D", *_times("GlobalAvgPool", 2)),
+    "SepConv": (*_BLOCKS, "MaxPool2D", *_times("GlobalAvgPool", 2)),
+    "Residual": (*_BLOCKS, "MaxPool2D", *_times("GlobalAvgPool", 2)),
+    "MaxPool2D": _BLOCKS,
+    "AvgPool2D": _BLOCKS,
+    "GlobalAvgPool": (*_times(SOFTMAX, 3), "Dropout", "Dense"),
+    "Dense": ("Activation",),
+    "Activation": (SOFTMAX, "Dropout"),
+    "Dropout": (SOFTMAX,),
+}
+#: Modern space: no downsampling of a feature map whose side is below this.
+MIN_DOWNSAMPLE_SIDE = 6
+#: Modern space: GlobalAvgPool only once the feature map's side is at most this ...
+GAP_SIDE = 8
+#: ... and at least this many layers (the stem included) came before it.
+MIN_LAYERS_BEFORE_GAP = 3
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -93,6 +127,10 @@ class SearchSpace:
     allow_maxpool_anywhere: bool = False
     max_layers: int = 20
     max_params: int = 1_000_000
+    blocks: tuple[str, ...] = ()
+    block_kernels: tuple[int, ...] = (3, 3, 5)
+    block_strides: tuple[int, ...] = (1, 1, 2)
+    max_mflops: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -100,7 +138,7 @@ class SearchSpace:
             if isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
                 value = tuple(value)
-            if isinstance(value, tuple) and not value:
+            if isinstance(value, tuple) and not value and f.name != "blocks":
                 raise InvalidRequest(f"search space {f.name} must not be empty")
         for name in ("max_layers", "max_params"):
             value = getattr(self, name)
@@ -108,12 +146,19 @@ class SearchSpace:
                 raise InvalidRequest(
                     f"search space {name} must be a positive integer, got {value!r}"
                 )
-        bad = [p for p in self.paddings if p not in PADDINGS]
+        if isinstance(self.max_mflops, bool) or not isinstance(self.max_mflops, int | float) \
+                or self.max_mflops < 0:
+            raise InvalidRequest(
+                f"search space max_mflops must be a number >= 0 (0: no bound), got "
+                f"{self.max_mflops!r}"
+            )
+        bad = [b for b in self.blocks if b not in BLOCK_TYPES]
+        bad += [p for p in self.paddings if p not in PADDINGS]
         bad += [a for a in self.activations if a not in ACTIVATIONS]
         if bad:
             raise InvalidRequest(f"search space has unknown value {bad[0]!r}")
         try:  # every grid value must make a valid layer
-            for kind in ("Conv2D", "MaxPool2D", "Dense", "Dropout", "Activation"):
+            for kind in ("Conv2D", "MaxPool2D", "Dense", "Dropout", "Activation", *self.blocks):
                 for name in self.tunable(kind):
                     for value in self.grid(kind, name):
                         _build(kind, {name: value})
@@ -139,6 +184,45 @@ class SearchSpace:
         }
         settings.update(overrides)
         return cls(**settings)
+
+    @classmethod
+    def modern(cls, **overrides: Any) -> SearchSpace:
+        """The modern space (module docstring): BatchNorm conv blocks, depthwise-separable and
+        residual blocks, stride or pooling downsampling, GlobalAvgPool heads, at most 100k
+        parameters and 12 MFLOPs per image unless overridden."""
+        settings: dict[str, Any] = {
+            "filters": (16, 24, 32, 48, 64, 96, 128),
+            "units": (64, 128),
+            "dropout_rates": (0.1, 0.2, 0.3),
+            "activations": ("relu", "relu", "gelu"),
+            "pool_sizes": (2, 3),
+            "pool_strides": (2,),
+            "paddings": ("same",),
+            "blocks": BLOCK_TYPES,
+            "max_layers": 10,
+            "max_params": 100_000,
+            "max_mflops": 12.0,
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+    @property
+    def is_modern(self) -> bool:
+        """True for a space with composite blocks (it samples from `MODERN_TABLE`)."""
+        return bool(self.blocks)
+
+    def fits(self, layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+             index: int = 0) -> bool:
+        """Whether the chain may place ``layer`` at body position ``index`` (always, in REMAP's
+        space; module docstring for the modern space's rules)."""
+        if not self.is_modern or len(in_shape) != 3:
+            return True
+        side = min(in_shape[1:])
+        if layer.TYPE == "GlobalAvgPool":
+            return side <= GAP_SIDE and index >= MIN_LAYERS_BEFORE_GAP
+        if len(out_shape) == 3 and min(out_shape[1:]) < side:
+            return side >= MIN_DOWNSAMPLE_SIDE
+        return True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready object (as stored in StudyCreated.space)."""
@@ -166,6 +250,10 @@ class SearchSpace:
         whether a Dense layer has been sampled already (REMAP's second table).
         """
         key = START if previous is None else previous
+        if self.is_modern:
+            modern = MODERN_TABLE.get(key, _BLOCKS)
+            return tuple(k for k in modern if k not in BLOCK_TYPES or k in self.blocks) \
+                or (SOFTMAX,)
         table = REMAP_TABLE_AFTER_DENSE if after_dense else REMAP_TABLE
         row = list(table.get(key, ()))
         if not row and key in ("BatchNorm", "GlobalAvgPool", "Flatten"):
@@ -198,6 +286,8 @@ class SearchSpace:
 
     def layer_kinds(self) -> tuple[str, ...]:
         """Every layer type this space can sample."""
+        if self.is_modern:
+            return (*self.blocks, "MaxPool2D", "GlobalAvgPool", "Dense", "Activation", "Dropout")
         kinds = ["Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Activation", "Dense"]
         if self.allow_batchnorm:
             kinds.append("BatchNorm")
@@ -218,6 +308,7 @@ class SearchSpace:
             "Dense": ("units",),
             "Dropout": ("rate",),
             "Activation": ("fn",),
+            **{block: ("filters", "kernel", "stride", "fn") for block in BLOCK_TYPES},
         }.get(kind, ())
 
     def grid(self, kind: str, name: str) -> tuple[Any, ...]:
@@ -233,15 +324,39 @@ class SearchSpace:
         }
         if kind in ("MaxPool2D", "AvgPool2D"):
             return {"size": self.pool_sizes, "stride": self.pool_strides}[name]
+        if kind in BLOCK_TYPES:
+            return {"filters": self.filters, "kernel": self.block_kernels,
+                    "stride": self.block_strides, "fn": self.activations}[name]
         return grids[(kind, name)]
 
-    def draw(self, kind: str, rng: random.Random) -> Layer:
-        """A layer of type ``kind`` with each hyperparameter drawn uniformly from its grid."""
-        params = {name: rng.choice(self.grid(kind, name)) for name in self.tunable(kind)}
+    def draw(self, kind: str, rng: random.Random,
+             in_shape: tuple[int, ...] | None = None) -> Layer:
+        """A layer of type ``kind`` with each hyperparameter drawn uniformly from its grid; in
+        the modern space a block's width follows ``in_shape`` (module docstring)."""
+        params = {name: rng.choice(self.widths(kind, in_shape) if name == "filters"
+                                   else self.grid(kind, name))
+                  for name in self.tunable(kind)}
         return _build(kind, params)
+
+    def widths(self, kind: str, in_shape: tuple[int, ...] | None) -> tuple[Any, ...]:
+        """The filters a new ``kind`` layer may take on ``in_shape`` (the whole grid in REMAP's
+        space; between the input width and twice it for a modern block, the three smallest for
+        the stem on an image of at most 4 channels)."""
+        grid = self.grid(kind, "filters")
+        if not self.is_modern or kind not in BLOCK_TYPES or in_shape is None \
+                or len(in_shape) != 3:
+            return grid
+        c = in_shape[0]
+        if c <= 4:
+            return tuple(sorted(set(grid)))[:3]
+        near = tuple(f for f in grid if c <= f <= 2 * c)
+        return near or grid
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
+    "ConvBlock": {"filters": 16},
+    "SepConv": {"filters": 16},
+    "Residual": {"filters": 16},
     "Conv2D": {"filters": 16, "kernel": 1},
     "MaxPool2D": {"size": 2},
     "AvgPool2D": {"size": 2},
@@ -255,7 +370,8 @@ def _build(kind: str, params: dict[str, Any]) -> Layer:
     classes: dict[str, Any] = {
         "Conv2D": Conv2D, "MaxPool2D": MaxPool2D, "AvgPool2D": AvgPool2D, "Dense": Dense,
         "Dropout": Dropout, "Activation": Activation, "BatchNorm": BatchNorm,
-        "GlobalAvgPool": GlobalAvgPool, "Flatten": Flatten,
+        "GlobalAvgPool": GlobalAvgPool, "Flatten": Flatten, "ConvBlock": ConvBlock,
+        "SepConv": SepConv, "Residual": Residual,
     }
     layer: Layer = classes[kind](**{**_DEFAULTS.get(kind, {}), **params})
     return layer

@@ -10,8 +10,6 @@ from __future__ import annotations
 from ._actions import (
     Proposal,
     cancel,
-    get_dataset,
-    get_model,
     note,
     pin,
     propose,
@@ -21,8 +19,12 @@ from ._actions import (
 )
 from ._importance import study_importance
 from ._study import (
+    DEFAULT_BUDGET,
+    DEFAULT_SETTINGS,
+    DEFAULT_STRATEGY,
+    PARAM_BOUNDS,
+    best_under,
     create_study,
-    get_study,
     load_view,
     pause_study,
     refine_study,
@@ -34,12 +36,14 @@ from ._study import (
 )
 
 __all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_SETTINGS",
+    "DEFAULT_STRATEGY",
+    "PARAM_BOUNDS",
     "Proposal",
+    "best_under",
     "cancel",
     "create_study",
-    "get_dataset",
-    "get_model",
-    "get_study",
     "load_view",
     "note",
     "pause_study",

@@ -19,6 +19,7 @@ propose) and nothing is in flight, the driver appends StudyCompleted.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
@@ -27,12 +28,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.query import pareto_mask
+from nasdb.read import get_dataset, get_study
 from nasdb.schema.db import Database
-from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
-from nasdb.search import Architecture, Hyperparameters
+from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
+from nasdb.schema.events import (
+    SearchSpaceRefined,
+    SearchStepTaken,
+    StudyCompleted,
+    StudyCreated,
+    StudyPaused,
+    StudyResumed,
+    StudyStopped,
+    TrainingRequested,
+)
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.search.strategies import (
-    STRATEGIES,
+    Ranker,
     StudySpace,
     StudyView,
     Suggestion,
@@ -41,28 +56,28 @@ from nasdb.search.strategies import (
     objective_direction,
 )
 
-from ._actions import Proposal, _proposed_event, _suggest, get_dataset
+from ._actions import Proposal, _proposed_event
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
+
+#: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
+#: 9r epochs, the top third promoted, each rung trained from scratch so every model's schedule is
+#: a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
+#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`).
+#: New configurations are seeded by the accuracy predictor when one is fitted: the best
+#: predicted of 8 random draws (`candidates`).
+DEFAULT_STRATEGY = "asha"
+DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
+                                    "candidates": 8}
+MIN_RUNG_STEPS = 150
+#: The budget of a default study when none is given: one hour of wall time.
+DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
+#: The parameter bounds `study_status` reports the best model under.
+PARAM_BOUNDS: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def get_study(db: Database, study_id: str) -> dict[str, Any]:
-    """The study's row of the `studies` view; `NotFound` with a suggestion when unknown."""
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from studies where id = %s", (study_id,)).fetchone()
-        known = [] if row else [r["id"] for r in
-                                conn.execute("select id from studies order by id").fetchall()]
-    if row is None:
-        listing = ", ".join(known) if known else "none yet"
-        raise NotFound(
-            f"no study {study_id!r}{_suggest(study_id, known)}; studies: {listing}. Create one "
-            "with: nasdb study create --dataset NAME --strategy random --budget-models 10"
-        )
-    return dict(row)
 
 
 def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Trial]:
@@ -100,26 +115,27 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
     return sorted(trials, key=lambda t: t.number)
 
 
-def load_view(store: EventStore, study_id: str) -> StudyView:
-    """The study as its strategy sees it. Read models must be caught up by the caller."""
+def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> StudyView:
+    """The study as its strategy sees it, handed ``rank`` (for the guided strategy). Read models
+    must be caught up by the caller."""
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
-    objectives = tuple(row["objectives"])
+    objectives = tuple(row.objectives)
     return StudyView(
         id=study_id,
-        dataset=get_dataset(store.db, row["dataset_id"]),
-        strategy=row["strategy"],
-        settings=row["settings"],
+        dataset=get_dataset(store.db, row.dataset_id),
+        strategy=row.strategy,
+        settings=row.settings,
         space=StudySpace.from_dict(created["space"]),
         objectives=objectives,
-        budget=row["budget"],
-        state=row["state"],
-        created_at=row["created_at"],
+        budget=row.budget,
+        state=row.state,
+        created_at=row.created_at,
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
-        db=store.db,
+        rank=rank,
     )
 
 
@@ -193,15 +209,25 @@ def check_budget(budget: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def default_settings(dataset: DatasetInfo, space: StudySpace) -> dict[str, Any]:
+    """`DEFAULT_SETTINGS` with the rungs scaled so that the bottom one trains at least
+    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset."""
+    hp = space.for_dataset(space.base(), dataset)
+    steps = max(1, math.ceil(max(dataset.train_size, 1) / hp.batch_size))
+    r = max(1, math.ceil(MIN_RUNG_STEPS / steps))
+    eta = int(DEFAULT_SETTINGS["eta"])
+    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta * eta}
+
+
 def create_study(
     store: EventStore,
     dataset_id: str,
-    strategy: str,
+    strategy: str | None = None,
     *,
-    budget: Mapping[str, Any],
+    budget: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
     space: StudySpace | None = None,
-    objectives: Sequence[str] = ("acc", "params"),
+    objectives: Sequence[str] = ("val_acc", "params"),
     name: str | None = None,
     previous_study_id: str | None = None,
     extra_events: Sequence[tuple[str, Sequence[NewEvent], int | None]] = (),
@@ -210,14 +236,24 @@ def create_study(
     """Validate everything and append StudyCreated (with ``metadata``, e.g. the web session
     that asked); return the study id.
 
+    Without ``strategy`` the default search runs (`DEFAULT_STRATEGY` with `DEFAULT_SETTINGS`
+    under the given settings), without ``budget`` it gets `DEFAULT_BUDGET`, and without
+    ``space`` the modern space (`StudySpace.modern()`).
+
     Raises `NotFound` (dataset), `InvalidRequest` (unknown strategy or setting, bad objective,
     budget of 0, a name that is taken or malformed).
     """
     dataset = get_dataset(store.db, dataset_id)
+    space = space or StudySpace.modern()
+    if strategy is None:
+        strategy = DEFAULT_STRATEGY
+        settings = {**default_settings(dataset, space), **(settings or {})}
+    if budget is None:
+        budget = DEFAULT_BUDGET
     resolved = get_strategy(strategy, dict(settings or {})).settings
     objectives = list(dict.fromkeys(objectives))
     if not objectives:
-        raise InvalidRequest("a study needs at least one objective (--objective acc)")
+        raise InvalidRequest("a study needs at least one objective (--objective val_acc)")
     for o in objectives:
         objective_direction(o)
         if o.startswith("acc:") and o[4:] not in dataset.classes:
@@ -232,12 +268,11 @@ def create_study(
             "63 characters, starting with a letter or digit)"
         )
     study_id = name or new_study_id(store.db)
-    space = space or StudySpace()
-    created = NewEvent("StudyCreated", {
-        "study_id": study_id, "dataset_id": dataset.id, "strategy": strategy,
-        "settings": resolved, "space": space.to_dict(), "objectives": objectives,
-        "budget": checked, "previous_study_id": previous_study_id,
-    }, metadata=metadata)
+    created = NewEvent.of(StudyCreated(
+        study_id=study_id, dataset_id=dataset.id, strategy=strategy, settings=resolved,
+        space=space.to_dict(), objectives=list(objectives), budget=checked,
+        previous_study_id=previous_study_id,
+    ), metadata=metadata)
     try:
         store.append_batch([*extra_events, (f"study-{study_id}", [created], 0)])
     except ConcurrencyConflict as e:
@@ -250,31 +285,28 @@ def create_study(
 # --- state changes --------------------------------------------------------------------------
 
 
-def _transition(store: EventStore, study_id: str, event: str, allowed: Sequence[str],
-                reason: str = "") -> None:
+def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
+                allowed: Sequence[str], verb: str) -> None:
     Projector(store.db).catch_up()
     row = get_study(store.db, study_id)
-    if row["state"] not in allowed:
-        verb = {"StudyPaused": "paused", "StudyResumed": "resumed",
-                "StudyStopped": "stopped"}[event]
-        raise InvalidRequest(f"study {study_id} is {row['state']}; it cannot be {verb}")
-    data: dict[str, Any] = {} if event == "StudyResumed" else {"reason": reason}
-    store.append(f"study-{study_id}", [NewEvent(event, data)])
+    if row.state not in allowed:
+        raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
+    store.append(f"study-{study_id}", [NewEvent.of(event)])
     Projector(store.db).catch_up()
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """Workers stop claiming the study's jobs and its driver stops proposing until resumed."""
-    _transition(store, study_id, "StudyPaused", ("running",), reason)
+    _transition(store, study_id, StudyPaused(reason=reason), ("running",), "paused")
 
 
 def resume_study(store: EventStore, study_id: str) -> None:
-    _transition(store, study_id, "StudyResumed", ("paused",))
+    _transition(store, study_id, StudyResumed(), ("paused",), "resumed")
 
 
 def stop_study(store: EventStore, study_id: str, reason: str = "") -> None:
     """For good: the driver ends and workers never claim the study's jobs again."""
-    _transition(store, study_id, "StudyStopped", ("running", "paused"), reason)
+    _transition(store, study_id, StudyStopped(reason=reason), ("running", "paused"), "stopped")
 
 
 def refine_study(
@@ -295,14 +327,13 @@ def refine_study(
     if not changes:
         raise InvalidRequest("nothing to refine: give --set KEY=VALUE or --drop NAME")
     new_id = name or new_study_id(store.db)
-    tail = [NewEvent("SearchSpaceRefined", {"space": space.to_dict(), "changes": changes,
-                                            "next_study_id": new_id}, metadata=metadata)]
-    if row["state"] in ("running", "paused"):
-        tail.append(NewEvent("StudyStopped", {"reason": f"refined into {new_id}"},
-                             metadata=metadata))
+    tail = [NewEvent.of(SearchSpaceRefined(space=space.to_dict(), changes=changes,
+                                           next_study_id=new_id), metadata=metadata)]
+    if row.state in ("running", "paused"):
+        tail.append(NewEvent.of(StudyStopped(reason=f"refined into {new_id}"), metadata=metadata))
     create_study(
-        store, row["dataset_id"], row["strategy"], budget=budget or row["budget"],
-        settings=row["settings"], space=space, objectives=row["objectives"], name=new_id,
+        store, row.dataset_id, row.strategy, budget=budget or row.budget,
+        settings=row.settings, space=space, objectives=row.objectives, name=new_id,
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
@@ -328,10 +359,10 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
     step = view.steps + 1
     items: list[tuple[str, Sequence[NewEvent], int | None]] = [(
         f"study-{view.id}",
-        [NewEvent("SearchStepTaken", {
-            "step": step, "model_ids": ids, "note": note,
-            "state": {"trials": len(view.trials), "in_flight": len(view.in_flight)},
-        })],
+        [NewEvent.of(SearchStepTaken(
+            step=step, model_ids=ids, note=note,
+            state={"trials": len(view.trials), "in_flight": len(view.in_flight)},
+        ))],
         view.version,
     )]
     for model_id, s in zip(ids, suggestions, strict=True):
@@ -341,8 +372,8 @@ def take_step(store: EventStore, view: StudyView, suggestions: Sequence[Suggesti
                             extra={**s.info, "step": step})
         items.append((f"model-{model_id}", [
             _proposed_event(model_id, view.dataset, proposal, view.id, None),
-            NewEvent("TrainingRequested", {"priority": 0, "resume_from": s.resume_from},
-                     idempotency_key="requested-1"),
+            NewEvent.of(TrainingRequested(priority=0, resume_from=s.resume_from),
+                        idempotency_key="requested-1"),
         ], 0))
     store.append_batch(items)
     return StepResult(step, ids, list(suggestions))
@@ -370,6 +401,7 @@ def run_study(
     wait_when_paused: bool = True,
     max_seconds: float | None = None,
     stop: threading.Event | None = None,
+    rank: Ranker | None = None,
 ) -> str:
     """Drive the study until its budget is used (StudyCompleted), it is stopped, or (without
     ``wait_when_paused``) it is paused; return its final state.
@@ -377,9 +409,10 @@ def run_study(
     ``train`` trains one queued job in this process (e.g. a `Worker`'s ``run(max_jobs=1)``) and
     returns how many it trained; without it the driver waits for workers elsewhere.
     ``parallel`` overrides the strategy's ``parallel`` setting (models in flight at once).
-    ``max_seconds`` or setting ``stop`` ends the driving early ("running": the study goes on
-    when a driver runs it again). Safe to run after a crash and concurrently with another
-    driver (module docstring).
+    ``rank`` is the ranking function handed to the strategy (the guided strategy needs one:
+    `nasdb.recommend.predictor_ranker`). ``max_seconds`` or setting ``stop`` ends the driving
+    early ("running": the study goes on when a driver runs it again). Safe to run after a crash
+    and concurrently with another driver (module docstring).
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
@@ -391,7 +424,7 @@ def run_study(
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
         projector.catch_up()
-        view = load_view(store, study_id)
+        view = load_view(store, study_id, rank)
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
             return view.state
@@ -423,8 +456,8 @@ def run_study(
         if not view.in_flight:
             reason = "budget used" if budget.exhausted else "the strategy has nothing more to try"
             try:
-                store.append(f"study-{study_id}", [NewEvent("StudyCompleted", {"reason": reason})],
-                             view.version)
+                store.append(f"study-{study_id}",
+                             [NewEvent.of(StudyCompleted(reason=reason))], view.version)
             except ConcurrencyConflict:
                 continue
             projector.catch_up()
@@ -433,7 +466,7 @@ def run_study(
         trained = train() if train is not None else 0
         if trained:
             projector.catch_up()
-            view = load_view(store, study_id)
+            view = load_view(store, study_id, rank)
             say(_progress(view, budget_of(view)))
         else:
             stop.wait(poll_seconds)
@@ -460,8 +493,27 @@ def _summary(view: StudyView, budget: Budget, reason: str) -> str:
     return f"study {view.id} completed ({reason}): {_progress(view, budget)}"
 
 
-def study_status(db: Database, study_id: str) -> dict[str, Any]:
-    """What ``nasdb study status`` shows: state, budget used, best so far, models by status."""
+def best_under(view: StudyView, bounds: Sequence[int] = PARAM_BOUNDS) -> list[dict[str, Any]]:
+    """For each parameter bound, the found model (reference classifiers excluded) with the best
+    validation accuracy among those with at most that many parameters: its id, params,
+    ``val_acc`` and ``acc`` (test accuracy); None where no model fits yet."""
+    found = [t for t in view.done if t.origin != "reference" and t.best_val_acc is not None]
+    out: list[dict[str, Any]] = []
+    for bound in bounds:
+        fits = [t for t in found if t.params <= bound]
+        best = max(fits, key=lambda t: (t.best_val_acc or 0.0, -t.number), default=None)
+        out.append({"params_max": bound, "model_id": best.model_id if best else None,
+                    "params": best.params if best else None,
+                    "val_acc": best.best_val_acc if best else None,
+                    "acc": best.test_acc if best else None,
+                    "glyph": best.architecture.glyph(view.dataset.num_classes) if best else None})
+    return out
+
+
+def study_status(db: Database, study_id: str,
+                 bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
+    """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
+    each of ``bounds`` parameters), models by status."""
     Projector(db).catch_up()
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
@@ -485,30 +537,25 @@ def study_status(db: Database, study_id: str) -> dict[str, Any]:
         "best": None if best is None else {
             "model_id": best.model_id,
             **{o: best.value(o) for o in view.objectives},
-            "test_acc": best.test_acc,
+            "val_acc": best.best_val_acc,
+            "acc": best.test_acc,
         },
+        "best_under": best_under(view, bounds),
         "pareto": [t.model_id for t in pareto_front(view)],
-        "previous_study_id": row["previous_study_id"],
-        "next_study_id": row["next_study_id"],
+        "previous_study_id": row.previous_study_id,
+        "next_study_id": row.next_study_id,
     }
 
 
 def pareto_front(view: StudyView) -> list[Trial]:
-    """Done trials no other done trial dominates on the study's objectives."""
-    signs = [1.0 if objective_direction(o) == "maximize" else -1.0 for o in view.objectives]
-    points = []
-    for t in view.done:
-        values = t.values(view.objectives)
-        if values is not None:
-            points.append((t, [s * v for s, v in zip(signs, values, strict=True)]))
-    front = []
-    for t, p in points:
-        dominated = any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p
-                        for _, q in points)
-        if not dominated:
-            front.append(t)
-    return front
-
-
-def strategy_names() -> list[str]:
-    return list(STRATEGIES)
+    """Done trials on the Pareto front of the study's objectives (the one rule and tie rule:
+    `nasdb.query.pareto_mask`); trials missing an objective take no part."""
+    trials = [t for t in view.done if t.values(view.objectives) is not None]
+    if len(view.objectives) < 2:
+        best = best_trial(view)
+        return [best] if best is not None else []
+    values = [t.values(view.objectives) for t in trials]
+    maximise = [objective_direction(o) == "maximize" for o in view.objectives]
+    mask = pareto_mask(np.array(values, dtype=float).reshape(len(trials), len(maximise)),
+                       maximise)
+    return [t for t, on in zip(trials, mask, strict=True) if on]

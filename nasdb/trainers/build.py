@@ -28,12 +28,15 @@ from nasdb.search import (
     AvgPool2D,
     BatchNorm,
     Conv2D,
+    ConvBlock,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    Residual,
+    SepConv,
     infer_shapes,
 )
 
@@ -65,8 +68,39 @@ class GlobalAvgPool2d(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+def _conv_bn(c: int, f: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c, f, k, stride, (k - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(f)]
+
+
+class ResidualBlock(nn.Module):
+    """`nasdb.search.Residual`: conv-BN-act-conv-BN plus the shortcut, then the activation."""
+
+    def __init__(self, c: int, f: int, k: int, stride: int, fn: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(c, f, k, stride), _ACTIVATIONS[fn](),
+                                  *_conv_bn(f, f, k))
+        self.shortcut = (nn.Identity() if c == f and stride == 1
+                         else nn.Sequential(*_conv_bn(c, f, 1, stride)))
+        self.act = _ACTIVATIONS[fn]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+def _block_module(layer: ConvBlock | SepConv | Residual, c: int) -> nn.Module:
+    f, k, s, act = layer.filters, layer.kernel, layer.stride, _ACTIVATIONS[layer.fn]
+    if isinstance(layer, ConvBlock):
+        return nn.Sequential(*_conv_bn(c, f, k, s), act())
+    if isinstance(layer, SepConv):
+        return nn.Sequential(*_conv_bn(c, c, k, s, groups=c), act(), *_conv_bn(c, f, 1), act())
+    return ResidualBlock(c, f, k, s, layer.fn)
+
+
 def _layer_module(layer: Layer, in_shape: tuple[int, ...]) -> nn.Module:
     spatial = len(in_shape) == 3
+    if isinstance(layer, ConvBlock | SepConv | Residual):
+        return _block_module(layer, in_shape[0])
     if isinstance(layer, Conv2D):
         pad = (layer.kernel - 1) // 2 if layer.padding == "same" else 0
         return nn.Conv2d(in_shape[0], layer.filters, layer.kernel, layer.stride, pad)

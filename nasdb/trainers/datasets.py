@@ -52,6 +52,7 @@ from nasdb.schema.errors import DatasetError
 __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
+    "HFLIP",
     "KINDS",
     "DatasetSpec",
     "LoadedDataset",
@@ -71,6 +72,11 @@ FASHION_MNIST_CLASSES: tuple[str, ...] = (
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
+
+HFLIP: dict[str, bool] = {"digits": False, "fashion-mnist": True, "cifar10": True,
+                          "imagefolder": False}
+"""Whether a horizontal flip keeps an image's class (digits: no; clothes and CIFAR-10 objects:
+yes; an unknown ImageFolder: no). Recorded with the dataset (DatasetRegistered.hflip)."""
 
 VAL_FRACTION = 0.1
 """Share of the training data held out for validation (every kind)."""
@@ -128,6 +134,11 @@ class LoadedDataset:
         return len(self.class_names)
 
     @property
+    def hflip(self) -> bool:
+        """Whether training may flip images horizontally (`HFLIP`)."""
+        return HFLIP.get(self.kind, False)
+
+    @property
     def split_sizes(self) -> dict[str, int]:
         """Images per split: {"train": n, "val": n, "test": n}."""
         return {
@@ -165,6 +176,7 @@ def describe(data: LoadedDataset, name: str | None = None) -> dict[str, Any]:
         "test_size": sizes["test"],
         "val_seed": data.val_seed,
         "limit": data.limit,
+        "hflip": data.hflip,
         "mean": list(data.mean),
         "std": list(data.std),
     }

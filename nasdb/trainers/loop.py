@@ -18,10 +18,10 @@
 - A NaN/inf loss raises `TrainingError` naming the epoch and learning rate; running out of memory
   (CUDA or CPU) is translated to `TrainingError` with what to try next.
 
-Per-class metrics follow AutoCl's one-vs-rest definitions from the confusion matrix (rows: true
-class, columns: predicted): accuracy = (TP+TN)/N, precision = TP/(TP+FP), recall (sensitivity) =
-TP/(TP+FN), specificity = TN/(TN+FP); an undefined ratio (zero denominator) is reported as 0.0.
-The per-epoch `class_acc` uses the same one-vs-rest accuracy on the validation split.
+Per-class metrics come from the confusion matrix by `nasdb.schema.metrics.per_class_metrics`, the
+one definition: a class's accuracy is its recall (the share of its images classified correctly);
+AutoCl's one-vs-rest accuracy is kept as `one_vs_rest_accuracy`. The per-epoch `class_acc` is the
+same per-class accuracy on the validation split (`class_ovr_acc` its one-vs-rest accuracy).
 """
 
 from __future__ import annotations
@@ -40,17 +40,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasdb.schema.errors import InvalidRequest, TrainingError
+from nasdb.schema.errors import TrainingError
+from nasdb.schema.metrics import ClassMetrics, per_class_metrics
+from nasdb.search import Hyperparameters
+from nasdb.search._hyperparameters import allowed_augment
 from nasdb.trainers.datasets import LoadedDataset
 
 __all__ = [
-    "OPTIMIZERS",
-    "SCHEDULES",
     "ClassMetrics",
     "EpochResult",
     "Evaluation",
-    "TrainConfig",
     "TrainResult",
+    "augment_batch",
     "class_metrics",
     "confusion_matrix",
     "evaluate",
@@ -58,8 +59,6 @@ __all__ = [
     "train",
 ]
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES: tuple[str, ...] = ("none", "step", "cosine")
 EVAL_BATCH_SIZE = 2048
 """Images per forward pass when evaluating (no gradients are kept, so this can be large)."""
 SGD_MOMENTUM = 0.9
@@ -72,93 +71,12 @@ SGD_MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The training hyperparameters (docs/contracts.md, "Hyperparameters JSON"), validated.
-
-    Defaults are REMAP's: Adam lr 1e-3, StepLR(step 1, gamma 0.75), 10 epochs, batch 256, early stop
-    when the validation loss improves by < 0.005 for 3 epochs. `early_stop_patience` 0 disables
-    early stopping. Raises `InvalidRequest` on construction when a value is out of range (as
-    `nasdb.search.Hyperparameters` does).
-    """
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    epochs: int = 10
-    schedule: str = "step"
-    step_gamma: float = 0.75
-    seed: int = 0
-    early_stop_patience: int = 3
-    early_stop_delta: float = 0.005
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if not (0 < self.step_gamma <= 1):
-            problems.append(f"step_gamma must be in (0, 1], got {self.step_gamma}")
-        if self.early_stop_patience < 0:
-            problems.append(f"early_stop_patience must be >= 0, got {self.early_stop_patience}")
-        if problems:
-            raise InvalidRequest("invalid hyperparameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_any(cls, hp: TrainConfig | Mapping[str, Any] | Any | None) -> TrainConfig:
-        """Build from a dict, a dataclass, a pydantic model or any object with these attributes.
-
-        Missing fields take the defaults; fields this loop does not know are ignored, so a richer
-        Hyperparameters type can be passed as it is. Values are coerced to the field types.
-        """
-        if isinstance(hp, TrainConfig):
-            return hp
-        if hp is None:
-            return cls()
-        if isinstance(hp, Mapping):
-            values = dict(hp)
-        elif hasattr(hp, "model_dump"):
-            values = dict(hp.model_dump())
-        elif dataclasses.is_dataclass(hp) and not isinstance(hp, type):
-            values = dataclasses.asdict(hp)
-        else:
-            values = {f.name: getattr(hp, f.name) for f in dataclasses.fields(cls) if hasattr(hp, f.name)}
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in values or values[f.name] is None:
-                continue
-            value = values[f.name]
-            try:
-                if f.type == "str":
-                    kwargs[f.name] = str(getattr(value, "value", value)).lower()
-                elif f.type == "int":
-                    kwargs[f.name] = int(value)
-                else:
-                    kwargs[f.name] = float(value)
-            except (TypeError, ValueError) as e:
-                raise InvalidRequest(f"invalid hyperparameters: {f.name} = {value!r} ({e})") from e
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's Hyperparameters JSON."""
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
 class EpochResult:
     """One finished epoch (the EpochCompleted payload). `epoch` counts from 1.
 
     `train_loss`/`train_acc` are means over the epoch's training batches (in train mode);
-    `val_*` and `class_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
+    `val_*`, `class_acc` ({class name: the class's accuracy, i.e. its recall}) and
+    `class_ovr_acc` ({class name: one-vs-rest accuracy}) come from the validation split;
     `lr` is the learning rate used during the epoch; `seconds` is training time only.
     """
 
@@ -170,23 +88,11 @@ class EpochResult:
     class_acc: dict[str, float]
     lr: float
     seconds: float
+    class_ovr_acc: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class ClassMetrics:
-    """One class's one-vs-rest metrics on the test split (module docstring for definitions)."""
-
-    class_index: int
-    class_name: str
-    accuracy: float
-    precision: float
-    recall: float
-    specificity: float
-    support: int
 
 
 @dataclass(frozen=True)
@@ -228,7 +134,7 @@ class TrainResult:
     train_seconds: float
     stop_reason: StopReason
     history: list[EpochResult]
-    config: TrainConfig
+    config: Hyperparameters
     device: str
     state_dict: dict[str, torch.Tensor] = field(repr=False)
 
@@ -301,33 +207,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def class_metrics(confusion: np.ndarray, class_names: list[str] | tuple[str, ...]) -> list[ClassMetrics]:
-    """AutoCl's one-vs-rest metrics per class from a confusion matrix (module docstring)."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    n = cm.sum()
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    tn = n - tp - fp - fn
-
-    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-    accuracy = ratio(tp + tn, np.full_like(tp, n))
-    precision = ratio(tp, tp + fp)
-    recall = ratio(tp, tp + fn)
-    specificity = ratio(tn, tn + fp)
-    return [
-        ClassMetrics(
-            class_index=i,
-            class_name=str(class_names[i]),
-            accuracy=float(accuracy[i]),
-            precision=float(precision[i]),
-            recall=float(recall[i]),
-            specificity=float(specificity[i]),
-            support=int(tp[i] + fn[i]),
-        )
-        for i in range(cm.shape[0])
-    ]
+    """Each class's metrics from a confusion matrix (`nasdb.schema.metrics.per_class_metrics`)."""
+    return per_class_metrics(np.asarray(confusion).tolist(), class_names)
 
 
 def evaluate(
@@ -406,28 +287,97 @@ def _latency_ms(
 # ==================================================================================================
 
 
-def _make_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _param_groups(module: nn.Module, cfg: Hyperparameters) -> list[dict[str, Any]]:
+    """One group with weight decay; with ``wd_norm_bias`` False, BatchNorm weights and biases
+    (every parameter of fewer than 2 dimensions) go to a second group without it."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the module has no trainable parameters")
+    if cfg.wd_norm_bias or cfg.weight_decay == 0:
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                        {"params": rest, "weight_decay": 0.0}) if g["params"]]
+
+
+def _make_optimizer(module: nn.Module, cfg: Hyperparameters) -> torch.optim.Optimizer:
+    groups = _param_groups(module, cfg)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=cfg.weight_decay)
-    return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer in ("sgd", "sgd-nesterov"):
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=SGD_MOMENTUM,
+                               nesterov=cfg.optimizer == "sgd-nesterov")
+    return torch.optim.RMSprop(groups, lr=cfg.lr)
+
+
+ONECYCLE_WARMUP = 0.25
+"""Share of the steps OneCycle spends rising to ``lr`` (from lr/25; it ends at lr/25e4)."""
+WARMUP_SHARE = 0.1
+"""Share of the steps ``warmup-cosine`` rises linearly to ``lr`` before the cosine decay to 0."""
 
 
 def _make_schedule(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Stepped once per epoch: step = StepLR(1, gamma), cosine = CosineAnnealingLR(epochs)."""
+    optimizer: torch.optim.Optimizer, cfg: Hyperparameters, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
+    """The schedule and whether it steps per batch (True) or per epoch (False).
+
+    Per epoch: step = StepLR(1, gamma), cosine = CosineAnnealingLR(epochs). Per batch over the
+    whole run: onecycle = OneCycleLR(max_lr=lr, pct_start `ONECYCLE_WARMUP`, cosine annealing,
+    momentum cycled), warmup-cosine = linear warmup over `WARMUP_SHARE` of the steps, then cosine
+    to 0.
+    """
+    total = max(cfg.epochs * steps_per_epoch, 1)
     if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.step_gamma)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=cfg.step_gamma), False
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
-    return None
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)), False
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=ONECYCLE_WARMUP
+        ), True
+    if cfg.schedule == "warmup-cosine":
+        warm = max(1, round(total * WARMUP_SHARE))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(total - warm, 1))))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+    return None, False
+
+
+# ==================================================================================================
+# augmentation (batched tensor ops on the device; no per-sample Python)
+# ==================================================================================================
+
+
+def crop_padding(side: int) -> int:
+    """Pixels of reflect padding for random crops: side / 8 (28 -> 3, 32 -> 4, 8 -> 1)."""
+    return max(1, side // 8)
+
+
+def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """A randomly augmented copy of the NCHW batch ``x``: ``crop`` pads by `crop_padding`
+    (reflect) and takes a random crop of the original size per image; ``flip`` flips each image
+    horizontally with probability 1/2. Draws come from ``generator`` (reproducible)."""
+    n, _, h, w = x.shape
+    if "crop" in augment:
+        p = min(crop_padding(min(h, w)), h - 1, w - 1)
+        padded = F.pad(x, (p, p, p, p), mode="reflect")
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        padded = padded.gather(2, rows.expand(n, x.shape[1], h, padded.shape[3]))
+        x = padded.gather(3, cols.expand(n, x.shape[1], h, w))
+    if "flip" in augment:
+        flip = torch.rand(n, generator=generator, device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
 
 
 # ==================================================================================================
@@ -445,7 +395,7 @@ def _is_oom(e: BaseException) -> bool:
 
 
 @contextmanager
-def _translate_oom(device: torch.device, cfg: TrainConfig, where: Callable[[], str]) -> Iterator[None]:
+def _translate_oom(device: torch.device, cfg: Hyperparameters, where: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except Exception as e:
@@ -459,7 +409,7 @@ def _translate_oom(device: torch.device, cfg: TrainConfig, where: Callable[[], s
         ) from e
 
 
-def _diverged(epoch: int, what: str, value: float, cfg: TrainConfig) -> TrainingError:
+def _diverged(epoch: int, what: str, value: float, cfg: Hyperparameters) -> TrainingError:
     kind = "nan" if math.isnan(value) else "inf"
     return TrainingError(
         f"training diverged at epoch {epoch}: {what} is {kind} (lr {cfg.lr:g} may be too high)"
@@ -469,7 +419,7 @@ def _diverged(epoch: int, what: str, value: float, cfg: TrainConfig) -> Training
 def train(
     module: nn.Module,
     data: LoadedDataset,
-    hp: TrainConfig | Mapping[str, Any] | Any | None = None,
+    hp: Hyperparameters | Mapping[str, Any] | None = None,
     device: str | torch.device | None = "cpu",
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -477,7 +427,7 @@ def train(
     """Train `module` in place on `data` with hyperparameters `hp`; return the `TrainResult`.
 
     `module` must map a float32 NCHW batch of `data.input_shape` to `data.num_classes` logits; it
-    is moved to `device` (see `select_device`). `hp` is anything `TrainConfig.from_any` accepts.
+    is moved to `device` (see `select_device`). `hp` is anything `Hyperparameters.of` accepts.
     After each epoch `on_epoch(result)` is called; training stops at that boundary when it returns
     True, when `should_stop()` returns True (checked before every epoch and after `on_epoch`), or on
     early stopping. The test split is evaluated at the end in every case.
@@ -486,7 +436,7 @@ def train(
     running out of memory, or more than 256 classes (predictions are stored as uint8); exceptions
     raised by the callbacks propagate unchanged. Not thread-safe for the same module.
     """
-    cfg = TrainConfig.from_any(hp)
+    cfg = Hyperparameters.of(hp)
     dev = select_device(device)
     if data.num_classes > 256:
         raise TrainingError(f"{data.num_classes} classes: predictions are stored as uint8 (<= 256)")
@@ -515,7 +465,9 @@ def train(
 
         # ----------------------------------------------------------------------------- optimizer
         optimizer = _make_optimizer(module, cfg)
-        schedule = _make_schedule(optimizer, cfg)
+        steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
+        schedule, per_step = _make_schedule(optimizer, cfg, steps_per_epoch)
+        augment = allowed_augment(cfg.augment, data.hflip)
 
         # ---------------------------------------------------------------------------------- loop
         history: list[EpochResult] = []
@@ -538,11 +490,15 @@ def train(
             for start in range(0, n_train, cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
                 xb, yb = x_train[idx], y_train[idx]
+                if augment != "none":
+                    xb = augment_batch(xb, augment, generator)
                 logits = module(xb)
-                loss = F.cross_entropy(logits, yb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if schedule is not None and per_step:
+                    schedule.step()
                 with torch.no_grad():
                     loss_sum += loss.detach().double() * yb.shape[0]
                     correct += (logits.argmax(dim=1) == yb).sum()
@@ -552,7 +508,7 @@ def train(
             train_loss = float(loss_sum.item()) / max(n_train, 1)
             if not math.isfinite(train_loss):
                 raise _diverged(epoch + 1, "loss", train_loss, cfg)
-            if schedule is not None:
+            if schedule is not None and not per_step:
                 schedule.step()
 
             # ------------------------------------------------------------------- evaluation (val)
@@ -569,6 +525,7 @@ def train(
                 class_acc={m.class_name: m.accuracy for m in per_class},
                 lr=lr,
                 seconds=seconds,
+                class_ovr_acc={m.class_name: m.one_vs_rest_accuracy for m in per_class},
             )
             history.append(result)
             if on_epoch is not None and on_epoch(result) is True:

@@ -12,6 +12,7 @@ from typing import Any
 
 from nasdb.ingest import EventStore, NewEvent
 from nasdb.schema.errors import DatasetError, NotFound
+from nasdb.schema.events import DatasetRegistered
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -40,23 +41,23 @@ def register_dataset(
         )
     c, h, w = data.input_shape
     sizes = data.split_sizes
-    payload: dict[str, Any] = {
-        "dataset_id": dataset_id,
-        "name": dataset_id,
-        "kind": data.kind,
-        "source": data.source,
-        "fingerprint": data.fingerprint,
-        "shape": [c, h, w],
-        "classes": list(data.class_names),
-        "train_size": sizes["train"],
-        "val_size": sizes["val"],
-        "test_size": sizes["test"],
-        "val_seed": val_seed,
-        "limit": limit,
-    }
-    key = f"registered-{data.fingerprint[:16]}-{val_seed}-{limit}-{data.source}"
-    store.append(f"dataset-{dataset_id}", [NewEvent("DatasetRegistered", payload,
-                                                    idempotency_key=key)])
+    payload = DatasetRegistered(
+        dataset_id=dataset_id,
+        name=dataset_id,
+        kind=data.kind,
+        source=data.source,
+        fingerprint=data.fingerprint,
+        shape=[c, h, w],
+        classes=list(data.class_names),
+        train_size=sizes["train"],
+        val_size=sizes["val"],
+        test_size=sizes["test"],
+        val_seed=val_seed,
+        limit=limit,
+        hflip=data.hflip,
+    )
+    key = f"registered-{data.fingerprint[:16]}-{val_seed}-{limit}-{data.source}-v2"
+    store.append(f"dataset-{dataset_id}", [NewEvent.of(payload, idempotency_key=key)])
     return dataset_id
 
 

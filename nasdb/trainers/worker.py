@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -59,40 +59,50 @@ from nasdb.schema.errors import (
     NasdbError,
     TrainingError,
 )
+from nasdb.schema.events import (
+    EpochCompleted,
+    JobClaimed,
+    LeaseRenewed,
+    TrainingCompleted,
+    TrainingFailed,
+    WorkerStarted,
+    WorkerStopped,
+)
 from nasdb.schema.resilience import retrying
-from nasdb.search import Architecture, Hyperparameters, check_bounds, infer_shapes
+from nasdb.schema.vocabulary import JobState, next_job_state
+from nasdb.search import Architecture, Hyperparameters, check_bounds
 from nasdb.trainers.build import build_seeded
 from nasdb.trainers.loop import EpochResult, TrainResult, select_device, train
+from nasdb.trainers.measure import layer_table
 from nasdb.trainers.registry import load_registered
 
-_FINISHED = ("TrainingCompleted", "TrainingFailed", "TrainingCancelled")
 _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class JobState:
-    """A job's state folded from its model's stream."""
+class Job:
+    """A job folded from its model's stream (`nasdb.schema.vocabulary`'s state machine)."""
 
     version: int
-    state: str  # proposed | queued | claimed | finished
+    state: JobState | None  # None: no training requested yet
     attempt: int
     lease_until: datetime | None
     worker: str | None
     request: dict[str, Any]
-    cancelled: bool
 
 
-def fold_job(events: list[RecordedEvent]) -> JobState:
-    """The job state after these events (a model stream, in version order)."""
-    state, attempt, lease_until, worker = "proposed", 0, None, None
+def fold_job(events: list[RecordedEvent]) -> Job:
+    """The job after these events (a model stream, in version order)."""
+    state: JobState | None = None
+    attempt, lease_until, worker = 0, None, None
     request: dict[str, Any] = {}
-    cancelled = False
     lease = timedelta(0)
     for e in events:
+        state = next_job_state(state, e.type)
         if e.type == "TrainingRequested":
-            state, request, cancelled = "queued", e.data, False
+            request = e.data
         elif e.type == "JobClaimed":
-            state, attempt, worker = "claimed", e.data["attempt"], e.data["worker"]
+            attempt, worker = e.data["attempt"], e.data["worker"]
             lease = timedelta(seconds=e.data["lease_seconds"])
             lease_until = e.recorded_at + lease
         elif e.type == "LeaseRenewed":
@@ -100,11 +110,8 @@ def fold_job(events: list[RecordedEvent]) -> JobState:
             lease_until = e.recorded_at + lease
         elif e.type == "EpochCompleted" and state == "claimed":
             lease_until = e.recorded_at + lease
-        elif e.type in _FINISHED:
-            state = "finished"
-            cancelled = e.type == "TrainingCancelled"
     version = events[-1].version if events else 0
-    return JobState(version, state, attempt, lease_until, worker, request, cancelled)
+    return Job(version, state, attempt, lease_until, worker, request)
 
 
 @dataclass
@@ -135,15 +142,14 @@ class _Fence:
         recorded once) for NASDB_RECONNECT_SECONDS, then `DatabaseUnavailable` is raised.
         """
         key = event.idempotency_key or f"once-{uuid.uuid4().hex}"
-        fixed = NewEvent(event.type, event.data, None, key)
+        fixed = replace(event, idempotency_key=key)
         with self.lock:
             if self.lost:
                 raise LeaseLost(self.lost)
             try:
                 recorded = retrying(
                     lambda: self.store.append(
-                        self.stream, [NewEvent(fixed.type, fixed.data, self.meta, key)],
-                        self.version),
+                        self.stream, [replace(fixed, metadata=self.meta)], self.version),
                     what=f"recording {event.type} of {self.stream}", log=self.log)
             except ConcurrencyConflict:
                 events = self.store.read_stream(self.stream, self.version)
@@ -186,9 +192,9 @@ class Worker:
         """Train jobs until ``max_jobs`` are done, or (with ``idle_exit``) the queue is empty."""
         stream = f"worker-{self.name}"
         run_id = uuid.uuid4().hex
-        started = NewEvent("WorkerStarted", {
-            "worker": self.name, "host": socket.gethostname(), "pid": os.getpid(),
-            "device": str(self.device)}, idempotency_key=f"started-{run_id}")
+        started = NewEvent.of(WorkerStarted(
+            worker=self.name, host=socket.gethostname(), pid=os.getpid(),
+            device=str(self.device)), idempotency_key=f"started-{run_id}")
         self._ride_out(lambda: self.store.append(stream, [started]), "starting")
         done = 0
         try:
@@ -267,10 +273,9 @@ class Worker:
                 continue
             attempt = job.attempt + 1
             try:
-                recorded = self.store.append(stream, [NewEvent("JobClaimed", {
-                    "worker": self.name, "attempt": attempt,
-                    "lease_seconds": self.lease_seconds, "device": str(self.device)},
-                    idempotency_key=f"claim-{attempt}")], job.version)
+                recorded = self.store.append(stream, [NewEvent.of(JobClaimed(
+                    worker=self.name, attempt=attempt, lease_seconds=self.lease_seconds,
+                    device=str(self.device)), idempotency_key=f"claim-{attempt}")], job.version)
             except ConcurrencyConflict:
                 continue  # another worker (or a person) got there first
             if recorded[-1].data["worker"] != self.name:
@@ -319,8 +324,8 @@ class Worker:
         heartbeat.start()
 
         def on_epoch(result: EpochResult) -> bool:
-            fence.append(NewEvent("EpochCompleted", {**result.to_dict(), "attempt": claim.attempt},
-                                  idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
+            fence.append(NewEvent.of(EpochCompleted(**result.to_dict(), attempt=claim.attempt),
+                                     idempotency_key=f"epoch-{claim.attempt}-{result.epoch}"))
             if self.on_epoch is not None:
                 self.on_epoch(claim.model_id, result)
             return self.stopping
@@ -333,8 +338,8 @@ class Worker:
             state = _state_bytes(result)
             checkpoint = self._ride_out(lambda: put_artifact(self.db, state, "checkpoint"),
                                         "storing a checkpoint")
-            fence.append(NewEvent("TrainingCompleted", _completed(result, claim, checkpoint),
-                                  idempotency_key=f"completed-{claim.attempt}"))
+            fence.append(NewEvent.of(_completed(result, claim, checkpoint),
+                                     idempotency_key=f"completed-{claim.attempt}"))
         except LeaseLost as e:
             self.log(f"{self.name}: stopped {claim.model_id}: {e}")
             return False
@@ -369,10 +374,10 @@ class Worker:
                hp: dict[str, Any]) -> torch.nn.Module:
         """The seeded module, after the size bounds (a job proposed before them, or appended
         around `propose`, is refused here rather than allocated)."""
-        check_bounds(arch, infer_shapes(arch, input_shape, num_classes), int(hp["batch_size"]))
+        check_bounds(arch, layer_table(arch, input_shape, num_classes), int(hp["batch_size"]))
         return build_seeded(arch, input_shape, num_classes, int(hp["seed"]))
 
-    def _give_up_if_exhausted(self, stream: str, job: JobState) -> bool:
+    def _give_up_if_exhausted(self, stream: str, job: Job) -> bool:
         """Append TrainingFailed for a job whose ``NASDB_MAX_ATTEMPTS`` attempts all ended
         without a result; True when it did (or another worker or person got there first)."""
         limit = settings.integer("max_attempts")
@@ -383,8 +388,8 @@ class Worker:
                  "was killed, or lost the database); NASDB_MAX_ATTEMPTS is "
                  f"{limit}")
         with contextlib.suppress(ConcurrencyConflict):
-            self.store.append(stream, [NewEvent("TrainingFailed", {
-                "attempt": job.attempt, "error": error}, {"worker": self.name},
+            self.store.append(stream, [NewEvent.of(
+                TrainingFailed(attempt=job.attempt, error=error), metadata={"worker": self.name},
                 idempotency_key=f"failed-{job.attempt}")], job.version)
             self._say(f"{stream.removeprefix('model-')} failed: {error}")
         return True
@@ -392,8 +397,8 @@ class Worker:
     def _fail(self, fence: _Fence, claim: Claim, error: str) -> bool:
         """Record TrainingFailed with the reason; say so only once it is recorded."""
         try:
-            fence.append(NewEvent("TrainingFailed", {"attempt": claim.attempt, "error": error},
-                                  idempotency_key=f"failed-{claim.attempt}"))
+            fence.append(NewEvent.of(TrainingFailed(attempt=claim.attempt, error=error),
+                                     idempotency_key=f"failed-{claim.attempt}"))
         except LeaseLost as e:
             self._say(f"{claim.model_id} hit an error ({error}) after its job moved on ({e}); "
                       "nothing was recorded")
@@ -403,8 +408,8 @@ class Worker:
 
     def _record_stop(self, stream: str, done: int, run_id: str) -> None:
         """WorkerStopped, when the database can be reached; never hides the original error."""
-        stopped = NewEvent("WorkerStopped", {"worker": self.name, "jobs_done": done},
-                           idempotency_key=f"stopped-{run_id}")
+        stopped = NewEvent.of(WorkerStopped(worker=self.name, jobs_done=done),
+                              idempotency_key=f"stopped-{run_id}")
         try:
             self._ride_out(lambda: self.store.append(stream, [stopped]), "stopping")
             Projector(self.db).catch_up()
@@ -438,8 +443,8 @@ class _Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                self.fence.append(NewEvent("LeaseRenewed", {
-                    "worker": self.worker, "lease_seconds": self.lease_seconds}))
+                self.fence.append(NewEvent.of(LeaseRenewed(worker=self.worker,
+                                                           lease_seconds=self.lease_seconds)))
             except LeaseLost:
                 return
             except NasdbError:
@@ -484,33 +489,27 @@ def _state_bytes(result: TrainResult) -> bytes:
     return buffer.getvalue()
 
 
-def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> dict[str, Any]:
+def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> TrainingCompleted:
     metrics = result.class_metrics
-    return {
-        "attempt": claim.attempt,
-        "epochs_trained": result.epochs_trained,
-        "test_acc": result.test_acc,
-        "test_loss": result.test_loss,
-        "class_names": [m.class_name for m in metrics],
-        "class_accuracy": [m.accuracy for m in metrics],
-        "class_precision": [m.precision for m in metrics],
-        "class_recall": [m.recall for m in metrics],
-        "class_specificity": [m.specificity for m in metrics],
-        "class_support": [m.support for m in metrics],
-        "confusion_matrix": result.confusion_matrix,
-        "predictions": base64.b64encode(result.predictions).decode(),
-        "predictions_digest": result.predictions_digest,
-        "latency_ms": result.latency_ms,
-        "train_seconds": result.train_seconds,
-        "checkpoint": checkpoint,
-    }
-
-
-def run_worker(db: Database, **kwargs: Any) -> int:
-    """Convenience: a worker that trains until the queue is empty."""
-    max_jobs = kwargs.pop("max_jobs", None)
-    idle_exit = kwargs.pop("idle_exit", True)
-    return Worker(db, **kwargs).run(max_jobs, idle_exit=idle_exit)
+    return TrainingCompleted(
+        attempt=claim.attempt,
+        epochs_trained=result.epochs_trained,
+        test_acc=result.test_acc,
+        test_loss=result.test_loss,
+        class_names=[m.class_name for m in metrics],
+        class_accuracy=[m.accuracy for m in metrics],
+        class_ovr_accuracy=[m.one_vs_rest_accuracy for m in metrics],
+        class_precision=[m.precision for m in metrics],
+        class_recall=[m.recall for m in metrics],
+        class_specificity=[m.specificity for m in metrics],
+        class_support=[m.support for m in metrics],
+        confusion_matrix=result.confusion_matrix,
+        predictions=base64.b64encode(result.predictions).decode(),
+        predictions_digest=result.predictions_digest,
+        latency_ms=result.latency_ms,
+        train_seconds=result.train_seconds,
+        checkpoint=checkpoint,
+    )
 
 
 def wait_for(db: Database, predicate_sql: str, timeout: float = 60.0) -> bool:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import OPTIMIZERS, Origin
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
@@ -42,13 +43,13 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 
     with console.status(f"loading {kind}"):
         dataset_id = register_dataset(ctx.store, kind, name, path, val_seed, limit)
+    from nasdb.read import dataset_row
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from datasets where id = %s", (dataset_id,)).fetchone()
-    assert row is not None
-    click.echo(f"{dataset_id}: {row['kind']} {row['channels']}x{row['height']}x{row['width']}, "
-               f"{row['num_classes']} classes, {row['train_size']}/{row['val_size']}/"
-               f"{row['test_size']} train/val/test images, fingerprint {row['fingerprint'][:12]}")
+    row = dataset_row(ctx.db, dataset_id)
+    click.echo(f"{dataset_id}: {row.kind} {row.channels}x{row.height}x{row.width}, "
+               f"{row.num_classes} classes, {row.train_size}/{row.val_size}/"
+               f"{row.test_size} train/val/test images, fingerprint {row.fingerprint[:12]}")
 
 
 @dataset.command("list")
@@ -56,12 +57,13 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
 @pass_ctx
 def dataset_list(ctx: Context, fmt: str) -> None:
     """List registered datasets."""
+    from nasdb.read import list_datasets
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, kind, source, channels, height, width, num_classes, train_size, "
-            "val_size, test_size, left(fingerprint, 12) as fingerprint from datasets order by id"
-        ).fetchall()
+    columns = ("id", "kind", "source", "channels", "height", "width", "num_classes", "train_size",
+               "val_size", "test_size")
+    rows = [{**{c: getattr(d, c) for c in columns}, "fingerprint": d.fingerprint[:12]}
+            for d in list_datasets(ctx.db)]
     emit(rows, None, fmt)
 
 
@@ -81,7 +83,7 @@ hp_options = [
     click.option("--epochs", type=int, help="Epochs to train (default 10)."),
     click.option("--lr", type=float, help="Learning rate (default 1e-3)."),
     click.option("--batch-size", type=int, help="Batch size (default 256)."),
-    click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "rmsprop"])),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS)),
     click.option("--seed", type=int, help="Training seed (default 0)."),
 ]
 
@@ -103,8 +105,9 @@ def with_hp_options(fn: Any) -> Any:
 def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str | None,
               priority: int, **hp: Any) -> None:
     """Queue one model for training (a reference classifier or a layer list); print its id."""
+    from nasdb.read import get_dataset
     from nasdb.search import REFERENCE_NAMES, Architecture
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     if (reference is None) == (layers is None):
         raise InvalidRequest("give exactly one of --reference NAME or --layers JSON")
@@ -113,7 +116,7 @@ def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str 
             raise InvalidRequest(f"unknown reference classifier {reference!r}; choose one of "
                                  f"{', '.join(REFERENCE_NAMES)}")
         arch = Architecture(reference=reference)
-        origin = "reference"
+        origin: Origin = "reference"
     else:
         assert layers is not None
         try:
@@ -143,8 +146,9 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
     """Sample architectures from REMAP's Markov chain and queue them; print their ids."""
     import random
 
+    from nasdb.read import get_dataset
     from nasdb.search import SearchSpace, sample
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     if count < 1:
         raise InvalidRequest("-n must be at least 1")
@@ -166,17 +170,16 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
 # --- reading --------------------------------------------------------------------------------
 
 
-def model_rows(ctx: Context, where: str = "true", args: tuple[Any, ...] = (),
+def model_rows(ctx: Context, *, status: str | None = None, dataset_id: str | None = None,
                limit: int | None = None) -> list[dict[str, Any]]:
-    sql = (
-        "select id, glyph, origin, params, flops, status, epochs_trained as epochs, "
-        f"best_val_acc as val_acc, test_acc from models where {where} "
-        "order by (regexp_replace(id, '\\D', '', 'g'))::bigint"
-    )
-    if limit:
-        sql += f" limit {int(limit)}"
-    with ctx.db.connect(dict_rows=True) as conn:
-        return list(conn.execute(sql, args).fetchall())
+    """The `nasdb models` listing (`MODEL_COLUMNS`), in id order."""
+    from nasdb.read import list_models
+
+    rows = list_models(ctx.db, dataset_id=dataset_id, limit=limit or None,
+                       statuses=[status] if status else None)
+    return [{"id": m.id, "glyph": m.glyph, "origin": m.origin, "params": m.params,
+             "flops": m.flops, "status": m.status, "epochs": m.epochs_trained,
+             "val_acc": m.best_val_acc, "test_acc": m.test_acc} for m in rows]
 
 
 @click.command("models")
@@ -189,14 +192,7 @@ def models_cmd(ctx: Context, status: str | None, dataset_id: str | None, limit: 
                fmt: str) -> None:
     """List models: id, glyph, params, FLOPs, status, epochs, accuracies."""
     ctx.project()
-    where, args = ["true"], []
-    if status:
-        where.append("status = %s")
-        args.append(status)
-    if dataset_id:
-        where.append("dataset_id = %s")
-        args.append(dataset_id)
-    emit(model_rows(ctx, " and ".join(where), tuple(args), limit), MODEL_COLUMNS, fmt)
+    emit(model_rows(ctx, status=status, dataset_id=dataset_id, limit=limit), MODEL_COLUMNS, fmt)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -247,6 +243,9 @@ def reproduce_cmd(ctx: Context, model_id: str, device: str | None) -> None:
         f"{'identical' if report.same_predictions else 'differ'}; "
         f"{report.epochs} epochs, dataset fingerprint {report.fingerprint[:12]} matches"
     )
+    if len(report.replayed) > 1:
+        click.echo(f"replayed {report.chain_text()}: each resumed from the weights of the one "
+                   "before (TrainingRequested.resume_from)")
 
 
 def train_queue(ctx: Context, title: str) -> int:
@@ -274,27 +273,39 @@ def train_queue(ctx: Context, title: str) -> int:
         return Worker(ctx.db, log=log, on_epoch=on_epoch).run(idle_exit=True)
 
 
+#: The demo's baseline: logistic regression (the head alone, a linear map of the pixels) trained
+#: with Adam and a cosine schedule on the same images as the search.
+LOGISTIC_REGRESSION_HP = {"optimizer": "adam", "lr": 0.002, "batch_size": 128, "epochs": 10,
+                          "schedule": "cosine", "early_stop_patience": 0}
+
+
 @click.command("demo")
 @click.option("--dataset", "kind", type=click.Choice(["auto", "digits", "fashion-mnist"]),
               default="auto", show_default=True,
               help="auto = Fashion-MNIST when Debian's files are installed, else digits.")
-@click.option("--limit", type=int, default=6000, show_default=True,
-              help="Fashion-MNIST training images to use (CPU-friendly).")
-@click.option("--max-mflops", type=float, default=3.0, show_default=True,
+@click.option("--limit", type=int, default=15000, show_default=True,
+              help="Fashion-MNIST training images to use (CPU-friendly); the test split is the "
+              "official 10,000 images.")
+@click.option("--budget-seconds", type=int, default=240, show_default=True,
+              help="Wall time of the search (the default study: ASHA in the modern space).")
+@click.option("--max-mflops", type=float, default=4.0, show_default=True,
               help="Largest forward cost per image of a sampled model (MFLOPs).")
-@click.option("-n", "count", default=12, show_default=True, help="Sampled models.")
-@click.option("--epochs", default=3, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Exit after the Pareto front.")
 @click.option("--port", default=5006, show_default=True)
 @pass_ctx
-def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epochs: int,
+def demo(ctx: Context, kind: str, limit: int, budget_seconds: int, max_mflops: float,
          no_serve: bool, port: int) -> None:
-    """The main job end to end: dataset, initial population, training, Pareto front, UI."""
-    from nasdb.search import Architecture, Hyperparameters, SearchSpace, count_flops, sample
-    from nasdb.steer import Proposal, get_dataset, propose
+    """The main job end to end: a dataset, a logistic-regression baseline, the default search
+    for a wall-time budget with live progress, the Pareto front, the comparison, the UI."""
+    from nasdb.read import get_dataset
+    from nasdb.search import Architecture, Hyperparameters, HyperparameterSpace, SearchSpace
+    from nasdb.search.strategies import StudySpace
+    from nasdb.steer import Proposal, create_study, propose
     from nasdb.trainers.datasets import default_dataset
     from nasdb.trainers.registry import register_dataset
 
+    if budget_seconds < 1:
+        raise InvalidRequest(f"--budget-seconds must be at least 1, got {budget_seconds}")
     start = time.perf_counter()
     console.print(f"[bold]nasdb demo[/] on {ctx.db.display_url}")
     spec = default_dataset() if kind == "auto" else None
@@ -304,29 +315,82 @@ def demo(ctx: Context, kind: str, limit: int, max_mflops: float, count: int, epo
                                       0, limit if chosen == "fashion-mnist" else None)
     ctx.project()
     ds = get_dataset(ctx.db, dataset_id)
-    console.print(f"dataset {dataset_id}: {ds.input_shape}, {ds.num_classes} classes")
-    hyper = Hyperparameters.from_json({"epochs": epochs})
-    # Oversample, then keep models cheap enough to train in seconds on a CPU.
-    drawn = sample(ds.input_shape, ds.num_classes, count * 20, seed=int(time.time()),
-                   space=SearchSpace.extended(max_params=300_000))
-    unique = {a.to_json(): a for a, _ in reversed(drawn)}  # distinct architectures only
-    cheap = [a for a in reversed(unique.values())
-             if count_flops(a, ds.input_shape, ds.num_classes) <= max_mflops * 1e6]
-    proposals = [Proposal(a, hyper, "sampled") for a in cheap[:count]]
-    proposals.append(Proposal(Architecture(reference="cnn"), hyper, "reference"))
-    ids = propose(ctx.store, ds, proposals)
+    console.print(f"dataset {dataset_id}: {ds.input_shape}, {ds.num_classes} classes, "
+                  f"{ds.train_size} training images")
+    [baseline] = propose(ctx.store, ds, [Proposal(
+        Architecture(), Hyperparameters.from_json(LOGISTIC_REGRESSION_HP), "reference")])
     ctx.project()
-    console.print(f"queued {len(ids)} models ({ids[0]}..{ids[-1]})")
-    done = train_queue(ctx, "training")
+    train_queue(ctx, "logistic-regression baseline")
+    space = StudySpace(SearchSpace.modern(max_mflops=max_mflops), HyperparameterSpace.modern())
+    study_id = create_study(ctx.store, dataset_id, budget={"seconds": budget_seconds},
+                            space=space)
     ctx.project()
-    console.print(f"trained {done} models in {time.perf_counter() - start:.0f}s")
+    console.print(f"study {study_id}: the default search (ASHA over epochs, modern space) for "
+                  f"{budget_seconds}s")
+    trained = search_with_progress(ctx, study_id, budget_seconds)
+    console.print(f"trained {trained} models in {time.perf_counter() - start:.0f}s")
     show_pareto(ctx, dataset_id)
+    console.print(comparison_line(ctx, study_id, baseline))
     if no_serve:
         return
     from nasdb.ui.app import serve
 
     console.print(f"serving the app on http://127.0.0.1:{port} (Ctrl-C to stop)")
     serve(ctx.db, port=port, show=False)
+
+
+def search_with_progress(ctx: Context, study_id: str, budget_seconds: int) -> int:
+    """Run the study in this process with a live bar over its wall budget; return how many of
+    its models finished training."""
+    from nasdb.steer import run_study, study_status
+    from nasdb.trainers.worker import Worker
+
+    columns = [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+    trained = 0
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("searching", total=budget_seconds)
+        began = time.monotonic()
+        best = "no model trained yet"
+
+        def tick(text: str) -> None:
+            progress.update(task, completed=min(time.monotonic() - began, budget_seconds),
+                            description=f"{text} | {trained} trained | {best}")
+
+        def on_epoch(model_id: str, r: Any) -> None:
+            tick(f"{model_id} epoch {r.epoch} val acc {r.val_acc:.3f}")
+
+        def log(message: str) -> None:
+            nonlocal trained, best
+            if " done: " in message:
+                trained += 1
+                progress.console.print(message.split(": ", 1)[-1])
+                top = study_status(ctx.db, study_id)["best"]
+                if top:
+                    best = f"best {top['model_id']} test acc {top['test_acc']:.3f}"
+            tick("training")
+
+        worker = Worker(ctx.db, log=log, on_epoch=on_epoch)
+        run_study(ctx.db, study_id, train=lambda: worker.run(max_jobs=1), parallel=1)
+        tick("done")
+    return trained
+
+
+def comparison_line(ctx: Context, study_id: str, baseline_id: str) -> str:
+    """The best model the search found (by validation accuracy) against the logistic-regression
+    baseline, on test accuracy."""
+    from nasdb.read import get_model
+    from nasdb.steer import study_status
+
+    best = study_status(ctx.db, study_id, (10**12,))["best_under"][0]
+    base = get_model(ctx.db, baseline_id)
+    base_text = (f"logistic regression {baseline_id} ({base.params:,} params) test acc "
+                 f"{base.test_acc:.4f}" if base.test_acc is not None else
+                 f"logistic regression {baseline_id} did not finish")
+    if best["model_id"] is None:
+        return f"the search trained no model in its budget; {base_text}"
+    gain = f" ({best['acc'] - base.test_acc:+.4f})" if base.test_acc is not None else ""
+    return (f"best found {best['model_id']} {best['glyph']} ({best['params']:,} params): test acc "
+            f"{best['acc']:.4f}{gain} vs {base_text}, same training images")
 
 
 def show_pareto(ctx: Context, dataset_id: str) -> None:

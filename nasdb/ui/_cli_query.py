@@ -21,7 +21,7 @@ import click
 from nasdb.query import FIELDS, format_result, parse, run
 from nasdb.query._ast import KEYWORDS
 from nasdb.query._fields import AGGREGATES, CLASS_METRICS, EPOCH_FIELDS, LAYER_TYPES
-from nasdb.schema.errors import NasdbError, QuerySyntaxError
+from nasdb.schema.errors import DatasetNotChosen, NasdbError, QuerySyntaxError
 from nasdb.ui._context import Context, format_option, pass_ctx
 
 PROMPT = "nasdb> "
@@ -49,8 +49,12 @@ def _emit_result(result: Any, fmt: str, echo: Callable[..., None]) -> None:
 @format_option
 @click.option("--no-catch-up", is_flag=True,
               help="Query the read models as they are, without applying new events first.")
+@click.option("--dataset", default=None,
+              help="Limit a query that names no dataset to this one (rankings need one when "
+                   "several datasets exist; on a terminal nasdb asks).")
 @pass_ctx
-def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool) -> None:
+def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool,
+          dataset: str | None) -> None:
     """Run a query in the nasdb query language (docs/query.md); no TEXT opens a console.
 
     TEXT may be one quoted argument or several words: nasdb query top 5 by acc
@@ -67,7 +71,20 @@ def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool) -> N
     joined = " ".join(text)
     if parse(joined).explain is None and not no_catch_up:
         ctx.project()
-    _emit_result(run(joined, ctx.db), fmt, click.echo)
+    _emit_result(run_asking(joined, ctx.db, dataset), fmt, click.echo)
+
+
+def run_asking(text: str, db: Any, dataset: str | None = None) -> Any:
+    """`run`, asking which dataset on a terminal when a ranking names none and several exist
+    (elsewhere `DatasetNotChosen` ends the command: one line listing them, exit code 2)."""
+    try:
+        return run(text, db, dataset=dataset)
+    except DatasetNotChosen as e:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise
+        chosen = click.prompt(f"{e.verb} ranks one dataset; which one?",
+                              type=click.Choice(list(e.datasets)), err=True)
+        return run(text, db, dataset=chosen)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
 CHILD_COLUMNS = (
-    "id", "origin", "changes", "params", "params_delta", "acc", "acc_delta", "train_seconds",
-    "status",
+    "id", "origin", "changes", "params", "params_delta", "val_acc", "acc", "acc_delta",
+    "train_seconds", "status",
 )
 
 
@@ -59,16 +59,16 @@ def _parse_only(values: tuple[str, ...]) -> dict[int, set[str]] | None:
     return out
 
 
-def _parent(ctx: Context, model_id: str) -> tuple[dict[str, Any], Any, Any, Any]:
+def _parent(ctx: Context, model_id: str) -> tuple[Any, Any, Any, Any]:
     """The parent's row, architecture, hyperparameters and dataset (read models brought up to date)."""
+    from nasdb.read import get_dataset, get_model
     from nasdb.search import Architecture, Hyperparameters
-    from nasdb.steer import get_dataset, get_model
 
     ctx.project()
     row = get_model(ctx.db, model_id)
-    arch = Architecture.from_json(row["architecture"])
-    hp = Hyperparameters.from_json(row["hyperparameters"])
-    dataset = get_dataset(ctx.db, row["dataset_id"])
+    arch = Architecture.from_json(row.architecture)
+    hp = Hyperparameters.from_json(row.hyperparameters)
+    dataset = get_dataset(ctx.db, row.dataset_id)
     return row, arch, hp, dataset
 
 
@@ -217,7 +217,7 @@ def handcraft(ctx: Context, parent: str, layers_json: str | None, edits: tuple[s
         raise InvalidRequest("give either --layers JSON or one or more --edit, not both")
     _, arch, hp, dataset = _parent(ctx, parent)
     if study is not None:
-        from nasdb.steer import get_study
+        from nasdb.read import get_study
 
         get_study(ctx.db, study)
     if layers_json is not None:
@@ -247,40 +247,33 @@ def handcraft(ctx: Context, parent: str, layers_json: str | None, edits: tuple[s
 def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """REMAP's comparison table: the parent's row and one row per child with deltas.
 
-    ``acc`` is the test accuracy when trained, else the best validation accuracy so far; the
-    deltas are child minus parent (None when either side is unknown).
+    ``acc`` is the test accuracy (None until trained), ``val_acc`` the best validation accuracy
+    so far; the deltas are child minus parent (None when either side is unknown).
     """
-    from nasdb.steer import get_model
+    from nasdb.read import get_model, list_models
 
     parent = get_model(db, model_id)
-    with db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select * from models where parent_id = %s "
-            "order by length(id), id", (model_id,),
-        ).fetchall()
-
-    def acc(r: dict[str, Any]) -> float | None:
-        return r["test_acc"] if r["test_acc"] is not None else r["best_val_acc"]
-
-    parent_acc = acc(parent)
+    parent_acc = parent.acc
     out = []
-    for r in rows:
-        a = acc(r)
+    for r in list_models(db, parent_id=model_id):
+        a = r.acc
         out.append({
-            "id": r["id"],
-            "origin": r["origin"],
-            "changes": list(r["changes"] or []),
-            "params": r["params"],
-            "params_delta": r["params"] - parent["params"],
+            "id": r.id,
+            "origin": r.origin,
+            "changes": list(r.changes or []),
+            "params": r.params,
+            "params_delta": r.params - parent.params,
+            "val_acc": r.val_acc,
             "acc": a,
             "acc_delta": a - parent_acc if a is not None and parent_acc is not None else None,
-            "train_seconds": r["train_seconds"],
-            "status": r["status"],
+            "train_seconds": r.train_seconds,
+            "status": r.status,
         })
-    parent_row = {"id": parent["id"], "origin": parent["origin"], "changes": [],
-                  "params": parent["params"], "params_delta": 0, "acc": parent_acc,
+    parent_row = {"id": parent.id, "origin": parent.origin, "changes": [],
+                  "params": parent.params, "params_delta": 0,
+                  "val_acc": parent.val_acc, "acc": parent_acc,
                   "acc_delta": 0.0 if parent_acc is not None else None,
-                  "train_seconds": parent["train_seconds"], "status": parent["status"]}
+                  "train_seconds": parent.train_seconds, "status": parent.status}
     return parent_row, out
 
 

@@ -35,9 +35,11 @@ def _assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 def _space(space_json: str | None, epochs: int | None, lr: str | None, max_layers: int | None,
            max_params: int | None, extended: bool) -> Any:
-    from nasdb.search.strategies import StudySpace
+    from nasdb.search.strategies import SPACE_NAMES, StudySpace
 
-    if space_json is not None:
+    if space_json is not None and space_json.strip() in SPACE_NAMES:
+        space = StudySpace.named(space_json.strip())
+    elif space_json is not None:
         try:
             data = json.loads(space_json)
         except json.JSONDecodeError as e:
@@ -46,7 +48,7 @@ def _space(space_json: str | None, epochs: int | None, lr: str | None, max_layer
             raise InvalidRequest("--space must be a JSON object")
         space = StudySpace.from_dict(data)
     else:
-        space = StudySpace()
+        space = StudySpace.remap() if extended else StudySpace.modern()
     if extended:
         from nasdb.search import SearchSpace
 
@@ -94,23 +96,27 @@ def study() -> None:
 
 @study.command("create")
 @click.option("--dataset", required=True, help="A registered dataset (nasdb dataset add ...).")
-@click.option("--strategy", required=True, help="random, evolution, hyperband, asha, pbt, tpe, "
-              "nsga2, bohb or guided (needs: nasdb recommend fit).")
+@click.option("--strategy", default=None, help="random, evolution, hyperband, asha, pbt, tpe, "
+              "nsga2, bohb or guided (needs: nasdb recommend fit). Default: the strongest "
+              "measured search, ASHA over 1/3/9 epochs (README, Studies).")
 @_budget_options
-@click.option("--objective", "objectives", multiple=True, help="acc, params, flops, latency or "
-              "acc:CLASS; repeat for several (default: acc, params). The first one ranks.")
+@click.option("--objective", "objectives", multiple=True, help="val_acc (best validation "
+              "accuracy), acc (test accuracy), params, flops, latency or acc:CLASS (one class's "
+              "test accuracy, its recall); repeat for several (default: val_acc, params). The "
+              "first one ranks.")
 @click.option("--set", "sets", multiple=True, help="Strategy setting KEY=VALUE (e.g. R=9, "
               "eta=3, population=8, parallel=4, seed=1). Repeatable.")
-@click.option("--space", "space_json", help="The search space as JSON: {\"architecture\": {...}, "
+@click.option("--space", "space_json", help="modern (default), remap (REMAP's space exactly), "
+              "extended, or the search space as JSON: {\"architecture\": {...}, "
               "\"hyperparameters\": {...}, \"dropped\": [...], \"max_blocks\": 3}.")
 @click.option("--epochs", type=int, help="Epochs each sampled model trains (default 10).")
 @click.option("--lr", help="Learning-rate range LOW..HIGH (log-scaled).")
 @click.option("--max-layers", type=int, help="Most body layers a sampled model has.")
 @click.option("--max-params", type=int, help="Most parameters a sampled model has.")
-@click.option("--extended", is_flag=True, help="Our extended layer grammar instead of REMAP's.")
+@click.option("--extended", is_flag=True, help="REMAP's space with our extended layer grammar.")
 @click.option("--name", help="The study's id (a slug); default s<N>.")
 @pass_ctx
-def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
+def create(ctx: Context, dataset: str, strategy: str | None, budget_models: int | None,
            budget_epochs: int | None, budget_seconds: int | None, objectives: tuple[str, ...],
            sets: tuple[str, ...], space_json: str | None, epochs: int | None, lr: str | None,
            max_layers: int | None, max_params: int | None, extended: bool,
@@ -122,10 +128,10 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
     settings = {k: _value(v) for k, v in _assignments(sets, "--set").items()}
     study_id = create_study(
         ctx.store, dataset, strategy,
-        budget=_budget(budget_models, budget_epochs, budget_seconds),
+        budget=_budget(budget_models, budget_epochs, budget_seconds) or None,
         settings=settings,
         space=_space(space_json, epochs, lr, max_layers, max_params, extended),
-        objectives=objectives or ("acc", "params"), name=name,
+        objectives=objectives or ("val_acc", "params"), name=name,
     )
     ctx.project()
     click.echo(study_id)
@@ -145,7 +151,9 @@ def create(ctx: Context, dataset: str, strategy: str, budget_models: int | None,
 def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
         lease_seconds: float | None, device: str | None, poll: float) -> None:
     """Drive the study's strategy until its budget is used (restartable after a crash)."""
-    from nasdb.steer import get_study, run_study
+    from nasdb.read import get_study
+    from nasdb.recommend import predictor_ranker
+    from nasdb.steer import run_study
 
     if workers < 0:
         raise InvalidRequest(f"--workers must be 0 or more, got {workers}")
@@ -170,7 +178,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     try:
         state = run_study(ctx.db, study_id, train=train,
                           parallel=max(parallel or 0, workers) or None, poll_seconds=poll,
-                          on_progress=click.echo)
+                          on_progress=click.echo, rank=predictor_ranker(ctx.db))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -183,17 +191,41 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     click.echo(f"study {study_id}: {state}")
 
 
+def _bounds(text: str) -> tuple[int, ...]:
+    from nasdb.query._compiler import _SI
+
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        unit = part[-1] if part[-1] in _SI and not part[-1].isdigit() else ""
+        try:
+            value = float(part[: len(part) - len(unit)]) * _SI[unit]
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidRequest(f"--bounds takes parameter counts like 10k,100k,1M, got {part!r}")
+        out.append(int(value))
+    if not out:
+        raise InvalidRequest("--bounds needs at least one parameter count, e.g. 100k")
+    return tuple(out)
+
+
 @study.command("status")
 @click.argument("study_id")
+@click.option("--bounds", default="10k,100k,1M", show_default=True,
+              help="Parameter bounds to show the best model under.")
 @format_option
 @pass_ctx
-def status(ctx: Context, study_id: str, fmt: str) -> None:
-    """Budget used, best model so far, models by status."""
+def status(ctx: Context, study_id: str, bounds: str, fmt: str) -> None:
+    """Budget used, best model so far (overall and under each parameter bound), models by
+    status. ``acc`` is test accuracy; models are ranked by ``val_acc``."""
     from nasdb.steer import study_status
 
-    row = study_status(ctx.db, study_id)
+    row = study_status(ctx.db, study_id, _bounds(bounds))
     if fmt == "table":
+        under = row.pop("best_under")
         emit([{"key": k, "value": v} for k, v in row.items()], ["key", "value"], fmt)
+        emit(under, ["params_max", "model_id", "params", "val_acc", "acc", "glyph"], fmt,
+             title="best so far under each parameter bound")
     else:
         emit([row], list(row), fmt)
 
@@ -203,12 +235,13 @@ def status(ctx: Context, study_id: str, fmt: str) -> None:
 @pass_ctx
 def list_studies(ctx: Context, fmt: str) -> None:
     """Every study with its strategy, state and model count."""
+    from nasdb.read import list_studies
+
     ctx.project()
-    with ctx.db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            "select id, dataset_id, strategy, state, models_count, budget, previous_study_id, "
-            "created_at from studies order by created_at").fetchall()
-    emit([dict(r) for r in rows], None if rows else ["id"], fmt)
+    columns = ("id", "dataset_id", "strategy", "state", "models_count", "budget",
+               "previous_study_id", "created_at")
+    rows = [{c: getattr(s, c) for c in columns} for s in list_studies(ctx.db)]
+    emit(rows, None if rows else ["id"], fmt)
 
 
 @study.command("pause")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 
 format_option = click.option(
@@ -28,7 +29,7 @@ class Context:
     @cached_property
     def db(self) -> Database:
         db = Database(self._url)
-        db.ensure_schema()
+        ensure_schema(db)
         return db
 
     @cached_property

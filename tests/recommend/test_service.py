@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from nasdb.ingest import EventStore, NewEvent, Projector, get_artifact
 from nasdb.ingest.synthetic import search_log
+from nasdb.read import get_dataset
 from nasdb.recommend import (
     MIN_TRAINED_MODELS,
     fit_all,
@@ -34,7 +35,7 @@ from nasdb.recommend import (
 from nasdb.schema import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
 from nasdb.search import Hyperparameters, HyperparameterSpace, SearchSpace, sample
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 
@@ -341,6 +342,7 @@ def test_nothing_fitted_and_no_architecture_get_clear_messages(db: Database) -> 
 
 
 def test_the_guided_study_strategy_proposes_with_predictions(flow: Flow) -> None:
+    from nasdb.recommend import predictor_ranker
     from nasdb.search.strategies import get_strategy
     from nasdb.steer import create_study, load_view
     from nasdb.steer._study import take_step
@@ -348,7 +350,9 @@ def test_the_guided_study_strategy_proposes_with_predictions(flow: Flow) -> None
     study_id = create_study(flow.store, "digits", "guided", budget={"models": 2},
                             settings={"candidates": 20, "ratio": 0.25, "parallel": 2})
     flow.project()
-    view = load_view(flow.store, study_id)
+    with pytest.raises(InvalidRequest, match="handed no ranking function"):
+        get_strategy("guided", {}).ask(load_view(flow.store, study_id), 2)
+    view = load_view(flow.store, study_id, predictor_ranker(flow.store.db))
     suggestions = get_strategy("guided", dict(view.settings)).ask(view, 2)
     assert [s.info["rank"] for s in suggestions] == [1, 2]
     assert suggestions[0].info["score"] >= suggestions[1].info["score"]

@@ -8,6 +8,7 @@ from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, Projector, event_id_for
 from nasdb.ingest.synthetic import dataset_event
+from nasdb.migrations import ensure_schema
 from nasdb.migrations.runner import current_revision, downgrade, head_revision, upgrade
 from nasdb.schema import Database
 from nasdb.schema.errors import SchemaOutOfDate
@@ -46,7 +47,7 @@ def test_events_written_at_the_first_revision_survive_the_upgrade(empty_db_url: 
                      "schema_version": 1, "data": event.data, "metadata": {}}]),),
         )
     fresh = Database(empty_db_url)
-    fresh.ensure_schema()  # what every command does first
+    ensure_schema(fresh)  # what every command does first
     assert current_revision(fresh) == head_revision()
     Projector(fresh).catch_up()
     with fresh.connect() as conn:
@@ -58,6 +59,6 @@ def test_a_schema_newer_than_the_code_is_refused_with_the_fix(db_url: str) -> No
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("update alembic_version set version_num = '9999'")
     with pytest.raises(SchemaOutOfDate) as err:
-        Database(db_url).ensure_schema()
+        ensure_schema(Database(db_url))
     assert "is at schema revision 9999, which this nasdb does not know (it is newer); " \
            "upgrade nasdb: pip install -U nasdb" in str(err.value)

@@ -42,7 +42,8 @@ CONTRACT_EXAMPLE = """{"layers": [
 HYPERPARAMETERS_EXAMPLE = (
     '{"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "batch_size": 256, "epochs": 10, '
     '"schedule": "step", "step_gamma": 0.75, "seed": 0, "early_stop_patience": 3, '
-    '"early_stop_delta": 0.005}'
+    '"early_stop_delta": 0.005, "augment": "none", "label_smoothing": 0.0, '
+    '"wd_norm_bias": true}'
 )
 
 
@@ -73,7 +74,8 @@ def test_reference_json() -> None:
     [
         ('{"layers": [{"type": "Activation", "fn": "relu"}, {"type": "Conv3D"}]}',
          "layer 1: unknown layer type 'Conv3D'; known types: Activation, AvgPool2D, BatchNorm, "
-         "Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D"),
+         "Conv2D, ConvBlock, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, Residual, "
+         "SepConv"),
         ('{"layers": [{"type": "Conv2D", "filters": 8, "kernel": 3, "size": 2}]}',
          "layer 0 (Conv2D): unknown key 'size'; Conv2D takes filters, kernel, stride, padding"),
         ('{"layers": [{"type": "BatchNorm", "momentum": 0.1}]}',
@@ -181,18 +183,21 @@ def test_hyperparameter_defaults_are_the_contract_example() -> None:
     ("data", "message"),
     [
         ({"optimizer": "lion"},
-         "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, got 'lion'"),
+         "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, "
+         "sgd-nesterov, got 'lion'"),
         ({"lr": 0, "batch_size": 0},
          "invalid hyperparameters: lr must be a positive number, got 0; batch_size must be an "
          "integer >= 1, got 0"),
         ({"schedule": "linear"},
-         "invalid hyperparameters: schedule must be one of none, step, cosine, got 'linear'"),
+         "invalid hyperparameters: schedule must be one of none, step, cosine, onecycle, "
+         "warmup-cosine, got 'linear'"),
         ({"step_gamma": 1.5}, "invalid hyperparameters: step_gamma must be in (0, 1], got 1.5"),
         ({"epochs": 2.5}, "invalid hyperparameters: epochs must be an integer >= 1, got 2.5"),
         ({"lr": float("nan")}, "invalid hyperparameters: lr must be a positive number, got nan"),
         ({"momentum": 0.9},
          "unknown hyperparameter 'momentum'; known: optimizer, lr, weight_decay, batch_size, "
-         "epochs, schedule, step_gamma, seed, early_stop_patience, early_stop_delta"),
+         "epochs, schedule, step_gamma, seed, early_stop_patience, early_stop_delta, augment, "
+         "label_smoothing, wd_norm_bias"),
     ],
 )
 def test_bad_hyperparameters_name_the_problem(data: dict, message: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasdb.schema.errors import InvalidRequest
-from nasdb.search import REFERENCE_NAMES, Architecture, count_flops, count_params, infer_shapes
+from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
+from nasdb.search import REFERENCE_NAMES, Architecture, infer_shapes
 from nasdb.trainers.build import REFERENCES, build_module, reference_stats
+from nasdb.trainers.measure import count_flops, count_params, layer_table
 
 
 def test_registry_names_are_stable() -> None:
@@ -37,8 +38,13 @@ def test_reference_trains_on_digits_and_counts_match(name: str) -> None:
     params = sum(p.numel() for p in module.parameters())
     assert count_params(arch, shape, 10) == params
     assert count_flops(arch, shape, 10) > 0
-    assert infer_shapes(arch, shape, 10)[0].type == name
+    assert layer_table(arch, shape, 10)[0].type == name
     assert params < 12_000_000  # small enough for CPU
+
+
+def test_the_model_space_sends_reference_classifiers_to_be_measured() -> None:
+    with pytest.raises(InvalidArchitecture, match=r"nasdb\.trainers\.measure\.layer_table"):
+        infer_shapes(Architecture(reference="vgg"), (1, 8, 8), 10)
 
 
 def test_reference_flops_match_a_fresh_count() -> None:

@@ -110,7 +110,7 @@ def test_size_cap_redraws_whole_architectures() -> None:
                             max_attempts=20)
     assert str(info.value) == (
         "could not sample an architecture with at most 10 parameters in 20 attempts; raise "
-        "max_params or shrink the filter/unit grids"
+        "max_params (or max_mflops) or shrink the filter/unit grids"
     )
 
 

@@ -268,7 +268,8 @@ def test_handcraft_edits_index_the_parent() -> None:
          "cannot prepend at index 8: positions are 0..7 (7 is just before the head)"),
         ([{"op": "add", "index": 0, "layer": {"type": "Conv3D"}}],
          "layer 0: unknown layer type 'Conv3D'; known types: Activation, AvgPool2D, BatchNorm, "
-         "Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D"),
+         "Conv2D, ConvBlock, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, Residual, "
+         "SepConv"),
         ([{"op": "swap", "index": 0}],
          "unknown edit op 'swap'; use add, remove, replace or reparameterize"),
     ],

@@ -14,6 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent
+from nasdb.migrations import ensure_schema
 from nasdb.schema import Database, SchemaOutOfDate, events
 from nasdb.schema.catalogue_sql import field_rules
 from nasdb.schema.events import Pinned, Tagged
@@ -110,7 +111,7 @@ def test_a_new_payload_class_reaches_the_database_through_the_owner(
         app_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(events.PAYLOAD_TYPES, "Exploded", Exploded)
     with pytest.raises(SchemaOutOfDate, match="NASDB_OWNER_URL"):
-        Database(app_url, owner_url=app_url).ensure_schema()
+        ensure_schema(Database(app_url, owner_url=app_url))
     store = EventStore(db=Database(app_url, owner_url=db_url))  # migrates as the owner
     store.append("model-m1", NewEvent.of(Exploded(size=3)))
     with pytest.raises(psycopg.errors.CheckViolation, match="field size: must be integer"):
@@ -130,7 +131,7 @@ def test_the_embedded_server_connects_as_the_application_role(
     for name in ("NASDB_DATABASE_URL", "NASDB_OWNER_URL", "NASDB_SQL_URL"):
         monkeypatch.delenv(name, raising=False)
     db = Database()
-    db.ensure_schema()
+    ensure_schema(db)
     with db.connect() as conn:
         row = conn.execute("select current_user, has_table_privilege('events', 'update')")
         assert row.fetchone() == ("nasdb_app", False)

@@ -164,6 +164,14 @@ def test_study_commands(store: EventStore, nasdb: Callable[..., Result]) -> None
     assert status["budget"] == {"models": {"used": 4.0, "limit": 4}}
     assert status["models_by_status"] == {"done": 4}
     assert status["best"]["model_id"].startswith("m")
+    assert status["objectives"] == ["val_acc", "params"]
+    with store.db.connect(dict_rows=True) as conn:  # acc is test accuracy, val_acc validation
+        best = conn.execute("select * from models where id = %s",
+                            (status["best"]["model_id"],)).fetchone()
+    assert (status["best"]["val_acc"], status["best"]["acc"]) == (best["best_val_acc"],
+                                                                   best["test_acc"])
+    table = nasdb("study", "status", "evo").out
+    assert "val_acc" in table and "test_acc" not in table
     bad = [
         (("study", "create", "--dataset", "digits", "--strategy", "grid", "--budget-models",
           "3"), "error: unknown strategy 'grid' (did you mean 'guided'?); choose one of random, "
@@ -194,13 +202,13 @@ def test_study_importance_single_pairwise_and_marginals(
     assert created.code == 0, created.err
     too_early = nasdb("study", "importance", "imp")
     assert too_early.err.strip() == ("error: study imp has 0 trained models with a value for "
-                                     "acc; importance needs at least 4 (run the study further: "
+                                     "val_acc; importance needs at least 4 (run the study further: "
                                      "nasdb study run imp)")
     assert nasdb("study", "run", "imp").code == 0
     out = nasdb("study", "importance", "imp", "--format", "json")
     assert out.code == 0, out.err
     result = json.loads(out.out)
-    assert result["objective"] == "acc" and result["trials"] == 8
+    assert result["objective"] == "val_acc" and result["trials"] == 8
     fanova = [r["fanova"] for r in result["single"]]
     assert all(0 <= f <= 1 for f in fanova) and fanova == sorted(fanova, reverse=True)
     assert any(r["ped_anova"] is not None for r in result["single"])

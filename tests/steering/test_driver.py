@@ -12,11 +12,11 @@ import time
 import pytest
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_study
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest, NotFound
 from nasdb.search.strategies import PERTURB_FACTORS, get_strategy, perturb
 from nasdb.steer import (
     create_study,
-    get_study,
     load_view,
     pause_study,
     refine_study,
@@ -97,7 +97,7 @@ def test_pause_stops_proposals_and_claims_resume_continues(store: EventStore) ->
     db = store.db
     study_id = create_study(store, "digits", "random", budget={"models": 3}, space=TINY)
     pause_study(store, study_id, "looking at it")
-    assert get_study(db, study_id)["state"] == "paused"
+    assert get_study(db, study_id).state == "paused"
     assert run_study(db, study_id, wait_when_paused=False) == "paused"
     assert load_view(store, study_id).trials == ()
     # models queued before a pause are not claimed by workers while it lasts
@@ -133,8 +133,8 @@ def test_refine_links_the_next_study(store: EventStore) -> None:
     assert new_id == "second"
     assert changes == ["lr: 0.0001,0.01 -> 0.001,0.01", "dropped dropout"]
     old, new = get_study(store.db, "first"), get_study(store.db, "second")
-    assert old["state"] == "stopped" and old["next_study_id"] == "second"
-    assert new["previous_study_id"] == "first" and new["strategy"] == "tpe"
+    assert old.state == "stopped" and old.next_study_id == "second"
+    assert new.previous_study_id == "first" and new.strategy == "tpe"
     view = load_view(store, "second")
     assert view.space.hyperparameters.lr_range == (1e-3, 1e-2)
     assert view.space.dropped == ("Dropout",)
@@ -191,8 +191,8 @@ def test_pbt_explore_moves_lr_by_the_same_factor_small_or_large(store: EventStor
      "population, sample, seed"),
     ({"settings": {"eta": 1}, "strategy": "hyperband"}, "eta must be at least 2, got 1"),
     ({"objectives": ("accuracy",)},
-     "unknown objective 'accuracy'; use acc, params, flops, latency or acc:CLASS (one class's "
-     "accuracy)"),
+     "unknown objective 'accuracy'; use val_acc, acc, params, flops, latency or acc:CLASS (one "
+     "class's test accuracy, its recall)"),
     ({"objectives": ("acc:eleven",)},
      "objective 'acc:eleven': dataset digits has no class 'eleven'; its classes: 0, 1, 2, 3, 4, "
      "5, 6, 7, 8, 9"),

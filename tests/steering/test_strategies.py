@@ -18,7 +18,7 @@ TINY = StudySpace().refined({"epochs": "1", "max_params": "30000", "max_layers":
 
 
 def drive(store: EventStore, strategy: str, budget: dict[str, int],
-          settings: dict[str, Any] | None = None, objectives: tuple[str, ...] = ("acc", "params"),
+          settings: dict[str, Any] | None = None, objectives: tuple[str, ...] = ("val_acc", "params"),
           space: StudySpace = TINY) -> tuple[str, Any]:
     study_id = create_study(store, "digits", strategy, budget=budget, settings=settings or {},
                             space=space, objectives=objectives)

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from nasdb.schema.errors import InvalidRequest, TrainingError
+from nasdb.search import Hyperparameters
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
     EpochResult,
-    TrainConfig,
     class_metrics,
     confusion_matrix,
     evaluate,
@@ -156,26 +156,26 @@ def test_every_optimizer_and_schedule_trains(digits: LoadedDataset, optimizer: s
         assert result.history[1].lr < lr
 
 
-def test_invalid_hyperparameters() -> None:
+def test_invalid_hyperparameters_are_refused_before_training(digits: LoadedDataset) -> None:
+    module = small_cnn()
+    before = [p.detach().clone() for p in module.parameters()]
     with pytest.raises(InvalidRequest) as err:
-        TrainConfig.from_any({"optimizer": "lion", "batch_size": 0})
+        train(module, digits, {"optimizer": "lion", "batch_size": 0})
     assert str(err.value) == (
-        "invalid hyperparameters: optimizer 'lion' is not one of adam, adamw, sgd, rmsprop; "
-        "batch_size must be >= 1, got 0"
+        "invalid hyperparameters: optimizer must be one of adam, adamw, sgd, rmsprop, got 'lion'; "
+        "batch_size must be an integer >= 1, got 0"
     )
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    with pytest.raises(InvalidRequest, match="unknown hyperparameter 'momentum'"):
+        train(small_cnn(), digits, {"momentum": 0.9})
 
 
-def test_config_from_objects() -> None:
-    class Hp:
-        optimizer = "SGD"
-        lr = "0.01"
-        epochs = 4
-        extra = "ignored"
-
-    cfg = TrainConfig.from_any(Hp())
-    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("sgd", 0.01, 4, 256)
-    assert TrainConfig.from_any(cfg.to_dict()) == cfg
-    assert TrainConfig.from_any(None) == TrainConfig()
+def test_the_loop_trains_with_the_one_hyperparameters_class(digits: LoadedDataset) -> None:
+    hp = Hyperparameters(**{**FAST, "epochs": 1})
+    assert Hyperparameters.of(hp) is hp
+    assert Hyperparameters.of(hp.to_dict()) == hp
+    assert Hyperparameters.of(None) == Hyperparameters()
+    assert train(small_cnn(), digits, hp).config == hp
 
 
 def test_select_device() -> None:
@@ -196,8 +196,10 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
     # rows: true class, columns: predicted class; N = 20
     cm = np.array([[5, 1, 0], [2, 6, 2], [0, 0, 4]])
     m = class_metrics(cm, ["a", "b", "c"])
+    # a class's accuracy is its recall; one-vs-rest accuracy keeps its own name
+    assert [x.accuracy for x in m] == [x.recall for x in m] == pytest.approx([5 / 6, 6 / 10, 1.0])
     # class a: TP 5, FP 2, FN 1, TN 12
-    assert (m[0].accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
+    assert (m[0].one_vs_rest_accuracy, m[0].precision, m[0].recall, m[0].specificity, m[0].support) == (
         pytest.approx(17 / 20),
         pytest.approx(5 / 7),
         pytest.approx(5 / 6),
@@ -205,7 +207,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         6,
     )
     # class b: TP 6, FP 1, FN 4, TN 9
-    assert (m[1].accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
+    assert (m[1].one_vs_rest_accuracy, m[1].precision, m[1].recall, m[1].specificity, m[1].support) == (
         pytest.approx(15 / 20),
         pytest.approx(6 / 7),
         pytest.approx(6 / 10),
@@ -213,7 +215,7 @@ def test_metrics_from_a_hand_made_confusion_matrix() -> None:
         10,
     )
     # class c: TP 4, FP 2, FN 0, TN 14
-    assert (m[2].accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
+    assert (m[2].one_vs_rest_accuracy, m[2].precision, m[2].recall, m[2].specificity, m[2].support) == (
         pytest.approx(18 / 20),
         pytest.approx(4 / 6),
         1.0,

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.steer import cancel as cancel_model
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce

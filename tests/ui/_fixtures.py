@@ -13,10 +13,11 @@ import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
 from nasdb.ingest.synthetic import DIGIT_CLASSES, model_lifecycle, search_log
+from nasdb.read import get_dataset
 from nasdb.schema.db import Database
 from nasdb.search import Activation, Architecture, Conv2D, Dense, Hyperparameters, MaxPool2D
 from nasdb.search.strategies import StudySpace
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 
 
 def free_port() -> int:
@@ -73,7 +74,8 @@ def trained_model(db: Database, store: EventStore, seed: int = 3) -> str:
     labels = bytes(int(x) for x in nprng.integers(0, n, 64))
     events.append(NewEvent("TrainingCompleted", {
         "epochs_trained": 8, "test_acc": float(diag.sum() / cm.sum()), "test_loss": 0.3,
-        "class_names": DIGIT_CLASSES, "class_accuracy": [0.9 + r / 10 for r in recall],
+        "class_names": DIGIT_CLASSES, "class_accuracy": recall,
+        "class_ovr_accuracy": [0.9 + r / 10 for r in recall],
         "class_precision": precision, "class_recall": recall, "class_specificity": [0.98] * n,
         "class_support": [int(s) for s in support], "confusion_matrix": cm.tolist(),
         "predictions": base64.b64encode(labels).decode(),

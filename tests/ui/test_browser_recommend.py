@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
 from nasdb.recommend import MIN_TRAINED_MODELS
 from nasdb.schema import Database
 from nasdb.search import Architecture, Dense, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 
 from .conftest import shot
 from .test_browser import _events, _tab, _text, _wait

@@ -17,10 +17,11 @@ import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.ingest.synthetic import model_lifecycle
+from nasdb.read import get_dataset
 from nasdb.recommend import MIN_TRAINED_MODELS, fit_all
 from nasdb.schema import Database
 from nasdb.search import Activation, Architecture, Conv2D, Dense, Hyperparameters, MaxPool2D
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.ui.app import AppState
 from nasdb.ui.app._recommend_state import COLUMNS, RecommendState, parse_count

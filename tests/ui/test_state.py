@@ -8,8 +8,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import Database
@@ -27,7 +25,6 @@ from nasdb.ui.app import (
     TimelineState,
     _data,
     classical_mds,
-    pareto_mask,
 )
 from nasdb.ui.app._analysis_state import moving_average
 from nasdb.ui.app._drivers import StudyDrivers
@@ -48,27 +45,6 @@ def app(db: Database) -> AppState:
 def _ui_actions(db: Database, session: str) -> list[dict]:
     store = EventStore(db=db)
     return [e.data for e in store.read_stream(f"session-{session}")]
-
-
-def test_pareto_mask_keeps_only_undominated_models() -> None:
-    params = np.array([10, 20, 30, 40, 50], dtype=float)
-    acc = np.array([0.5, 0.4, 0.7, np.nan, 0.9])
-    assert pareto_mask(params, acc).tolist() == [True, False, True, False, True]
-
-
-@given(st.lists(st.tuples(st.integers(1, 6), st.one_of(st.none(), st.integers(0, 5))),
-                max_size=30))
-def test_pareto_mask_matches_brute_force(models: list[tuple[int, int | None]]) -> None:
-    params = np.array([p for p, _ in models], dtype=float)
-    acc = np.array([np.nan if a is None else a for _, a in models], dtype=float)
-
-    def beaten(i: int) -> bool:  # by a model as small and as good, better in one, or earlier
-        return any(params[j] <= params[i] and acc[j] >= acc[i]
-                   and (params[j] < params[i] or acc[j] > acc[i] or j < i)
-                   for j in range(len(models)) if j != i and not np.isnan(acc[j]))
-
-    expected = [not np.isnan(acc[i]) and not beaten(i) for i in range(len(models))]
-    assert pareto_mask(params, acc).tolist() == expected
 
 
 def test_landmark_layout_places_new_points_without_moving_old_ones() -> None:
@@ -136,8 +112,9 @@ def test_refresh_sees_events_written_by_others(app: AppState, db: Database) -> N
     n = len(app.models)
     assert app.refresh() is False
     fill_more = EventStore(db=db)
+    from nasdb.read import get_dataset
     from nasdb.search import Architecture, Dense, Hyperparameters
-    from nasdb.steer import Proposal, get_dataset, propose
+    from nasdb.steer import Proposal, propose
 
     propose(fill_more, get_dataset(db, "synthetic"),
             [Proposal(Architecture.of(Dense(16)), Hyperparameters(), "handcrafted")])

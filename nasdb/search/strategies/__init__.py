@@ -10,14 +10,24 @@ from typing import Any
 
 from nasdb.schema.errors import InvalidRequest
 
-from ._base import OBJECTIVES, Strategy, StudyView, Suggestion, Trial, objective_direction
+from ._base import (
+    OBJECTIVES,
+    Ranked,
+    Ranker,
+    Ranking,
+    Strategy,
+    StudyView,
+    Suggestion,
+    Trial,
+    objective_direction,
+)
 from ._evolution import RegularisedEvolution
 from ._guided import GuidedSearch
 from ._hyperband import ASHA, BOHB, Hyperband, bracket_plan
 from ._optuna import NSGA2Search, TPESearch
 from ._pbt import PBT, PERTURB_FACTORS, explore, perturb
 from ._random import RandomSearch
-from ._space import StudySpace
+from ._space import SPACE_NAMES, StudySpace
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -44,11 +54,15 @@ __all__ = [
     "OBJECTIVES",
     "PBT",
     "PERTURB_FACTORS",
+    "SPACE_NAMES",
     "STRATEGIES",
     "GuidedSearch",
     "Hyperband",
     "NSGA2Search",
     "RandomSearch",
+    "Ranked",
+    "Ranker",
+    "Ranking",
     "RegularisedEvolution",
     "Strategy",
     "StudySpace",

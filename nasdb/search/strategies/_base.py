@@ -10,27 +10,31 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.vocabulary import FINISHED_JOB_STATES, Origin
 
 from .._architecture import Architecture
 from .._dataset import DatasetInfo
 from .._hyperparameters import Hyperparameters
 from ._space import StudySpace
 
-#: Objective names and their directions; ``acc:<class>`` is one class's accuracy (maximised).
+#: Objective names and their directions, named as in the query language: ``acc`` is test accuracy,
+#: ``val_acc`` best validation accuracy (what a search should rank by: the test split stays
+#: unseen), ``acc:<class>`` one class's accuracy on the test split (its recall; maximised).
 OBJECTIVES: dict[str, str] = {
+    "val_acc": "maximize",
     "acc": "maximize",
     "params": "minimize",
     "flops": "minimize",
     "latency": "minimize",
 }
 
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = FINISHED_JOB_STATES
 
 
 def objective_direction(name: str) -> str:
@@ -41,7 +45,7 @@ def objective_direction(name: str) -> str:
         return "maximize"
     raise InvalidRequest(
         f"unknown objective {name!r}; use {', '.join(OBJECTIVES)} or acc:CLASS (one class's "
-        "accuracy)"
+        "test accuracy, its recall)"
     )
 
 
@@ -92,9 +96,11 @@ class Trial:
                                                               self.epochs_trained)
 
     def value(self, objective: str) -> float | None:
-        """The trial's value of one objective (validation accuracy for ``acc``); None if unknown."""
-        if objective == "acc":
+        """The trial's value of one objective (`OBJECTIVES`); None if unknown."""
+        if objective == "val_acc":
             return self.best_val_acc if self.done else None
+        if objective == "acc":
+            return self.test_acc if self.done else None
         if objective == "params":
             return float(self.params)
         if objective == "flops":
@@ -126,8 +132,9 @@ class StudyView:
     steps: int
     version: int
     trials: tuple[Trial, ...]
-    #: The database, for strategies that consult fitted artefacts (the guided strategy).
-    db: Any = field(default=None, compare=False, repr=False)
+    #: The ranking function the driver was handed, for strategies that rank candidates by a
+    #: prediction (the guided strategy); None when the driver was given none.
+    rank: Ranker | None = field(default=None, compare=False, repr=False)
 
     @property
     def seed(self) -> int:
@@ -167,7 +174,7 @@ class Suggestion:
 
     architecture: Architecture
     hyperparameters: Hyperparameters
-    origin: str = "sampled"
+    origin: Origin = "sampled"
     parent_id: str | None = None
     changes: tuple[str, ...] = ()
     info: Mapping[str, Any] = field(default_factory=dict)
@@ -176,6 +183,31 @@ class Suggestion:
     @property
     def epochs(self) -> int:
         return self.hyperparameters.epochs
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate a ranking function kept: its index among the candidates, its predicted
+    accuracy with an interval, and the score it was ranked by."""
+
+    index: int
+    predicted: float
+    lower: float
+    upper: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What a ranking function kept (best first) and which fitted predictor ranked them."""
+
+    kept: list[Ranked]
+    source: str
+
+
+Ranker = Callable[[DatasetInfo, Sequence[Suggestion], float], Ranking]
+"""Rank candidate suggestions for a dataset and keep the best ``ratio`` of them. The model space
+does not know how: the driver is handed one (`nasdb.recommend.predictor_ranker`)."""
 
 
 class Strategy:

@@ -1,10 +1,11 @@
 """Predictor-guided search: sample many candidates, train only those predicted to pay off.
 
-Each step draws ``candidates`` models from the study's space, predicts their accuracy with the
-newest fitted accuracy predictor (``nasdb recommend fit``), ranks them by predicted accuracy per
-decade of parameters (`nasdb.recommend.guided_selection`) and keeps the best ``ratio`` — at most
-the free slots. The prediction travels with each proposal (``predicted_acc`` and ``proposal``), so
-predicted and measured accuracy can be compared once the model is trained.
+Each step draws ``candidates`` models from the study's space and hands them to the ranking
+function the driver was given (`StudyView.rank`; `nasdb.recommend.predictor_ranker` ranks by
+predicted accuracy per decade of parameters with the newest fitted predictor), which keeps the
+best ``ratio``; at most the free slots are proposed. The prediction travels with each proposal
+(``predicted_acc`` and ``proposal``), so predicted and measured accuracy can be compared once the
+model is trained. The model space never imports the recommender: it is handed the ranking.
 """
 
 from __future__ import annotations
@@ -29,34 +30,20 @@ class GuidedSearch(Strategy):
             raise InvalidRequest(f"setting ratio must be in (0, 1], got {settings['ratio']}")
 
     def ask(self, view: StudyView, slots: int) -> list[Suggestion]:
-        from nasdb.recommend import guided_selection
-        from nasdb.recommend._service import load_bundle
-
+        if view.rank is None:
+            raise InvalidRequest(
+                "the guided strategy ranks candidates with a fitted predictor, and this driver "
+                "was handed no ranking function; run the study with: nasdb study run"
+            )
         rng = view.rng()
         pool = [fresh(view, rng) for _ in range(int(self.settings["candidates"]))]
-        bundle = load_bundle(view.db)
-        assert bundle.predictor is not None
-        items = [
-            {"id": str(i), "architecture": s.architecture.to_dict(),
-             "hyperparameters": s.hyperparameters.to_dict(),
-             "params": _count(s, view, "params"), "flops": _count(s, view, "flops")}
-            for i, s in enumerate(pool)
-        ]
-        rows = bundle.rows(view.dataset.id, items)
-        choices = guided_selection(rows, bundle.predictor.model, float(self.settings["ratio"]))
+        ranking = view.rank(view.dataset, pool, float(self.settings["ratio"]))
         kept = []
-        for rank, choice in enumerate(choices[:slots], start=1):
+        for rank, choice in enumerate(ranking.kept[:slots], start=1):
             s = pool[choice.index]
             kept.append(Suggestion(s.architecture, s.hyperparameters, "sampled", info={
                 "strategy": self.name, "predicted_acc": choice.predicted,
                 "interval": [choice.lower, choice.upper], "score": choice.score, "rank": rank,
-                "candidates": len(pool), "recommender_id": bundle.predictor.recommender_id,
+                "candidates": len(pool), "recommender_id": ranking.source,
             }))
         return kept
-
-
-def _count(s: Suggestion, view: StudyView, what: str) -> int:
-    from nasdb.search import count_flops, count_params
-
-    fn = count_params if what == "params" else count_flops
-    return int(fn(s.architecture, view.dataset.input_shape, view.dataset.num_classes))

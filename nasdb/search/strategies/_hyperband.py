@@ -29,7 +29,7 @@ import math
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from nasdb.schema.errors import InvalidRequest
+from nasdb.schema.errors import InvalidRequest, NasdbError
 
 from ._base import Strategy, StudyView, Suggestion, Trial, fresh, with_epochs
 
@@ -130,9 +130,33 @@ class Hyperband(Strategy):
             iteration += 1
 
 
+def seeded_fresh(view: StudyView, rng: Any, info: dict[str, Any], epochs: int,
+                 candidates: int) -> Suggestion:
+    """A new configuration: with ``candidates`` > 1 and a ranking function (a fitted accuracy
+    predictor, `StudyView.rank`), the best-ranked of that many random draws, its prediction in
+    the proposal; otherwise (or when no predictor is fitted yet) one random draw."""
+    pool = [fresh(view, rng, info, epochs=epochs) for _ in range(max(1, candidates))]
+    if len(pool) == 1 or view.rank is None:
+        return pool[0]
+    try:
+        ranking = view.rank(view.dataset, pool, 1 / len(pool))
+    except NasdbError:  # no predictor fitted: plain random
+        return pool[0]
+    if not ranking.kept:
+        return pool[0]
+    top = ranking.kept[0]
+    s = pool[top.index]
+    return replace(s, info={**s.info, "predicted_acc": top.predicted,
+                            "candidates": len(pool), "recommender_id": ranking.source})
+
+
 class ASHA(Strategy):
+    """ASHA; with ``candidates`` > 1 each new configuration is the predictor's pick among that
+    many random draws when the driver has a fitted predictor (`seeded_fresh`)."""
+
     name = "asha"
-    defaults: ClassVar[dict[str, Any]] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": True}
+    defaults: ClassVar[dict[str, Any]] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": True,
+                                          "candidates": 1}
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
@@ -142,6 +166,8 @@ class ASHA(Strategy):
             raise InvalidRequest(
                 f"min_epochs must be in 1..R ({settings['R']}), got {settings['min_epochs']}"
             )
+        if settings["candidates"] < 1:
+            raise InvalidRequest(f"candidates must be at least 1, got {settings['candidates']}")
 
     def rungs(self) -> list[int]:
         R, eta, r = int(self.settings["R"]), int(self.settings["eta"]), \
@@ -171,8 +197,9 @@ class ASHA(Strategy):
                     promoted[k + 1].add(config_of(pick))
                     break
             else:
-                s = fresh(view, rng, {"strategy": self.name, "rung": 0,
-                                      "rung_epochs": rungs[0]}, epochs=rungs[0])
+                s = seeded_fresh(view, rng, {"strategy": self.name, "rung": 0,
+                                             "rung_epochs": rungs[0]}, rungs[0],
+                                 int(self.settings["candidates"]))
                 out.append(s)
         return out
 

@@ -7,6 +7,13 @@ the same grammar (`optuna_distributions` / `build_from_params`): up to ``max_blo
 (filters, kernel, pooling), one activation, an optional Dense layer and dropout, plus the
 hyperparameters (lr log-scaled). A dropped hyperparameter is fixed at its base value; a dropped
 layer type never appears.
+
+In the modern space (`StudySpace.modern()`, the default of new studies) the encoding is a ConvBlock
+stem and up to ``max_blocks`` stages, each a block type (ConvBlock, SepConv, Residual), width,
+kernel, downsampling (stride, pool or none) and repeat count, its width the previous width times
+1, 1.5 or 2 (rounded up to the width grid), then GlobalAvgPool, an optional
+Dense and dropout. Either way a sample over the space's parameter cap or cost bound is refused.
+`StudySpace.remap()` is REMAP's space, unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +27,29 @@ from nasdb.schema.errors import InvalidArchitecture, InvalidRequest
 
 from .._architecture import Architecture
 from .._dataset import DatasetInfo
-from .._hyperparameters import Hyperparameters, HyperparameterSpace
-from .._layers import Activation, AvgPool2D, Conv2D, Dense, Dropout, Layer, MaxPool2D
-from .._sampler import sample_architecture
+from .._hyperparameters import Hyperparameters, HyperparameterSpace, allowed_augment
+from .._layers import (
+    Activation,
+    AvgPool2D,
+    Conv2D,
+    ConvBlock,
+    Dense,
+    Dropout,
+    GlobalAvgPool,
+    Layer,
+    MaxPool2D,
+    Residual,
+    SepConv,
+)
+from .._sampler import sample_architecture, within_bounds
 from .._shapes import count_params, infer_shapes
-from .._space import SearchSpace
+from .._space import MIN_DOWNSAMPLE_SIDE, SearchSpace
+
+#: A small training split gets a smaller batch so that an epoch has at least this many steps.
+MIN_STEPS_PER_EPOCH = 40
+
+#: The named spaces of ``nasdb study create --space NAME``.
+SPACE_NAMES = ("modern", "remap", "extended")
 
 HYPERPARAMETER_NAMES = ("optimizer", "lr", "weight_decay", "batch_size", "epochs", "schedule")
 LAYER_NAMES = {
@@ -93,6 +118,27 @@ class StudySpace:
         if isinstance(self.max_blocks, bool) or not isinstance(self.max_blocks, int) \
                 or not 1 <= self.max_blocks <= 8:
             raise InvalidRequest(f"max_blocks must be an integer in 1..8, got {self.max_blocks!r}")
+
+    @classmethod
+    def modern(cls) -> StudySpace:
+        """The default of new studies: the modern architecture space and training recipe."""
+        return cls(SearchSpace.modern(), HyperparameterSpace.modern())
+
+    @classmethod
+    def remap(cls) -> StudySpace:
+        """REMAP's space and hyperparameter grids, exactly as the paper's seeds ran them."""
+        return cls()
+
+    @classmethod
+    def named(cls, name: str) -> StudySpace:
+        """`SPACE_NAMES`: modern, remap or extended (REMAP's plus our extended grammar)."""
+        if name == "modern":
+            return cls.modern()
+        if name == "remap":
+            return cls.remap()
+        if name == "extended":
+            return cls(SearchSpace.extended())
+        raise InvalidRequest(f"unknown space {name!r}; choose one of {', '.join(SPACE_NAMES)}")
 
     # --- JSON -------------------------------------------------------------------------------
 
@@ -172,6 +218,19 @@ class StudySpace:
         fixed = {n: getattr(self.base(), n) for n in self.dropped if n in HYPERPARAMETER_NAMES}
         return replace(hp, **fixed) if fixed else hp
 
+    @staticmethod
+    def for_dataset(hp: Hyperparameters, dataset: DatasetInfo) -> Hyperparameters:
+        """``hp`` with the augmentation the dataset allows (no flip where it changes a class)
+        and a batch small enough for `MIN_STEPS_PER_EPOCH` steps per epoch on a small
+        training split (at least 16 images)."""
+        augment = allowed_augment(hp.augment, dataset.hflip)
+        batch = hp.batch_size
+        if dataset.train_size:
+            batch = min(batch, max(16, dataset.train_size // MIN_STEPS_PER_EPOCH))
+        if augment == hp.augment and batch == hp.batch_size:
+            return hp
+        return replace(hp, augment=augment, batch_size=batch)
+
     def _dropped_layers(self) -> set[str]:
         return {n for n in self.dropped if n not in HYPERPARAMETER_NAMES}
 
@@ -188,7 +247,7 @@ class StudySpace:
                     infer_shapes(arch, dataset.input_shape, dataset.num_classes)
                 except InvalidArchitecture:
                     continue
-            return arch, self.sample_hyperparameters(rng)
+            return arch, self.for_dataset(self.sample_hyperparameters(rng), dataset)
         raise InvalidRequest("could not sample a valid architecture without the dropped layers")
 
     # --- the Optuna encoding -----------------------------------------------------------------
@@ -203,7 +262,9 @@ class StudySpace:
 
         a, h, dropped = self.architecture, self.hyperparameters, set(self.dropped)
         out: dict[str, Any] = {}
-        if "Conv2D" not in dropped:
+        if a.is_modern:
+            out.update(self._modern_distributions())
+        elif "Conv2D" not in dropped:
             out["blocks"] = IntDistribution(0, self.max_blocks)
             pools = ["none"] + [p for p in ("max", "avg")
                                 if ("MaxPool2D" if p == "max" else "AvgPool2D") not in dropped]
@@ -212,7 +273,7 @@ class StudySpace:
                 out[f"kernel_{i}"] = CategoricalDistribution(list(a.kernels))
                 out[f"pool_{i}"] = CategoricalDistribution(pools)
         if "Activation" not in dropped:
-            out["activation"] = CategoricalDistribution(list(a.activations))
+            out["activation"] = CategoricalDistribution(sorted(set(a.activations)))
         if "Dense" not in dropped:
             out["units"] = CategoricalDistribution([0, *a.units])
         if "Dropout" not in dropped:
@@ -227,9 +288,70 @@ class StudySpace:
                 out[name] = CategoricalDistribution(list(values))
         return out
 
+    def _blocks(self) -> list[str]:
+        return [b for b in dict.fromkeys(self.architecture.blocks) if b not in self.dropped]
+
+    def _modern_distributions(self) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        a = self.architecture
+        widths = sorted(set(a.filters))
+        out: dict[str, Any] = {
+            "stem_filters": CategoricalDistribution(widths[:3]),
+            "stages": IntDistribution(1, self.max_blocks),
+        }
+        downs = ["stride", "none"] + ([] if "MaxPool2D" in self.dropped else ["pool"])
+        for i in range(self.max_blocks):
+            out[f"block_{i}"] = CategoricalDistribution(self._blocks() or ["ConvBlock"])
+            out[f"widen_{i}"] = CategoricalDistribution([1.0, 1.5, 2.0])
+            out[f"kernel_{i}"] = CategoricalDistribution(sorted(set(a.block_kernels)))
+            out[f"down_{i}"] = CategoricalDistribution(downs)
+            out[f"repeat_{i}"] = IntDistribution(1, 2)
+        return out
+
+    def _modern_layers(self, params: dict[str, Any], dataset: DatasetInfo) -> list[Layer]:
+        classes: dict[str, type[ConvBlock | SepConv | Residual]] = {
+            "ConvBlock": ConvBlock, "SepConv": SepConv, "Residual": Residual}
+        fn = str(params.get("activation", self.architecture.activations[0]))
+        side = min(dataset.input_shape[1:])
+        widths = sorted(set(self.architecture.filters))
+        width = int(params["stem_filters"])
+        layers: list[Layer] = [ConvBlock(width, 3, fn=fn)]
+        for i in range(int(params.get("stages", 1))):
+            wanted = width * float(params[f"widen_{i}"])
+            width = next((w for w in widths if w >= wanted), widths[-1])
+            down = str(params[f"down_{i}"]) if side >= MIN_DOWNSAMPLE_SIDE else "none"
+            if down == "pool":
+                layers.append(MaxPool2D(2, 2))
+            block = classes[str(params[f"block_{i}"])]
+            for r in range(int(params[f"repeat_{i}"])):
+                stride = 2 if down == "stride" and r == 0 else 1
+                layers.append(block(width, int(params[f"kernel_{i}"]), stride, fn))
+            if down != "none":
+                side = (side - 2) // 2 + 1 if down == "pool" else (side - 1) // 2 + 1
+        layers.append(GlobalAvgPool())
+        if int(params.get("units", 0)) > 0:
+            layers += [Dense(int(params["units"])), Activation(fn)]
+        if float(params.get("dropout", 0.0)) > 0:
+            layers.append(Dropout(float(params["dropout"])))
+        return layers
+
     def build_from_params(self, params: dict[str, Any], dataset: DatasetInfo
                           ) -> tuple[Architecture, Hyperparameters]:
-        """The model an Optuna trial's params describe; always valid for the dataset."""
+        """The model an Optuna trial's params describe; always valid for the dataset.
+
+        Raises `InvalidArchitecture` when it is over the space's parameter cap or cost bound.
+        """
+        if self.architecture.is_modern:
+            arch = Architecture(tuple(self._modern_layers(params, dataset)))
+            if not within_bounds(arch, self.architecture, dataset.input_shape,
+                                 dataset.num_classes):
+                raise InvalidArchitecture(
+                    f"{arch.glyph(dataset.num_classes)} is over the space's max_params "
+                    f"{self.architecture.max_params} or max_mflops "
+                    f"{self.architecture.max_mflops:g}"
+                )
+            return arch, self.for_dataset(self._hyperparameters(params), dataset)
         _, height, width = dataset.input_shape
         side = min(height, width)
         layers: list[Layer] = []
@@ -262,9 +384,12 @@ class StudySpace:
                 f"{params_count} parameters, over the space's max_params "
                 f"{self.architecture.max_params}"
             )
+        return arch, self.for_dataset(self._hyperparameters(params), dataset)
+
+    def _hyperparameters(self, params: dict[str, Any]) -> Hyperparameters:
         base = self.base()
         h = self.hyperparameters
-        hp = replace(
+        return replace(
             base,
             lr=float(params["lr"]) if "lr" in params else (
                 base.lr if "lr" in self.dropped else float(h.lr_range[0])),
@@ -276,7 +401,6 @@ class StudySpace:
                                           self.dropped else h.weight_decays[0])),
             epochs=int(h.epochs[0]) if "epochs" not in self.dropped else base.epochs,
         )
-        return arch, hp
 
 
 def _drop_name(raw: str) -> str:

@@ -7,7 +7,7 @@ without a browser; the views only lay out widgets and plots over them.
 from __future__ import annotations
 
 from nasdb.ui.app._analysis_state import ClassesState, InspectState, TimelineState
-from nasdb.ui.app._projection import LandmarkLayout, classical_mds, pareto_mask
+from nasdb.ui.app._projection import LandmarkLayout, classical_mds
 from nasdb.ui.app._recommend_state import RecommendState
 from nasdb.ui.app._server import TABS, App, Server, build_app, serve
 from nasdb.ui.app._state import PROJECTIONS, AppState, Layouts, new_session_id
@@ -32,6 +32,5 @@ __all__ = [
     "build_app",
     "classical_mds",
     "new_session_id",
-    "pareto_mask",
     "serve",
 ]

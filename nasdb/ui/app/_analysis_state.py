@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import param
 
+from nasdb.query import pareto_mask
+
 from . import _data
 from ._state import AppState
 
@@ -102,10 +104,12 @@ class ClassesState(param.Parameterized):
 
 
 class TimelineState(param.Parameterized):
-    """The NAS dashboard's replay: the search up to step `step`, and a summary of it."""
+    """The NAS dashboard's replay of the selected dataset's search (`AppState.dataset`: rankings
+    never mix datasets) up to step `step`, and a summary of it. ``acc`` is test accuracy."""
 
     step = param.Integer(default=0, bounds=(0, None))
-    steps = param.Integer(default=0, doc="how many completed trainings the log holds")
+    steps = param.Integer(default=0, doc="how many completed trainings of the dataset the log "
+                          "holds")
 
     def __init__(self, app: AppState, **params: Any) -> None:
         super().__init__(**params)
@@ -115,9 +119,8 @@ class TimelineState(param.Parameterized):
         app.param.watch(lambda e: self.reload(), ["revision"])
 
     def reload(self) -> None:
-        events = _data.timeline(self.app.db)
-        self._events = events
-        n = int((events["type"] == "TrainingCompleted").sum()) if len(events) else 0
+        self._events = _data.timeline(self.app.db)
+        n = len(self.completions())
         at_end = self.step >= self.steps
         self.param.step.bounds = (0, max(n, 0))
         self.steps = n
@@ -125,24 +128,40 @@ class TimelineState(param.Parameterized):
             self.step = n
 
     def completions(self) -> pd.DataFrame:
-        """One row per TrainingCompleted: iteration, model, accuracy, best so far, params, origin,
-        parent, changes (from the model's proposal)."""
+        """One row per TrainingCompleted of a model of the selected dataset: iteration, model,
+        acc (test accuracy), best so far, params, origin, parent, changes (from the model's
+        proposal)."""
         ev = self._events
+        columns = ["iteration", "model_id", "acc", "best", "params", "origin", "parent_id",
+                   "changes", "recorded_at"]
         if ev.empty:
-            return pd.DataFrame(columns=["iteration", "model_id", "acc", "best", "params",
-                                         "origin", "parent_id", "changes", "recorded_at"])
+            return pd.DataFrame(columns=columns)
         proposed = ev[ev["type"] == "ArchitectureProposed"].copy()
         proposed["model_id"] = proposed["stream_id"].str.removeprefix("model-")
         proposed = proposed.drop_duplicates("model_id").set_index("model_id")
         done = ev[ev["type"] == "TrainingCompleted"].copy()
         done["model_id"] = done["stream_id"].str.removeprefix("model-")
+        if len(proposed):
+            done = done[done["model_id"].map(proposed["dataset_id"]) == self.app.dataset].copy()
+        else:
+            done = done.iloc[0:0]
         done["acc"] = done["test_acc"].astype(float)
         done["iteration"] = np.arange(1, len(done) + 1)
         done["best"] = done["acc"].cummax()
         for col in ("params", "origin", "parent_id", "changes"):
             done[col] = done["model_id"].map(proposed[col]) if len(proposed) else None
-        return done[["iteration", "model_id", "acc", "best", "params", "origin", "parent_id",
-                     "changes", "recorded_at"]].reset_index(drop=True)
+        return done[columns].reset_index(drop=True)
+
+    def front(self, step: int | None = None) -> pd.DataFrame:
+        """The completions up to ``step`` on the Pareto front of acc vs params then (the one
+        rule: `nasdb.query.pareto_mask`), by params."""
+        step = self.step if step is None else step
+        done = self.completions().head(step)
+        if done.empty:
+            return done
+        values = np.column_stack([done["acc"].to_numpy(dtype=float),
+                                  pd.to_numeric(done["params"]).to_numpy(dtype=float)])
+        return done[pareto_mask(values, (True, False))].sort_values(["params", "model_id"])
 
     def summary(self, step: int | None = None) -> dict[str, Any]:
         """Best model so far, how much it beat the previous best, and the change that helped

@@ -16,13 +16,14 @@ import orjson
 import pandas as pd
 from psycopg.types.json import set_json_loads
 
+from nasdb.read import find_model
 from nasdb.schema.db import Database
 
 #: What the app keeps of each model in memory (the overview, the drawer, the class comparison and
 #: the children table): kept narrow so that 100,000 models load in well under a second.
-MODEL_COLUMNS = ("id", "glyph", "origin", "parent_id", "status", "params", "epochs_trained",
-                 "test_acc", "best_val_acc", "pinned", "changes")
-_TEXT_COLUMNS = ("id", "glyph", "origin", "parent_id", "status", "changes")
+MODEL_COLUMNS = ("id", "dataset_id", "glyph", "origin", "parent_id", "status", "params",
+                 "epochs_trained", "test_acc", "best_val_acc", "pinned", "changes")
+_TEXT_COLUMNS = ("id", "dataset_id", "glyph", "origin", "parent_id", "status", "changes")
 
 
 def _frame(db: Database, sql: str, params: Any = None, columns: list[str] | None = None
@@ -51,8 +52,9 @@ def last_model_position(db: Database) -> int:
 
 
 def load_models(db: Database) -> pd.DataFrame:
-    """One row per model (`MODEL_COLUMNS`, `changes` joined with "; ") with `acc` (test accuracy,
-    else best validation accuracy) and `log_params` added, ordered by creation.
+    """One row per model (`MODEL_COLUMNS`, `changes` joined with "; ") with `acc` (test accuracy:
+    missing until the model is trained), `val_acc` (best validation accuracy) and `log_params`
+    added, ordered by creation.
 
     Read with COPY as CSV: at 100,000 models that is ~8x faster than building the frame from
     fetched tuples.
@@ -75,31 +77,38 @@ def load_models(db: Database) -> pd.DataFrame:
     df["parent_id"] = df["parent_id"].replace("", None)
     df["params"] = pd.to_numeric(df["params"], errors="coerce").fillna(1).astype(np.int64)
     df["epochs_trained"] = pd.to_numeric(df["epochs_trained"], errors="coerce").fillna(0)
-    df["acc"] = df["test_acc"].fillna(df["best_val_acc"])
+    df["acc"] = df["test_acc"]
+    df["val_acc"] = df["best_val_acc"]
     df["log_params"] = np.log10(df["params"].clip(lower=1).astype(float))
     df["pinned"] = df["pinned"].astype(str).eq("t")
     return df.reset_index(drop=True)
 
 
-def dataset_classes(db: Database) -> list[str]:
-    """Class names over all registered datasets, in dataset order (duplicates removed)."""
+def datasets(db: Database) -> dict[str, list[str]]:
+    """{dataset id: its class names}, the most recently used first: the dataset of the newest
+    model, then the others newest registered first."""
     with db.connect() as conn:
-        rows = conn.execute("select classes from datasets order by registered_at, id").fetchall()
-    out: list[str] = []
-    for (classes,) in rows:
-        out.extend(c for c in classes if c not in out)
+        rows = conn.execute("select id, classes from datasets order by registered_at desc, id"
+                            ).fetchall()
+        newest = conn.execute("select dataset_id from models order by created_at desc, id desc "
+                              "limit 1").fetchone()
+    out = {str(r[0]): list(r[1] or []) for r in rows}
+    if newest is not None and newest[0] in out:
+        out = {newest[0]: out[newest[0]], **out}
     return out
 
 
-def class_accuracy(db: Database, classes: list[str], metric: str = "accuracy") -> pd.Series:
-    """Per model, the mean of `metric` over the given classes (the class-focus colour)."""
+def class_accuracy(db: Database, classes: list[str], metric: str = "accuracy",
+                   dataset: str | None = None) -> pd.Series:
+    """Per model (of ``dataset``, or all), the mean of `metric` over the given classes (the
+    class-focus colour); `metric` "accuracy" is each class's recall (`nasdb.schema.metrics`)."""
     if metric not in ("accuracy", "precision", "recall", "specificity"):
         raise ValueError(f"unknown class metric {metric!r}")
     df = _frame(
         db,
         f"select model_id, avg({metric}) as value from class_metrics "
-        "where class_name = any(%s) group by model_id",
-        (classes,),
+        "where class_name = any(%s) and (%s::text is null or dataset_id = %s) group by model_id",
+        (classes, dataset, dataset),
     )
     if df.empty:
         return pd.Series(dtype=float)
@@ -115,9 +124,9 @@ def class_metrics(db: Database, model_ids: list[str] | None = None) -> pd.DataFr
 
 
 def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
-    with db.connect(dict_rows=True) as conn:
-        row = conn.execute("select * from models where id = %s", (model_id,)).fetchone()
-    return dict(row) if row else None
+    """The model's row of the `models` view as a dict (`nasdb.read.find_model`), or None."""
+    row = find_model(db, model_id)
+    return row.model_dump() if row is not None else None
 
 
 def epochs(db: Database, model_ids: list[str]) -> pd.DataFrame:
@@ -157,9 +166,10 @@ def jobs(db: Database) -> pd.DataFrame:
         db,
         "select j.model_id, j.study_id, j.priority, j.state, j.worker, j.attempt, "
         "j.heartbeat_at, j.lease_expires_at, j.queued_at, j.claimed_at, j.finished_at, "
-        "j.cancel_requested, m.glyph, m.params, m.epochs_trained, m.epochs_planned, m.acc "
-        "from jobs j left join (select id, glyph, params, epochs_trained, epochs_planned, "
-        "coalesce(test_acc, best_val_acc) as acc from models) m on m.id = j.model_id "
+        "j.cancel_requested, m.glyph, m.params, m.epochs_trained, m.epochs_planned, m.acc, "
+        "m.val_acc from jobs j left join (select id, glyph, params, epochs_trained, "
+        "epochs_planned, test_acc as acc, best_val_acc as val_acc from models) m "
+        "on m.id = j.model_id "
         "order by (j.state in ('queued', 'claimed')) desc, "
         "case when j.state in ('queued', 'claimed') then j.priority end desc nulls last, "
         "j.queued_at desc limit 500",
@@ -188,16 +198,16 @@ def studies(db: Database) -> pd.DataFrame:
 
 def study_trials(db: Database, study_id: str | None) -> pd.DataFrame:
     """The models of one study (``None``: every model) for the Studies view, in creation order:
-    id, origin, parent_id, hyperparameters (a dict), params, latency_ms, status, acc (test
-    accuracy, else best validation accuracy) and `rung`: the Hyperband rung the
+    id, dataset_id, origin, parent_id, hyperparameters (a dict), params, latency_ms, status, acc
+    (test accuracy), val_acc (best validation accuracy) and `rung`: the Hyperband rung the
     model's proposal records (null unless the model has a parent — a promotion always does — so
     the log is read only for children)."""
     where = "where m.study_id = %s" if study_id else ""
     with db.connect() as conn, conn.cursor() as cur:
         set_json_loads(orjson.loads, cur)  # 100,000 hyperparameter dicts: half the time
         cur.execute(
-            "select m.id, m.origin, m.parent_id, m.hyperparameters, m.params, m.latency_ms, "
-            "m.status, coalesce(m.test_acc, m.best_val_acc) as acc, "
+            "select m.id, m.dataset_id, m.origin, m.parent_id, m.hyperparameters, m.params, "
+            "m.latency_ms, m.status, m.test_acc as acc, m.best_val_acc as val_acc, "
             "(p.data->'proposal'->>'rung')::int as rung "
             "from models m left join lateral (select e.data from events e "
             "  where m.parent_id is not null and e.stream_id = 'model-' || m.id "
@@ -216,7 +226,7 @@ def timeline(db: Database, limit: int = 200_000) -> pd.DataFrame:
         "select position, stream_id, type, recorded_at, "
         "(data->>'test_acc')::float as test_acc, (data->>'val_acc')::float as val_acc, "
         "data->>'origin' as origin, data->'changes' as changes, data->>'parent_id' as parent_id, "
-        "(data->>'params')::bigint as params "
+        "(data->>'params')::bigint as params, data->>'dataset_id' as dataset_id "
         "from events where type in ('ArchitectureProposed', 'TrainingCompleted', "
         "'TrainingFailed', 'TrainingCancelled', 'Pinned', 'Unpinned') "
         "order by position limit %s",

@@ -9,8 +9,8 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
+from nasdb.read import get_dataset
 from nasdb.schema.errors import NasdbError
-from nasdb.steer import get_dataset
 
 from . import _data
 from ._glyph import snac_html
@@ -91,7 +91,7 @@ class DrawerView(pn.viewable.Viewer):
             strip = snac_html(row["architecture"], ds.input_shape, ds.num_classes)
         except NasdbError:
             strip = snac_html(row["architecture"])
-        acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
+        acc = row["test_acc"]
         tags = ", ".join(row["tags"] or []) or "—"
         pin_state = "★ pinned" if row["pinned"] else "not pinned"
         body = (
@@ -100,7 +100,8 @@ class DrawerView(pn.viewable.Viewer):
             f"<span style='color:#666'>{html.escape(row['origin'])} · {row['status']} · "
             f"{pin_state}</span><br>"
             f"<code>{html.escape(row['glyph'])}</code>{strip}"
-            f"<table style='font-size:13px'><tr><td>accuracy</td><td><b>{_acc(acc)}</b></td>"
+            f"<table style='font-size:13px'><tr><td>acc (test)</td><td><b>{_acc(acc)}</b></td>"
+            f"<td>val_acc</td><td>{_acc(row['best_val_acc'])}</td></tr><tr>"
             f"<td>params</td><td><b>{_fmt_params(row['params'])}</b></td></tr>"
             f"<tr><td>epochs</td><td>{row['epochs_trained']}</td><td>parent</td>"
             f"<td>{html.escape(row['parent_id'] or '—')}</td></tr>"
@@ -142,13 +143,14 @@ class CompareView(pn.viewable.Viewer):
                 strip = snac_html(row["architecture"], ds.input_shape, ds.num_classes)
             except NasdbError:
                 strip = snac_html(row["architecture"])
-            acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
+            acc = row["test_acc"]
             hp = row["hyperparameters"] or {}
             cards.append(pn.pane.HTML(
                 f"<div class='compare-card' style='border:1px solid #ddd;border-radius:6px;"
                 f"padding:8px;width:260px'><b>{html.escape(mid)}</b> <span style='color:#666'>"
                 f"{html.escape(row['origin'])}</span><br><code style='font-size:11px'>"
-                f"{html.escape(row['glyph'])}</code>{strip}accuracy <b>{_acc(acc)}</b> · params "
+                f"{html.escape(row['glyph'])}</code>{strip}acc (test) <b>{_acc(acc)}</b> · val_acc "
+                f"{_acc(row['best_val_acc'])} · params "
                 f"<b>{_fmt_params(row['params'])}</b><br>latency {row['latency_ms'] or 0:.3f} ms"
                 f" · {hp.get('optimizer', '?')} lr {hp.get('lr', '?')}</div>"))
         curves = _data.epochs(self.state.db, compare)

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 class StudyDrivers:
-    """Drives the studies launched from the web app: `nasdb.search.run_study` on a thread each,
+    """Drives the studies launched from the web app: `nasdb.steer.run_study` on a thread each,
     proposing the study's models step by step as its strategy asks; workers elsewhere (``nasdb
     worker``) train the jobs it queues. One per server, shared by its sessions.
 
@@ -53,9 +53,12 @@ class StudyDrivers:
             thread.join(timeout)
 
     def _drive(self, study_id: str) -> None:
+        from nasdb.recommend import predictor_ranker
+
         try:
             state = run_study(self.db, study_id, poll_seconds=self.poll_seconds, stop=self._stop,
-                              on_progress=lambda message: log.info("%s", message))
+                              on_progress=lambda message: log.info("%s", message),
+                              rank=predictor_ranker(self.db))
             log.info("study %s: driver ended, the study is %s", study_id, state)
         except Exception:  # a driver must not take the server down; the log has the reason
             log.exception("driving study %s failed", study_id)

@@ -25,6 +25,9 @@ STYLE: dict[str, tuple[str, str]] = {
     "Dense": ("#d9534f", "D"),
     "Flatten": ("#6c757d", "="),
     "GlobalAvgPool": ("#c77c2d", "G"),
+    "ConvBlock": ("#1f4e8c", "B"),
+    "SepConv": ("#2b8cbe", "S"),
+    "Residual": ("#6a3d9a", "R"),
     "head": ("#7a1f1f", "D"),
 }
 

@@ -8,8 +8,8 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
+from nasdb.read import get_dataset
 from nasdb.schema.errors import NasdbError
-from nasdb.steer import get_dataset
 
 from ._analysis_state import InspectState
 from ._glyph import legend_html, snac_html

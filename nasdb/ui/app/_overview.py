@@ -25,7 +25,7 @@ LOG_TICKS = CustomJSTickFormatter(code="""
 """)
 
 HOVER = [("model", "@id"), ("glyph", "@glyph"), ("params", "@params{0,0}"),
-         ("accuracy", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
+         ("acc", "@acc{0.000}"), ("origin", "@origin"), ("status", "@status")]
 VDIMS = ["color", "size", "id", "glyph", "params", "acc", "origin", "status"]
 HOVER_DIMS = ["id", "glyph", "params", "acc", "origin", "status"]
 #: How near (a fraction of the data's extent on each axis) the mouse must be to name a model.
@@ -50,7 +50,8 @@ class OverviewView(pn.viewable.Viewer):
     def _axes(self) -> dict[str, Any]:
         s = self.state
         if s.projection == PROJECTIONS[0]:
-            ylabel = ("accuracy on " + ", ".join(s.class_focus)) if s.class_focus else "accuracy"
+            ylabel = (("accuracy on " + ", ".join(s.class_focus)) if s.class_focus
+                      else "test accuracy")
             return {"xlabel": "parameters (log scale)", "ylabel": ylabel, "xformatter": LOG_TICKS}
         return {"xlabel": f"MDS 1 ({s.projection})", "ylabel": "MDS 2"}
 
@@ -147,13 +148,15 @@ class OverviewView(pn.viewable.Viewer):
         if projection != PROJECTIONS[0] and shown < trained:
             extra = f" — {shown} of them placed in this layout"
         mode = " · rasterised with datashader" if self.state.large else ""
-        colour = f"accuracy on {', '.join(class_focus)}" if class_focus else "accuracy"
-        return (f"**{n:,} models**, {trained:,} trained{extra}{mode}. Darker = higher {colour}; "
-                "radius = log(params). Click a model to select it.")
+        colour = f"accuracy on {', '.join(class_focus)}" if class_focus else "test accuracy"
+        return (f"**{n:,} models** of {self.state.dataset}, {trained:,} trained{extra}{mode}. "
+                f"Darker = higher {colour}; radius = log(params). Click a model to select it.")
 
     def __panel__(self) -> pn.viewable.Viewable:
         s = self.state
         controls = pn.Row(
+            pn.widgets.Select.from_param(s.param.dataset, name="", width=160,
+                                         css_classes=["dataset-select"]),
             pn.widgets.RadioButtonGroup.from_param(s.param.projection, button_type="primary",
                                                    button_style="outline", name=""),
             pn.widgets.MultiChoice.from_param(s.param.class_focus, name="",

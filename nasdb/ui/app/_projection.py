@@ -1,4 +1,4 @@
-"""2-D layouts of the model space: the Pareto front and landmark MDS that never moves old points.
+"""2-D layouts of the model space: landmark MDS that never moves old points.
 
 Structural (OTMANN) and prediction (Hamming) distances are laid out with landmark MDS (de Silva
 and Tenenbaum): classical MDS on a fixed set of landmark models, then every other model is placed
@@ -15,23 +15,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nasdb.search import Architecture, structural_distance
-
-
-def pareto_mask(params: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """True for models no other model beats (fewer or equal params and higher accuracy)."""
-    n = len(params)
-    mask = np.zeros(n, dtype=bool)
-    valid = ~np.isnan(acc)
-    if not valid.any():
-        return mask
-    idx = np.nonzero(valid)[0]
-    order = idx[np.lexsort((-acc[idx], params[idx]))]
-    # in order of params (ties: best first), a model is on the front when it beats every
-    # model before it
-    ordered = acc[order]
-    best_before = np.concatenate(([-np.inf], np.maximum.accumulate(ordered)[:-1]))
-    mask[order] = ordered > best_before
-    return mask
 
 
 def classical_mds(d: np.ndarray, dims: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,9 +31,11 @@ class QueueView(pn.viewable.Viewer):
         jobs = self.state.jobs()
         if not jobs.empty:
             jobs["acc"] = jobs["acc"].astype(float).round(4)
+            jobs["val_acc"] = jobs["val_acc"].astype(float).round(4)
             jobs["progress"] = [f"{e or 0}/{p or '?'}" for e, p in
                                 zip(jobs["epochs_trained"], jobs["epochs_planned"], strict=True)]
-            jobs = jobs[["model_id", "state", "priority", "worker", "progress", "acc", "glyph",
+            jobs = jobs[["model_id", "state", "priority", "worker", "progress", "val_acc", "acc",
+                         "glyph",
                          "params", "attempt", "heartbeat_at", "queued_at"]]
         self._jobs.value = jobs
         self._workers.value = self.state.workers()

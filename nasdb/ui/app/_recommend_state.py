@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import param
 
+from nasdb import read, steer
 from nasdb import recommend as nasdb_recommend
-from nasdb import steer
 from nasdb.recommend import MIN_TRAINED_MODELS, Fitted
 from nasdb.schema.errors import InvalidRequest, NasdbError, NotFound
 from nasdb.search import Architecture, Hyperparameters
@@ -147,10 +147,10 @@ class RecommendState(param.Parameterized):
     def dataset_classes(self) -> list[str]:
         if not self.dataset:
             return []
-        with self.app.db.connect() as conn:
-            row = conn.execute("select classes from datasets where id = %s",
-                               (self.dataset,)).fetchone()
-        return list(row[0]) if row else []
+        try:
+            return list(read.get_dataset(self.app.db, self.dataset).classes)
+        except NotFound:
+            return []
 
     def trained_count(self) -> int:
         """Trained models with a recorded architecture, over all datasets (what fitting uses)."""
@@ -499,13 +499,13 @@ class RecommendState(param.Parameterized):
         return f", 90% interval {low:.3f}–{high:.3f}"
 
     def _propose_here(self, row: dict[str, Any]) -> str:
-        source = steer.get_model(self.app.db, row["model_id"])
-        dataset = steer.get_dataset(self.app.db, self.dataset)
+        source = read.get_model(self.app.db, row["model_id"])
+        dataset = read.get_dataset(self.app.db, self.dataset)
         item = next(i for i in self.result["recommendations"] if i["model_id"] == row["model_id"])
         low, high = (item["interval"] or [None, None])
         proposal = Proposal(
-            Architecture.from_json(dict(source["architecture"])),
-            Hyperparameters.from_json(dict(source["hyperparameters"])),
+            Architecture.from_json(dict(source.architecture)),
+            Hyperparameters.from_json(dict(source.hyperparameters)),
             "handcrafted",
             parent_id=row["model_id"],
             changes=(f"recommended from {row['model_id']} (trained on {row['trained_on']})",),

@@ -25,11 +25,12 @@ from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
+from nasdb.schema.events import UiAction
 from nasdb.search import Architecture
 
 from . import _data
 from ._drivers import StudyDrivers
-from ._projection import LandmarkLayout, hamming_matrix, pareto_mask, structural_matrix
+from ._projection import LandmarkLayout, hamming_matrix, structural_matrix
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,15 @@ def _raster_above() -> int:
 class AppState(param.Parameterized):
     """Models, selection, query and highlight of one browser session."""
 
-    models = param.DataFrame(default=None, allow_None=True, doc="the models view, one row each")
+    models = param.DataFrame(default=None, allow_None=True,
+                             doc="the models of the selected dataset, one row each")
     position = param.Integer(default=0, doc="the last log position the state has seen")
-    classes = param.List(default=[], doc="class names of the registered datasets")
-    class_focus = param.ListSelector(default=[], objects=[], doc="colour by these classes' accuracy")
+    dataset: Any = param.Selector(default=None, objects=[], allow_None=True,
+                                  doc="the dataset shown and ranked (accuracies of different "
+                                      "datasets do not compare); at first the most recently used")
+    classes = param.List(default=[], doc="class names of the selected dataset")
+    class_focus = param.ListSelector(default=[], objects=[],
+                                     doc="colour by these classes' accuracy (their recall)")
     projection: Any = param.Selector(default=PROJECTIONS[0], objects=list(PROJECTIONS))
     selected = param.String(default=None, allow_None=True, doc="the model in focus")
     query = param.String(default="", doc="the last query run")
@@ -138,7 +144,9 @@ class AppState(param.Parameterized):
         self.drivers = drivers or StudyDrivers(db)
         self.session_id = session_id or new_session_id()
         self._class_values: pd.Series | None = None
+        self._front: set[str] | None = None
         self._model_position = -1
+        self._datasets: dict[str, list[str]] = {}
         self.refresh(force=True)
 
     # --- the log -------------------------------------------------------------------------------
@@ -151,8 +159,8 @@ class AppState(param.Parameterized):
         """Append a UiAction to this session's stream; never lets a logging failure surface."""
         try:
             self.store.append(f"session-{self.session_id}",
-                              [NewEvent("UiAction", {"action": action, "detail": detail},
-                                        metadata=self.metadata)])
+                              [NewEvent.of(UiAction(action=action, detail=detail),
+                                           metadata=self.metadata)])
         except NasdbError as e:  # the action itself succeeded; losing its log entry is minor
             log.warning("could not record UI action %s: %s", action, e)
 
@@ -168,26 +176,50 @@ class AppState(param.Parameterized):
             self.position = position  # only session events: nothing the views show moved
             return False
         self._model_position = model_position
-        models = self.frames.at(model_position)
-        classes = _data.dataset_classes(self.db)
-        self._class_values = None
+        self._datasets = _data.datasets(self.db)
         with param.parameterized.batch_call_watchers(self):
-            if classes != self.classes:
-                self.param.class_focus.objects = classes
-                self.classes = classes
+            self.param.dataset.objects = list(self._datasets)
+            if self.dataset not in self._datasets:
+                self.dataset = next(iter(self._datasets), None)
             self.position = position
-            self.large = len(models) > self.large_threshold
-            self.models = models
+            self._load_dataset()
             if self.query and not self.query_error:
                 self._run(self.query)
             self.revision += 1
         return True
+
+    def _load_dataset(self) -> None:
+        """The selected dataset's models and classes, from the shared frame."""
+        frame = self.frames.at(self._model_position)
+        if len(frame) and not frame["dataset_id"].eq(self.dataset).all():
+            frame = frame[frame["dataset_id"] == self.dataset].reset_index(drop=True)
+        classes = self._datasets.get(self.dataset, []) if self.dataset is not None else []
+        self._class_values = None
+        self._front = None
+        if classes != self.classes:
+            self.class_focus = [c for c in self.class_focus if c in classes]
+            self.param.class_focus.objects = classes
+            self.classes = classes
+        self.large = len(frame) > self.large_threshold
+        self.models = frame
+
+    @param.depends("dataset", watch=True)
+    def _dataset_changed(self) -> None:
+        if self._model_position < 0 or self.dataset is None:
+            return
+        with param.parameterized.batch_call_watchers(self):
+            self._load_dataset()
+            if self.query and not self.query_error:
+                self._run(self.query)
+            self.revision += 1
+        self.record("dataset", dataset=self.dataset)
 
     # --- the overview --------------------------------------------------------------------------
 
     @param.depends("class_focus", watch=True)
     def _focus_changed(self) -> None:
         self._class_values = None
+        self._front = None
         self.revision += 1
         self.record("class_focus", classes=list(self.class_focus))
 
@@ -196,13 +228,31 @@ class AppState(param.Parameterized):
         self.record("projection", projection=self.projection)
 
     def color_values(self) -> pd.Series:
-        """The value that colours each model: accuracy, or the focused classes' mean accuracy."""
+        """The value that colours each model: test accuracy, or the focused classes' mean
+        accuracy (each class's recall)."""
         models = self.models if self.models is not None else pd.DataFrame(columns=["id", "acc"])
         if not self.class_focus:
             return pd.Series(models["acc"].to_numpy(dtype=float), index=models["id"])
         if self._class_values is None:
-            self._class_values = _data.class_accuracy(self.db, list(self.class_focus))
+            self._class_values = _data.class_accuracy(self.db, list(self.class_focus),
+                                                      dataset=self.dataset)
         return self._class_values.reindex(models["id"]).astype(float)
+
+    def front(self) -> set[str]:
+        """The models on the Pareto front of the colour (accuracy, or the focused classes') vs
+        params in the selected dataset: exactly what the query language's ``pareto`` returns
+        (`nasdb.query.front_ids`), asked once per reload, dataset and class focus."""
+        if self._front is None:
+            if self.dataset is None or self.models is None or self.models.empty:
+                self._front = set()
+            else:
+                try:
+                    self._front = set(nasdb_query.front_ids(self.db, self.dataset,
+                                                            list(self.class_focus)))
+                except NasdbError as e:
+                    log.warning("could not compute the Pareto front: %s", e)
+                    self._front = set()
+        return self._front
 
     def frame(self) -> pd.DataFrame:
         """What the overview plots: x, y, colour and flags (pareto, highlighted, selected)."""
@@ -213,8 +263,7 @@ class AppState(param.Parameterized):
         df = models[["id", "glyph", "params", "acc", "origin", "status", "log_params",
                      "pinned"]].copy()
         df["color"] = self.color_values().to_numpy()
-        objective = df["color"].to_numpy(dtype=float)
-        df["pareto"] = pareto_mask(df["params"].to_numpy(dtype=float), objective)
+        df["pareto"] = df["id"].isin(self.front())
         df["size"] = 4 + 2.2 * df["log_params"].clip(lower=0)
         if self.projection == PROJECTIONS[0]:
             df["x"], df["y"] = df["log_params"], df["color"]
@@ -254,7 +303,7 @@ class AppState(param.Parameterized):
 
     def _run(self, text: str) -> int:
         try:
-            result = nasdb_query.run(text, self.db)
+            result = nasdb_query.run(text, self.db, dataset=self.dataset)
         except QuerySyntaxError as e:
             self.query_error = str(e)
             self.query_description = ""

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import param
 
-from nasdb import search, steer
+from nasdb import read, search, steer
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NasdbError
+from nasdb.schema.vocabulary import Origin
 from nasdb.search import CHANGE_KINDS, Architecture, Hyperparameters
 from nasdb.steer import Proposal
 
@@ -64,10 +65,10 @@ class GenerateState(param.Parameterized):
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _propose(self, children: list[tuple[Architecture, list[str]]], origin: str) -> list[str]:
+    def _propose(self, children: list[tuple[Architecture, list[str]]], origin: Origin) -> list[str]:
         row = self.parent()
         assert row is not None
-        dataset = steer.get_dataset(self.app.db, row["dataset_id"])
+        dataset = read.get_dataset(self.app.db, row["dataset_id"])
         hp = Hyperparameters.from_json(row["hyperparameters"])
         proposals = [Proposal(arch, hp, origin, parent_id=row["id"], changes=tuple(changes))
                      for arch, changes in children]
@@ -83,7 +84,7 @@ class GenerateState(param.Parameterized):
         arch = self.parent_arch()
         if row is None or arch is None:
             raise InvalidRequest("select a model first (click it in the overview)")
-        return row, arch, steer.get_dataset(self.app.db, row["dataset_id"])
+        return row, arch, read.get_dataset(self.app.db, row["dataset_id"])
 
     def run_ablations(self) -> list[str]:
         """Queue one child per ablated layer; skipped layers are named in `message`."""
@@ -154,7 +155,7 @@ class GenerateState(param.Parameterized):
         kids = models[models["parent_id"] == row["id"]]
         if kids.empty:
             return pd.DataFrame()
-        parent_acc = row["test_acc"] if row["test_acc"] is not None else row["best_val_acc"]
+        parent_acc = row["test_acc"]
         out = pd.DataFrame({
             "id": kids["id"], "origin": kids["origin"],
             "changes": kids["changes"].fillna(""),

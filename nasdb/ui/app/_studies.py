@@ -262,7 +262,8 @@ class StudiesView(pn.viewable.Viewer):
         best_plot = (hv.Curve(steps, "iteration", "best").opts(interpolation="steps-post",
                                                                color="#e4572e", line_width=2.5)
                      * hv.Scatter(shown, "iteration", "acc").opts(color="#9aa5b1", size=4)
-                     ).opts(title=f"Best so far{note}", ylabel="accuracy", **_CELL)
+                     ).opts(title=f"Best so far{note}", ylabel="acc (test accuracy)",
+                              **_CELL)
         plots: list[Any] = [best_plot]
         if s.hyperparameter and f"hp_{s.hyperparameter}" in df:
             plots.append(self._history(df, s.hyperparameter))
@@ -273,16 +274,17 @@ class StudiesView(pn.viewable.Viewer):
                                     ("x", s.tradeoff), ["acc", "id"]).opts(
                 logx=s.tradeoff == "params", color="#3b6fb6", tools=["hover"], size=6,
                 title=f"Trade-off: accuracy vs {s.tradeoff}{note}", xlabel=s.tradeoff,
-                ylabel="accuracy", **_CELL))
+                ylabel="acc (test accuracy)", **_CELL))
         else:
             plots.append(pn.pane.Markdown(f"*Trade-off: no finished model here has {s.tradeoff}.*"))
         grid = _grid(plots, css_class="study-plots")
         status = pn.pane.Markdown(
             f"**{len(df):,} of {len(all_df):,} models brushed in** · {len(done):,} finished · best "
-            f"accuracy {_fmt(done['acc'].max()) if len(done) else '–'}",
+            f"acc (test accuracy) {_fmt(done['acc'].max()) if len(done) else '–'} · best val_acc "
+            f"{_fmt(df['val_acc'].max()) if df['val_acc'].notna().any() else '–'}",
             css_classes=["study-brushed"])
         legend = pn.pane.Markdown(
-            "Exploration history: colour is accuracy; a dashed line joins a Hyperband survivor to "
+            "Exploration history: colour is acc (test accuracy); a dashed line joins a Hyperband survivor to "
             "its rung below, a curved line a parent to its child (PBT exploits, variations).",
             styles={"color": "#555", "font-size": "12px"})
         return pn.Column(status, grid, legend, sizing_mode="stretch_width")

@@ -18,7 +18,8 @@ from nasdb.steer._importance import study_importance
 from . import _data
 from ._state import AppState
 
-#: The study selector's entry for every model, whatever study (or none) proposed it.
+#: The study selector's entry for every model of the selected dataset (`AppState.dataset`),
+#: whatever study (or none) proposed it.
 ALL_MODELS = "(all models)"
 #: Hyperparameters a brush can turn into a refinement (``nasdb study refine --set``): lr takes a
 #: range, the others the list of values left inside the brush.
@@ -94,7 +95,10 @@ class StudiesState(param.Parameterized):
             self._frames_revision = self.app.revision
         study = self.study
         if study not in self._frames:
-            df = _frame(_data.study_trials(self.app.db, None if study == ALL_MODELS else study))
+            trials = _data.study_trials(self.app.db, None if study == ALL_MODELS else study)
+            if study == ALL_MODELS and len(trials):  # rankings never mix datasets
+                trials = trials[trials["dataset_id"] == self.app.dataset].reset_index(drop=True)
+            df = _frame(trials)
             names = [c.removeprefix("hp_") for c in df.columns
                      if c.startswith("hp_") and df[c].nunique(dropna=True) > 1]
             self._frames[study] = (df, names)
@@ -116,7 +120,7 @@ class StudiesState(param.Parameterized):
 
     def best_so_far(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
         """The finished models of ``df`` (default: the brushed ones) in iteration order, with
-        `best`: the best accuracy up to each."""
+        `best`: the best acc (test accuracy) up to each."""
         done = (self.brushed() if df is None else df).dropna(subset=["acc"])
         done = done.sort_values("iteration")
         return done.assign(best=done["acc"].cummax())
@@ -227,6 +231,7 @@ def _frame(df: pd.DataFrame) -> pd.DataFrame:
     df = pd.concat([df.drop(columns=["hyperparameters"]), hp], axis=1)
     df["iteration"] = np.arange(1, len(df) + 1)
     df["acc"] = pd.to_numeric(df["acc"], errors="coerce").astype(float)
+    df["val_acc"] = pd.to_numeric(df["val_acc"], errors="coerce").astype(float)
     df["latency_ms"] = pd.to_numeric(df["latency_ms"], errors="coerce").astype(float)
     df["rung"] = pd.to_numeric(df["rung"], errors="coerce").astype(float)
     df["log_params"] = np.log10(pd.to_numeric(df["params"], errors="coerce")

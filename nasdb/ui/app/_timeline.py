@@ -81,13 +81,18 @@ class TimelineView(pn.viewable.Viewer):
                    color="#e4572e", line_width=2.5, interpolation="steps-post")
                * hv.VLine(step).opts(color="#333", line_dash="dotted")
                ).opts(title=f"Accuracy over the search — step {step} of {steps}",
-                      responsive=True, min_height=320, xlabel="finished models", ylabel="accuracy",
+                      responsive=True, min_height=320, xlabel="finished models",
+                      ylabel="acc (test accuracy)",
                       legend_position="bottom_right")
         sp = shown.assign(log_params=pd.Series(shown["params"], dtype=float).clip(lower=1))
-        scatter = hv.Scatter(sp, "log_params", ["acc", "model_id", "origin"]).opts(
-            logx=True, color="origin", cmap="Category10", size=6, tools=["hover"],
-            title="Models so far: accuracy vs params", responsive=True, min_height=320,
-            xlabel="params", legend_position="bottom_right")
+        front = self.state.front(step)
+        front = front.assign(log_params=pd.Series(front["params"], dtype=float).clip(lower=1))
+        scatter = (hv.Scatter(sp, "log_params", ["acc", "model_id", "origin"]).opts(
+            logx=True, color="origin", cmap="Category10", size=6, tools=["hover"])
+            * hv.Curve(front, "log_params", "acc", label="Pareto front").opts(
+                color="#e4572e", line_width=2, interpolation="steps-post")
+        ).opts(title="Models so far: test accuracy vs params", responsive=True, min_height=320,
+               xlabel="params", ylabel="acc (test accuracy)", legend_position="bottom_right")
         return pn.Row(pn.pane.HoloViews(acc, sizing_mode="stretch_width"),
                       pn.pane.HoloViews(scatter, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
@@ -99,7 +104,7 @@ class TimelineView(pn.viewable.Viewer):
             return "—" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")
 
         table = pd.DataFrame({
-            "": ["step", "models finished", "best model so far", "its accuracy",
+            "": ["step", "models finished", "best model so far", "its acc (test accuracy)",
                  "Δ over the previous best", "change that helped most", "its gain"],
             "value": [str(s["step"]), str(s["models"]), s["best_model"] or "—",
                       num(s["best_acc"]), num(s["best_delta"], True), s["best_change"] or "—",
