@@ -14,10 +14,11 @@ import psycopg
 import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector, put_artifact
+from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.schema.events import JobClaimed, TrainingRequested
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.worker import Worker
 from tests.security.conftest import Result, log_digest

@@ -7,9 +7,10 @@ import time
 import psycopg
 
 from nasdb.ingest import EventStore, Projector
+from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from tests.faults.conftest import Server, nasdb_process
 

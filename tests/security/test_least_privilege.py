@@ -92,7 +92,7 @@ def test_every_required_field_is_enforced_by_the_database(db: Database, app_url:
         data = {r.field: sample[(r.json_types or ("string",))[0]]
                 for r in field_rules() if r.type == rule.type and r.field != rule.field}
         with pytest.raises(psycopg.errors.CheckViolation, match=f"field {rule.field}: is req"):
-            append_raw(app_url, rule.type, data)
+            append_raw(app_url, rule.type, data, rule.schema_version)
 
 
 def test_the_store_records_the_everyday_role(app_url: str, db_url: str) -> None:
