@@ -68,6 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
             "many models", "integer"),
     Setting("ui_auth_file", None, "JSON file of web-app users and passwords ({\"alice\": "
             "\"secret\"}); required when the web app listens beyond loopback"),
+    Setting("ui_origins", None, "websocket origins the web app accepts (comma-separated "
+            "host:port, as the browser's address bar shows them; unset = the bound address, "
+            "localhost and 127.0.0.1 at the port)"),
     Setting("ui_steerers", "*", "web-app users allowed to steer (comma-separated; * = every "
             "signed-in user); the others may only view"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
 from ._analysis_state import ClassesState, InspectState, TimelineState
+from ._auth import Auth, allowed_origins, load_auth
 from ._classes import ClassesView
 from ._console import ConsoleView
 from ._drawer import CompareView, DrawerView
@@ -157,11 +159,18 @@ class App(pn.viewable.Viewer):
 
 def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore | None = None,
               frames: ModelFrames | None = None, drivers: StudyDrivers | None = None,
-              poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
-    """A new session's page (call once per browser session, inside a Panel server)."""
+              poll_ms: int = POLL_MS, auth: Auth | None = None) -> pn.viewable.Viewable:
+    """A new session's page (call once per browser session, inside a Panel server).
+
+    With ``auth``, the session acts as the signed-in user (`pn.state.user`), as a viewer unless
+    ``auth`` lets that user steer. Loading the page appends nothing.
+    """
     _load_extensions()
-    state = AppState(db, store=store, layouts=layouts, frames=frames, drivers=drivers)
-    state.record("session_started")
+    user = pn.state.user if auth is not None else None
+    if auth is not None and not user:
+        raise NasdbError("this session is not signed in")  # the auth provider prevents this
+    state = AppState(db, store=store, layouts=layouts, frames=frames, drivers=drivers,
+                     actor=user, may_steer=auth is None or auth.may_steer(user))
     app = App(state)
     page = app.__panel__()
     if poll_ms and pn.state.curdoc is not None:
@@ -192,11 +201,13 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
           threaded: bool = False, *, poll_ms: int = POLL_MS) -> Server | None:
     """Serve the app on ``host:port``; blocks unless ``threaded`` (then returns a `Server`).
 
-    ``host`` other than loopback exposes the app (and its steering actions) to the network; the
-    CLI warns about that. One `Layouts` is shared by every session, so projected models keep
-    their places for everyone, one `ModelFrames`, so sessions share the loaded models, and one
-    `StudyDrivers` for the studies launched from the page.
+    Sign-in follows `_auth.load_auth`: required beyond loopback (`InvalidRequest` before anything
+    listens when it is not configured), Panel's basic auth with ``NASDB_UI_AUTH_FILE``; websocket
+    origins follow `_auth.allowed_origins`. One `Layouts` is shared by every session, so
+    projected models keep their places for everyone, one `ModelFrames`, so sessions share the
+    loaded models, and one `StudyDrivers` for the studies launched from the page.
     """
+    auth = load_auth(host)
     _load_extensions()
     layouts = Layouts(db)
     frames = ModelFrames(db)
@@ -205,11 +216,13 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
 
     def page() -> pn.viewable.Viewable:
         return build_app(db, layouts=layouts, store=store, frames=frames, drivers=drivers,
-                         poll_ms=poll_ms)
+                         poll_ms=poll_ms, auth=auth)
 
-    origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    signin: dict[str, Any] = {}
+    if auth is not None:
+        signin = {"basic_auth": str(auth.users_file), "cookie_secret": secrets.token_hex(32)}
     server = pn.serve({"/": page}, port=port, address=host, show=show, threaded=threaded,
-                      title="nasdb", websocket_origin=origins)
+                      title="nasdb", websocket_origin=allowed_origins(host, port), **signin)
     if threaded:
         assert isinstance(server, threading.Thread)
         _wait_listening(host, port)
