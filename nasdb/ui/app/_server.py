@@ -14,6 +14,7 @@ from typing import Any
 import holoviews as hv
 import panel as pn
 import param
+import psycopg
 
 from nasdb.ingest import EventStore
 from nasdb.schema.db import Database
@@ -69,6 +70,7 @@ class App(pn.viewable.Viewer):
         self.state = state
         self._tabs: pn.Tabs | None = None
         self._slots: dict[str, pn.Column] = {}
+        self._lost = False
 
     # Each tab's state is made the first time something asks for it (the tab opening, or a
     # test): a new session pays only for the overview, however many models the log holds.
@@ -115,11 +117,21 @@ class App(pn.viewable.Viewer):
         }
 
     def poll(self) -> None:
-        """One live-update tick: catch up and refresh what changed (selection is kept)."""
+        """One live-update tick: catch up and refresh what changed (selection is kept).
+
+        A database that went away (a restart) is said once on the page and retried every tick;
+        its return is said too. The session and its selection survive.
+        """
         try:
             self.state.refresh()
-        except NasdbError as e:  # a dead database: say so, keep the page, try again next tick
-            self.state.notice = f"⚠ {e}"
+        except (NasdbError, psycopg.OperationalError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            self.state.notice = f"⚠ lost the database ({reason}); retrying"
+            self._lost = True
+            return
+        if self._lost:
+            self._lost = False
+            self.state.notice = "the database is back"
 
     def _tab_changed(self, event: Any) -> None:
         name = TABS[event.new] if event.new < len(TABS) else str(event.new)
