@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from _machine import machine_load  # benchmarks/_machine.py
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 from psycopg.types.json import Jsonb
 
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         print(
             f"client: Python {platform.python_version()}, psycopg {psycopg.__version__} "
-            f"({psycopg.pq.__impl__}), {os.cpu_count()} CPUs; raw table indexes: {args.raw_indexes}; "
+            f"({psycopg.pq.__impl__}), {machine_load()}; raw table indexes: {args.raw_indexes}; "
             f"batch size {args.batch_size} events ({EPOCHS_PER_STREAM} per stream); {rounds} rounds, "
             "each mode next to its baselines, order reversed every other round; events/s is the "
             "median round (min-max shown), seconds the sum over rounds"

@@ -13,8 +13,9 @@ trains the same initial weights with the same optimizer, batch size and number o
 
 Both see exactly `images x epochs` training images from the same initial weights (a deep copy of
 one module per run). Before the timed runs, each architecture does a few untimed forward/backward
-steps so one-time kernel set-up is excluded equally from both; with `--repeats` the two loops
-alternate and each keeps its best time (the machine may be shared; the load average is printed).
+steps so one-time kernel set-up is excluded equally from both; the two loops alternate
+``--repeats`` times and each reports its median time (the machine may be shared; the load average
+is printed at the start and the end).
 Training FLOPs are taken as 3x the forward FLOPs counted by `torch.utils.flop_counter`; the peak is
 the best of several large float32 `torch.mm` calls on this machine.
 
@@ -226,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed runs per loop, best kept (1 quick, else 2)"
+        "--repeats", type=int, default=None,
+        help="timed runs per loop, the median reported (3 quick, else 5)"
     )
     parser.add_argument("--fixed", action="store_true", help="use the fixed CNNs, not sampled ones")
     args = parser.parse_args(argv)
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     limit = args.limit if args.limit is not None else (10_000 if args.quick else None)
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 2)
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
 
     print("$ " + shlex.join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]))
     kind = args.dataset or (
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"data: {kind} {data.input_shape}, {n} training images x {epochs} epoch(s), "
-        f"batch {args.batch_size}, Adam lr {args.lr:g}, best of {repeats} run(s) per loop"
+        f"batch {args.batch_size}, Adam lr {args.lr:g}, median of {repeats} run(s) per loop"
     )
     print(f"matmul peak (float32 2048x2048 torch.mm, best of 7): {peak:.1f} GFLOP/s")
 
@@ -283,11 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         fwd = forward_flops(model, data.input_shape)
         warm_up(model, data, args.batch_size)
-        ours_s = tb_s = float("inf")
+        ours_times: list[float] = []
+        tb_times: list[float] = []
         ours_loss = tb_loss = float("nan")
-        for _ in range(repeats):  # alternate the two loops; best of `repeats` for each
+        for _ in range(repeats):  # alternate the two loops; the median of `repeats` for each
             result = train(copy.deepcopy(model), data, hp, device="cpu")
-            ours_s = min(ours_s, result.train_seconds)
+            ours_times.append(result.train_seconds)
             ours_loss = result.history[-1].train_loss
             seconds, tb_loss = textbook_train(
                 copy.deepcopy(model),
@@ -297,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 lr=args.lr,
                 seed=args.seed,
             )
-            tb_s = min(tb_s, seconds)
+            tb_times.append(seconds)
+        ours_s, tb_s = float(np.median(ours_times)), float(np.median(tb_times))
         images = n * epochs
         ours_ips, tb_ips = images / ours_s, images / tb_s
         ours_gf, tb_gf = 3 * fwd * ours_ips / 1e9, 3 * fwd * tb_ips / 1e9

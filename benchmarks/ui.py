@@ -4,13 +4,19 @@
     python benchmarks/ui.py --quick    # 10,000 models, about 2 minutes
     python benchmarks/ui.py --models 30000 --url postgresql://...
 
-What is timed. From ``page.goto`` until the models are drawn: the plot's canvas (at least
-400x300) has more than 2,000 painted pixels - for nasdb also the caption saying the plot is
-rasterised, i.e. the overview itself, not a placeholder. Each load uses a fresh browser context
-(an empty cache, as for a first visit); one load after each server starts is reported apart (it
-pays the server's imports and JIT), then the median of ``--loads`` loads. Chromium is Debian's,
-headless, ``--disable-gpu`` (software rendering, as in CI). A load that does not finish within
-``--timeout`` seconds is reported as over it.
+What is timed. From ``page.goto`` until every model is in the drawn plot - one criterion for all
+contenders, checked in the way each draws: nasdb's plot canvas (at least 400x300) has more than
+2,000 painted pixels and the caption saying it is rasterised from all the models (the overview
+itself, not a placeholder); the notebook scatter's canvas has more than 2,000 painted pixels and
+its page holds a data source with every model; optuna-dashboard's Pareto-front plot has an SVG
+point for every model and one more frame has been painted. Each load uses a fresh browser context
+(an empty cache, as for a first visit). The first load after each server starts (it pays the
+server's imports and JIT) is reported beside the median of the ``--loads`` loads that follow, and
+the 3 s target applies to both. Chromium is Debian's, headless, ``--disable-gpu`` (software
+rendering, as in CI); every contender draws on a plain canvas (HoloViews' WebGL is off for the
+notebook scatter as it is in nasdb; optuna-dashboard's Plotly scatter is SVG). A load that does not
+finish within ``--timeout`` seconds is reported as over it. Exit status: 0 when nasdb met the
+target, 10 when it did not (1 is an error).
 
 What runs. A fresh database (NASDB_DATABASE_URL / --url, else an embedded PostgreSQL) gets N lean
 models (`nasdb.ingest.synthetic.lean_log`: proposed and trained) through the real store and
@@ -44,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _machine import machine_load  # benchmarks/_machine.py
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.ingest.synthetic import load_lean
@@ -55,9 +62,11 @@ from nasdb.ui.app._server import _wait_listening
 CHROMIUM = os.environ.get("NASDB_CHROMIUM", "/usr/bin/chromium")
 TARGET_S = 3.0
 
-#: True once a large canvas shows many painted pixels (and, if given, the caption text is on the
-#: page). Walks shadow roots: Bokeh draws inside them.
-PAINTED = """(caption) => {
+TARGET_MISSED = 10  # the exit status when nasdb is over the target (1 stays an error)
+
+#: True once a large canvas shows many painted pixels and, if given, the caption text is on the
+#: page and a Bokeh data source holds ``rows`` rows. Walks shadow roots: Bokeh draws inside them.
+PAINTED = """([caption, rows]) => {
   const texts = [], canvases = [];
   const walk = (n) => {
     if (n.nodeType === Node.TEXT_NODE) texts.push(n.textContent);
@@ -67,6 +76,15 @@ PAINTED = """(caption) => {
   };
   walk(document.body);
   if (caption && !texts.join(" ").includes(caption)) return false;
+  if (rows) {
+    let most = 0;
+    for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
+      for (const m of doc.all_models) {
+        if (m.data && typeof m.get_length === "function") most = Math.max(most, m.get_length() || 0);
+      }
+    }
+    if (most < rows) return false;
+  }
   let best = 0;
   for (const c of canvases) {
     if (c.width < 400 || c.height < 300) continue;
@@ -153,9 +171,10 @@ def load_times(browser: Any, name: str, url: str, wait: Callable[[Any, float], N
     return Loads(name, times[0], times[1:], phases)
 
 
-def painted(caption: str | None) -> Callable[[Any, float], None]:
+def painted(caption: str | None, rows: int | None = None) -> Callable[[Any, float], None]:
     def wait(page: Any, timeout_s: float) -> None:
-        page.wait_for_function(PAINTED, arg=caption, timeout=timeout_s * 1000, polling=50)
+        page.wait_for_function(PAINTED, arg=[caption, rows], timeout=timeout_s * 1000,
+                               polling=50)
     return wait
 
 
@@ -186,6 +205,7 @@ def serve_scatter(data: Path, port: int) -> None:
     frame = pd.read_csv(data)
     frame["log10_params"] = np.log10(frame["params"])
     hv.extension("bokeh", logo=False)
+    hv.renderer("bokeh").webgl = False  # the canvas setting nasdb's app uses (nasdb.ui.app)
 
     def page() -> pn.viewable.Viewable:
         points = hv.Points(frame, ["log10_params", "acc"], ["params"]).opts(
@@ -226,7 +246,7 @@ def contenders(url: str, folder: Path, frame: pd.DataFrame, baselines: list[str]
         yield ("notebook scatter (HoloViews, every model a glyph)",
                process([sys.executable, __file__, "--serve-scatter", str(data),
                         "--port", str(scatter_port)], scatter_port),
-               painted(None))
+               painted(None, len(frame)))
     if "optuna" not in baselines:
         return
     if importlib.util.find_spec("optuna_dashboard") is None:
@@ -275,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shown = [mask_url(a) for a in (sys.argv[1:] if argv is None else argv)]
     print("$ " + shlex.join(["python", "benchmarks/ui.py", *shown]), flush=True)
+    print(f"machine: {machine_load()}", flush=True)
     admin_url = args.url or os.environ.get("NASDB_DATABASE_URL") or embedded_admin_url(
         ("fsync = off", "synchronous_commit = off"))
     results: list[Loads] = []
@@ -321,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  nasdb is {ratio:.1f}x faster than {r.name}")
         else:
             print(f"  {r.name} is {1 / ratio:.1f}x faster than nasdb")
-    verdict = "under" if ours < TARGET_S else "OVER"
-    print(f"  target: nasdb under {TARGET_S:.0f} s - {verdict}")
-    return 0 if ours < TARGET_S else 1
+    met = ours < TARGET_S and results[0].first < TARGET_S
+    print(f"  target: nasdb under {TARGET_S:.0f} s, first load and median - "
+          f"{'under' if met else 'OVER'}")
+    print(f"machine at the end: {machine_load()}")
+    return 0 if met else TARGET_MISSED
 
 
 def _seconds(value: float, timeout: float) -> str:

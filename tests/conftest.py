@@ -4,6 +4,9 @@
 own databases there). Unset, the suite starts an embedded PostgreSQL in a temporary folder once per
 session. Each test that asks for `db` gets a fresh database cloned from a migrated template, so
 tests never see each other's events.
+
+Under CI (the ``CI`` variable set) a test may not be skipped for a missing prerequisite: see
+tests/_prerequisites.py; any other skip whose reason is not a deliberate choice fails the run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nasdb.migrations import ensure_schema
 from nasdb.schema import Database
+
+from ._prerequisites import DELIBERATE_SKIPS, under_ci
 
 TEMPLATE = "nasdb_test_template"
 
@@ -90,3 +95,29 @@ def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     yield _with_dbname(pg_admin_url, name)
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+_UNEXPLAINED_SKIPS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under CI, remember every skip that is not a deliberate choice (a safety net for skips
+    that do not go through `tests._prerequisites.missing`)."""
+    if not (under_ci() and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(
+        report.longrepr)
+    if not any(choice in reason for choice in DELIBERATE_SKIPS):
+        _UNEXPLAINED_SKIPS.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _UNEXPLAINED_SKIPS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CI is set, so these {len(_UNEXPLAINED_SKIPS)} skip(s) fail the run:", red=True
+            )
+            for line in _UNEXPLAINED_SKIPS:
+                reporter.write_line(f"  {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -7,6 +7,7 @@ import graphlib
 from pathlib import Path
 
 import nasdb
+from nasdb.schema.vocabulary import MODEL_STATUSES, OPTIMIZERS, ORIGINS, SCHEDULES
 
 ROOT = Path(nasdb.__file__).parent
 
@@ -71,9 +72,10 @@ def test_each_vocabulary_is_defined_once() -> None:
     """The whole optimizer, origin and status lists are written out in `nasdb.schema.vocabulary`
     only (a module may draw from a subset, as the synthetic logs do)."""
     words = {
-        "optimizers": {"adam", "adamw", "sgd", "rmsprop"},
-        "origins": {"sampled", "ablation", "variation", "handcrafted", "mutation", "reference"},
-        "statuses": {"proposed", "queued", "training", "done", "failed", "cancelled"},
+        "optimizers": set(OPTIMIZERS),
+        "schedules": set(SCHEDULES),
+        "origins": set(ORIGINS),
+        "statuses": set(MODEL_STATUSES),
     }
     copies = []
     for path in sorted(ROOT.rglob("*.py")):

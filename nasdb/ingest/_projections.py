@@ -1,12 +1,15 @@
-"""Projections: fold the event log into the read-model tables (``rm_*``).
+"""Projections: one handler per event type, folding a batch of events into read-model rows.
 
-One plain handler per event type, each a function ``(cursor, event) -> None`` that issues SQL.
-`Projector.catch_up` applies the events after its checkpoint in batches; each batch runs in one
-transaction that also advances the checkpoint (eventsourcing's tracking records), so killing the
-projector at any point and restarting it gives the same tables: a batch is applied exactly once.
-A transaction-level advisory lock lets only one projector work at a time; others wait their turn
-and then find less to do. `replay` rebuilds every read model from position 0 in one transaction,
-so readers see the old tables until the new ones are complete.
+A handler is a plain function ``(batch, event, payload) -> None`` that receives the event's typed
+payload (`RecordedEvent.payload`, upcast and validated against the database's bounds) and changes
+rows held in memory by a `Batch`: nothing here talks to the database. `nasdb.ingest._projector`
+loads the rows a batch touches (one query per table), runs the handlers in log order, and writes
+the changed rows back with a few set-based statements per table (COPY, then one INSERT/UPDATE from
+the staged rows); see ``_rows.py``. Folding in memory in log order keeps the exact semantics of
+applying the events one at a time, whatever the batch boundaries.
+
+A handler that cannot apply its event raises `ProjectionFailure` before it changes anything; the
+projector records the failure (position, type, handler, message) and goes on with the next event.
 
 No other module writes a read-model table.
 """
@@ -14,19 +17,31 @@ No other module writes a read-model table.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-import psycopg
-from psycopg.types.json import Jsonb
+from nasdb.ingest._store import RecordedEvent
+from nasdb.schema import events as ev
 
-from nasdb.ingest._store import _COLUMNS, RecordedEvent, _row_to_event
-from nasdb.schema.db import Database
+Row = dict[str, Any]
+# Epoch and class-metric rows are the bulk of a log's rows: plain tuples in these column orders.
+# Every value in a row is JSON-ready (`_rows` sends a batch's rows as one JSON document).
+EPOCH_COLUMNS = (
+    "model_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+    "class_acc", "recorded_at",
+)
+CLASS_COLUMNS = (
+    "model_id", "class_index", "dataset_id", "class_name", "accuracy", "precision", "recall",
+    "specificity", "support",
+)
+P = TypeVar("P", bound=ev.Payload)
+Handler = Callable[["Batch", RecordedEvent, Any], None]
+HANDLERS: dict[str, Handler] = {}
 
-NAME = "read_models"
-PROJECTOR_LOCK_KEY = 5_310_202
 READ_MODEL_TABLES = (
     "rm_datasets",
     "rm_studies",
@@ -37,471 +52,417 @@ READ_MODEL_TABLES = (
     "rm_predictions",
     "rm_notes",
     "rm_workers",
+    "rm_projection_failures",
 )
 
-Cursor = psycopg.Cursor[Any]
-Handler = Callable[[Cursor, RecordedEvent], None]
-HANDLERS: dict[str, Handler] = {}
+# Events that carry no read-model state (they live in the log and its views only).
+NO_READ_MODEL = ("SearchStepTaken", "RecommenderTrained", "UiAction")
 
 
-def handles(event_type: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[event_type] = fn
+class ProjectionFailure(Exception):
+    """An event its handler cannot apply (the projector records it and skips the event)."""
+
+
+@dataclass
+class Batch:
+    """The read-model rows one batch of events touches, as loaded, and what the handlers did.
+
+    ``models`` / ``jobs`` / ``workers`` / ``studies`` hold every row the batch's events refer to
+    that existed before the batch (loaded by the projector) plus the rows created by the batch;
+    the ``new_*`` and ``dirty_*`` sets say which to insert and which to update.
+    """
+
+    models: dict[str, Row] = field(default_factory=dict)
+    jobs: dict[str, Row] = field(default_factory=dict)
+    workers: dict[str, Row] = field(default_factory=dict)
+    studies: dict[str, Row] = field(default_factory=dict)
+    datasets: dict[str, Row] = field(default_factory=dict)
+    epochs: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)
+    epoch_resets: set[str] = field(default_factory=set)
+    class_metrics: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    predictions: dict[str, Row] = field(default_factory=dict)
+    notes: list[Row] = field(default_factory=list)
+    new_models: set[str] = field(default_factory=set)
+    dirty_models: set[str] = field(default_factory=set)
+    dirty_jobs: set[str] = field(default_factory=set)
+    dirty_workers: set[str] = field(default_factory=set)
+    dirty_studies: set[str] = field(default_factory=set)
+
+    # --- lookups shared by the handlers -------------------------------------------------------
+
+    def model(self, e: RecordedEvent) -> Row:
+        """The model of a ``model-<id>`` stream, marked changed; fails if it was never proposed."""
+        mid = model_id(e)
+        row = self.models.get(mid)
+        if row is None:
+            raise ProjectionFailure(f"model {mid} was never proposed")
+        self.dirty_models.add(mid)
+        return row
+
+    def job(self, mid: str) -> Row | None:
+        row = self.jobs.get(mid)
+        if row is not None:
+            self.dirty_jobs.add(mid)
+        return row
+
+    def study(self, sid: str) -> Row:
+        row = self.studies.get(sid)
+        if row is None:
+            raise ProjectionFailure(f"study {sid} was never created")
+        self.dirty_studies.add(sid)
+        return row
+
+    def touch_worker(self, worker: str, at: datetime, *, lease: float | None = None,
+                     current_model: str | None = None, set_current: bool = False) -> None:
+        """Any sign of life from a worker: it is running, seen at ``at`` (never earlier)."""
+        row = self.workers.get(worker)
+        if row is None:
+            row = self.workers[worker] = {
+                "worker": worker, "host": None, "pid": None, "device": None,
+                "state": "running", "current_model": None, "jobs_done": 0, "started_at": None,
+                "last_seen": at, "lease_seconds": None,
+            }
+        row["state"] = "running"
+        row["last_seen"] = max(row["last_seen"], at)
+        if set_current:
+            row["current_model"] = current_model
+        if lease is not None:
+            row["lease_seconds"] = lease
+        self.dirty_workers.add(worker)
+
+    def finish_job(self, mid: str, state: str, at: datetime) -> None:
+        """The job's end, and its worker freed: shared by completed, failed and cancelled."""
+        job = self.job(mid)
+        if job is None:
+            return
+        job["state"] = state
+        job["finished_at"] = at
+        worker = self.workers.get(job["worker"]) if job["worker"] else None
+        if worker is not None and worker["current_model"] == mid:
+            worker["current_model"] = None
+            worker["jobs_done"] += 1 if state == "done" else 0
+            worker["last_seen"] = max(worker["last_seen"], at)
+            self.dirty_workers.add(job["worker"])
+
+
+def model_id(e: RecordedEvent) -> str:
+    return e.stream_id.removeprefix("model-")
+
+
+def study_id(e: RecordedEvent) -> str:
+    return e.stream_id.removeprefix("study-")
+
+
+def handles(payload_type: type[P]) -> Callable[[Callable[[Batch, RecordedEvent, P], None]],
+                                               Callable[[Batch, RecordedEvent, P], None]]:
+    """Register the decorated function as the handler of ``payload_type``'s events."""
+
+    def register(fn: Callable[[Batch, RecordedEvent, P], None]
+                 ) -> Callable[[Batch, RecordedEvent, P], None]:
+        HANDLERS[payload_type.TYPE] = fn
         return fn
 
     return register
 
 
-def _model_id(event: RecordedEvent) -> str:
-    return event.stream_id.removeprefix("model-")
-
-
-def _study_id(event: RecordedEvent) -> str:
-    return event.stream_id.removeprefix("study-")
-
-
 # --- datasets -------------------------------------------------------------------------------
 
 
-@handles("DatasetRegistered")
-def _dataset_registered(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    c, h, w = d["shape"]
-    cur.execute(
-        """insert into rm_datasets (id, name, kind, source, fingerprint, channels, height, width,
-               classes, num_classes, train_size, val_size, test_size, val_seed, registered_at)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           on conflict (id) do update set name = excluded.name, kind = excluded.kind,
-               source = excluded.source, fingerprint = excluded.fingerprint,
-               channels = excluded.channels, height = excluded.height, width = excluded.width,
-               classes = excluded.classes, num_classes = excluded.num_classes,
-               train_size = excluded.train_size, val_size = excluded.val_size,
-               test_size = excluded.test_size, val_seed = excluded.val_seed,
-               registered_at = excluded.registered_at""",
-        (
-            d["dataset_id"], d["name"], d["kind"], d["source"], d["fingerprint"], c, h, w,
-            d["classes"], len(d["classes"]), d["train_size"], d["val_size"], d["test_size"],
-            d["val_seed"], e.recorded_at,
-        ),
-    )
+@handles(ev.DatasetRegistered)
+def dataset_registered(b: Batch, e: RecordedEvent, p: ev.DatasetRegistered) -> None:
+    c, h, w = p.shape
+    b.datasets[p.dataset_id] = {
+        "id": p.dataset_id, "name": p.name, "kind": p.kind, "source": p.source,
+        "fingerprint": p.fingerprint, "channels": c, "height": h, "width": w,
+        "classes": p.classes, "num_classes": len(p.classes), "train_size": p.train_size,
+        "val_size": p.val_size, "test_size": p.test_size, "val_seed": p.val_seed,
+        "registered_at": e.recorded_at,
+    }
 
 
 # --- studies --------------------------------------------------------------------------------
 
 
-@handles("StudyCreated")
-def _study_created(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    cur.execute(
-        """insert into rm_studies (id, dataset_id, strategy, settings, space, objectives, budget,
-               state, previous_study_id, created_at, updated_at)
-           values (%s, %s, %s, %s, %s, %s, %s, 'running', %s, %s, %s)""",
-        (
-            d["study_id"], d["dataset_id"], d["strategy"], Jsonb(d["settings"]),
-            Jsonb(d["space"]), d["objectives"], Jsonb(d["budget"]), d["previous_study_id"],
-            e.recorded_at, e.recorded_at,
-        ),
-    )
-    if d["previous_study_id"]:
-        cur.execute(
-            "update rm_studies set next_study_id = %s where id = %s",
-            (d["study_id"], d["previous_study_id"]),
-        )
+@handles(ev.StudyCreated)
+def study_created(b: Batch, e: RecordedEvent, p: ev.StudyCreated) -> None:
+    if p.study_id in b.studies:
+        raise ProjectionFailure(f"study {p.study_id} was already created")
+    b.studies[p.study_id] = {
+        "id": p.study_id, "dataset_id": p.dataset_id, "strategy": p.strategy,
+        "settings": p.settings, "space": p.space, "objectives": p.objectives,
+        "budget": p.budget, "state": "running", "previous_study_id": p.previous_study_id,
+        "next_study_id": None, "created_at": e.recorded_at, "updated_at": e.recorded_at,
+    }
+    b.dirty_studies.add(p.study_id)
+    previous = b.studies.get(p.previous_study_id) if p.previous_study_id else None
+    if previous is not None:
+        previous["next_study_id"] = p.study_id
+        b.dirty_studies.add(previous["id"])
 
 
-def _study_state(state: str) -> Handler:
-    def handler(cur: Cursor, e: RecordedEvent) -> None:
-        cur.execute(
-            "update rm_studies set state = %s, updated_at = %s where id = %s",
-            (state, e.recorded_at, _study_id(e)),
-        )
+def _study_state(payload_type: type[ev.Payload], state: str) -> None:
+    def handler(b: Batch, e: RecordedEvent, p: ev.Payload) -> None:
+        row = b.study(study_id(e))
+        row["state"] = state
+        row["updated_at"] = e.recorded_at
 
-    return handler
-
-
-HANDLERS["StudyPaused"] = _study_state("paused")
-HANDLERS["StudyResumed"] = _study_state("running")
-HANDLERS["StudyStopped"] = _study_state("stopped")
-HANDLERS["StudyCompleted"] = _study_state("done")
+    handler.__name__ = f"study_{state}"
+    HANDLERS[payload_type.TYPE] = handler
 
 
-@handles("SearchSpaceRefined")
-def _space_refined(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_studies set next_study_id = coalesce(%s, next_study_id), updated_at = %s "
-        "where id = %s",
-        (e.data["next_study_id"], e.recorded_at, _study_id(e)),
-    )
+_study_state(ev.StudyPaused, "paused")
+_study_state(ev.StudyResumed, "running")
+_study_state(ev.StudyStopped, "stopped")
+_study_state(ev.StudyCompleted, "done")
+
+
+@handles(ev.SearchSpaceRefined)
+def space_refined(b: Batch, e: RecordedEvent, p: ev.SearchSpaceRefined) -> None:
+    row = b.study(study_id(e))
+    if p.next_study_id is not None:
+        row["next_study_id"] = p.next_study_id
+    row["updated_at"] = e.recorded_at
 
 
 # --- models and jobs ------------------------------------------------------------------------
 
 
-@handles("ArchitectureProposed")
-def _proposed(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    hp = d["hyperparameters"]
-    cur.execute(
-        """insert into rm_models (id, study_id, dataset_id, origin, parent_id, changes,
-               architecture, layer_types, glyph, depth, params, flops, optimizer, lr,
-               weight_decay, batch_size, epochs_planned, hyperparameters, status, predicted_acc,
-               created_at)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                   'proposed', %s, %s)""",
-        (
-            d["model_id"], d["study_id"], d["dataset_id"], d["origin"], d["parent_id"],
-            d["changes"], Jsonb(d["architecture"]), d["layer_types"], d["glyph"], d["depth"],
-            d["params"], d["flops"], hp.get("optimizer"), hp.get("lr"), hp.get("weight_decay"),
-            hp.get("batch_size"), hp.get("epochs"), Jsonb(hp), d["predicted_acc"],
-            e.recorded_at,
-        ),
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@handles(ev.ArchitectureProposed)
+def proposed(b: Batch, e: RecordedEvent, p: ev.ArchitectureProposed) -> None:
+    mid = model_id(e)
+    if p.model_id != mid:
+        raise ProjectionFailure(f"the payload names model {p.model_id} in stream {e.stream_id}")
+    if mid in b.models:
+        raise ProjectionFailure(f"model {mid} was already proposed")
+    hp = p.hyperparameters
+    b.models[mid] = {
+        "id": mid, "study_id": p.study_id, "dataset_id": p.dataset_id, "origin": p.origin,
+        "parent_id": p.parent_id, "changes": p.changes, "architecture": p.architecture,
+        "layer_types": p.layer_types, "glyph": p.glyph, "depth": p.depth, "params": p.params,
+        "flops": p.flops, "optimizer": _text(hp.get("optimizer")), "lr": hp.get("lr"),
+        "weight_decay": hp.get("weight_decay"), "batch_size": hp.get("batch_size"),
+        "epochs_planned": hp.get("epochs"), "hyperparameters": hp, "status": "proposed",
+        "priority": 0, "epochs_trained": 0, "best_val_acc": None, "last_val_acc": None,
+        "last_val_loss": None, "last_train_loss": None, "test_acc": None, "test_loss": None,
+        "latency_ms": None, "train_seconds": None, "pinned": False, "tags": [],
+        "notes_count": 0, "predicted_acc": p.predicted_acc, "error": None,
+        "created_at": e.recorded_at, "finished_at": None,
+    }
+    b.new_models.add(mid)
+
+
+@handles(ev.TrainingRequested)
+def requested(b: Batch, e: RecordedEvent, p: ev.TrainingRequested) -> None:
+    m = b.model(e)
+    m["status"] = "queued"
+    m["priority"] = p.priority
+    if p.epochs is not None:
+        m["epochs_planned"] = p.epochs
+    m["error"] = None
+    mid = m["id"]
+    job = b.job(mid)
+    if job is None:
+        b.jobs[mid] = {
+            "model_id": mid, "study_id": m["study_id"], "priority": p.priority,
+            "state": "queued", "worker": None, "attempt": 0, "lease_expires_at": None,
+            "heartbeat_at": None, "queued_at": e.recorded_at, "claimed_at": None,
+            "finished_at": None, "cancel_requested": False,
+        }
+        b.dirty_jobs.add(mid)
+    else:
+        job.update(state="queued", priority=p.priority, queued_at=e.recorded_at, worker=None,
+                   lease_expires_at=None, finished_at=None, cancel_requested=False)
+
+
+@handles(ev.JobClaimed)
+def claimed(b: Batch, e: RecordedEvent, p: ev.JobClaimed) -> None:
+    m = b.model(e)
+    mid = m["id"]
+    job = b.job(mid)
+    if job is not None:
+        job.update(state="claimed", worker=p.worker, attempt=p.attempt, claimed_at=e.recorded_at,
+                   heartbeat_at=e.recorded_at,
+                   lease_expires_at=e.recorded_at + timedelta(seconds=p.lease_seconds))
+    m["status"] = "training"
+    if p.attempt > 1:  # a retry after a dead worker trains from scratch
+        b.epoch_resets.add(mid)
+        for key in [k for k in b.epochs if k[0] == mid]:
+            del b.epochs[key]
+        m.update(epochs_trained=0, best_val_acc=None, last_val_acc=None, last_val_loss=None,
+                 last_train_loss=None)
+    b.touch_worker(p.worker, e.recorded_at, lease=p.lease_seconds, current_model=mid,
+                   set_current=True)
+
+
+@handles(ev.LeaseRenewed)
+def lease_renewed(b: Batch, e: RecordedEvent, p: ev.LeaseRenewed) -> None:
+    mid = b.model(e)["id"]
+    job = b.job(mid)
+    if job is not None and job["state"] == "claimed":
+        job["heartbeat_at"] = e.recorded_at
+        job["lease_expires_at"] = e.recorded_at + timedelta(seconds=p.lease_seconds)
+    b.touch_worker(p.worker, e.recorded_at, lease=p.lease_seconds, current_model=mid,
+                   set_current=True)
+
+
+@handles(ev.EpochCompleted)
+def epoch_completed(b: Batch, e: RecordedEvent, p: ev.EpochCompleted) -> None:
+    m = b.model(e)
+    mid = m["id"]
+    b.epochs[(mid, p.epoch)] = (
+        mid, p.epoch, p.train_loss, p.train_acc, p.val_loss, p.val_acc, p.lr, p.seconds,
+        p.class_acc, e.recorded_at,
     )
+    best = m["best_val_acc"]
+    m.update(epochs_trained=p.epoch, last_val_acc=p.val_acc, last_val_loss=p.val_loss,
+             last_train_loss=p.train_loss,
+             best_val_acc=p.val_acc if best is None else max(best, p.val_acc))
+    job = b.job(mid)
+    if job is not None and job["state"] == "claimed":  # any sign of life renews the lease
+        job["lease_expires_at"] = e.recorded_at + (job["lease_expires_at"] - job["heartbeat_at"])
+        job["heartbeat_at"] = e.recorded_at
+        if job["worker"] in b.workers:
+            b.touch_worker(job["worker"], e.recorded_at)
 
 
-@handles("TrainingRequested")
-def _requested(cur: Cursor, e: RecordedEvent) -> None:
-    mid, d = _model_id(e), e.data
-    cur.execute(
-        """update rm_models set status = 'queued', priority = %s,
-               epochs_planned = coalesce(%s, epochs_planned), error = null
-           where id = %s""",
-        (d["priority"], d["epochs"], mid),
-    )
-    cur.execute(
-        """insert into rm_jobs (model_id, study_id, priority, state, queued_at)
-           select id, study_id, %s, 'queued', %s from rm_models where id = %s
-           on conflict (model_id) do update set state = 'queued', priority = excluded.priority,
-               queued_at = excluded.queued_at, worker = null, lease_expires_at = null,
-               finished_at = null, cancel_requested = false""",
-        (d["priority"], e.recorded_at, mid),
-    )
+@handles(ev.TrainingCompleted)
+def completed(b: Batch, e: RecordedEvent, p: ev.TrainingCompleted) -> None:
+    n = len(p.class_names)
+    columns = (p.class_accuracy, p.class_precision, p.class_recall, p.class_specificity,
+               p.class_support)
+    if any(len(c) != n for c in columns):
+        raise ProjectionFailure(f"per-class lists differ in length from the {n} class names")
+    try:
+        labels = base64.b64decode(p.predictions, validate=True)
+    except binascii.Error as error:
+        raise ProjectionFailure(f"predictions are not base64: {error}") from None
+    m = b.model(e)
+    mid = m["id"]
+    m.update(status="done", test_acc=p.test_acc, test_loss=p.test_loss,
+             latency_ms=p.latency_ms, train_seconds=p.train_seconds,
+             epochs_trained=p.epochs_trained, finished_at=e.recorded_at, error=None)
+    dataset = m["dataset_id"]
+    b.class_metrics[mid] = [
+        (mid, i, dataset, name, acc, prec, rec, spec, sup)
+        for i, (name, acc, prec, rec, spec, sup) in enumerate(zip(p.class_names, *columns,
+                                                                  strict=True))
+    ]
+    b.predictions[mid] = {"model_id": mid, "labels": p.predictions,  # base64, as checked above
+                          "digest": p.predictions_digest or hashlib.sha256(labels).hexdigest()}
+    b.finish_job(mid, "done", e.recorded_at)
 
 
-@handles("JobClaimed")
-def _claimed(cur: Cursor, e: RecordedEvent) -> None:
-    mid, d = _model_id(e), e.data
-    lease_end = e.recorded_at + timedelta(seconds=d["lease_seconds"])
-    cur.execute(
-        """update rm_jobs set state = 'claimed', worker = %s, attempt = %s, claimed_at = %s,
-               heartbeat_at = %s, lease_expires_at = %s where model_id = %s""",
-        (d["worker"], d["attempt"], e.recorded_at, e.recorded_at, lease_end, mid),
-    )
-    cur.execute("update rm_models set status = 'training' where id = %s", (mid,))
-    if d["attempt"] > 1:  # a retry after a dead worker trains from scratch
-        cur.execute("delete from rm_epochs where model_id = %s", (mid,))
-        cur.execute(
-            """update rm_models set epochs_trained = 0, best_val_acc = null, last_val_acc = null,
-                   last_val_loss = null, last_train_loss = null where id = %s""",
-            (mid,),
-        )
-    _touch_worker(cur, d["worker"], e, current_model=mid)
+@handles(ev.TrainingFailed)
+def failed(b: Batch, e: RecordedEvent, p: ev.TrainingFailed) -> None:
+    m = b.model(e)
+    m.update(status="failed", error=p.error, finished_at=e.recorded_at)
+    b.finish_job(m["id"], "failed", e.recorded_at)
 
 
-def _renew_lease(cur: Cursor, e: RecordedEvent) -> None:
-    """Any sign of life from the lease holder extends its lease by the claimed duration."""
-    cur.execute(
-        """update rm_jobs set lease_expires_at = %s + (lease_expires_at - heartbeat_at),
-               heartbeat_at = %s where model_id = %s and state = 'claimed'""",
-        (e.recorded_at, e.recorded_at, _model_id(e)),
-    )
+@handles(ev.TrainingCancelled)
+def cancelled(b: Batch, e: RecordedEvent, p: ev.TrainingCancelled) -> None:
+    m = b.model(e)
+    m.update(status="cancelled", finished_at=e.recorded_at)
+    job = b.job(m["id"])
+    if job is not None:
+        job["cancel_requested"] = True
+    b.finish_job(m["id"], "cancelled", e.recorded_at)
 
 
-@handles("LeaseRenewed")
-def _lease_renewed(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        """update rm_jobs set heartbeat_at = %s, lease_expires_at = %s
-           where model_id = %s and state = 'claimed'""",
-        (e.recorded_at, e.recorded_at + timedelta(seconds=e.data["lease_seconds"]), _model_id(e)),
-    )
-    _touch_worker(cur, e.data["worker"], e, current_model=_model_id(e))
+@handles(ev.PriorityChanged)
+def priority_changed(b: Batch, e: RecordedEvent, p: ev.PriorityChanged) -> None:
+    m = b.model(e)
+    m["priority"] = p.priority
+    job = b.job(m["id"])
+    if job is not None:
+        job["priority"] = p.priority
 
 
-@handles("EpochCompleted")
-def _epoch(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    # One statement: the epoch row, the model's summary and (any sign of life) the job's lease.
-    cur.execute(
-        """with ep as (
-               insert into rm_epochs (model_id, epoch, train_loss, train_acc, val_loss, val_acc,
-                   lr, seconds, class_acc, recorded_at)
-               values (%(mid)s, %(epoch)s, %(train_loss)s, %(train_acc)s, %(val_loss)s,
-                       %(val_acc)s, %(lr)s, %(seconds)s, %(class_acc)s, %(at)s)
-               on conflict (model_id, epoch) do update set train_loss = excluded.train_loss,
-                   train_acc = excluded.train_acc, val_loss = excluded.val_loss,
-                   val_acc = excluded.val_acc, lr = excluded.lr, seconds = excluded.seconds,
-                   class_acc = excluded.class_acc, recorded_at = excluded.recorded_at),
-           m as (
-               update rm_models set epochs_trained = %(epoch)s, last_val_acc = %(val_acc)s,
-                   last_val_loss = %(val_loss)s, last_train_loss = %(train_loss)s,
-                   best_val_acc = greatest(coalesce(best_val_acc, %(val_acc)s), %(val_acc)s)
-               where id = %(mid)s),
-           j as (
-               update rm_jobs set lease_expires_at = %(at)s + (lease_expires_at - heartbeat_at),
-                   heartbeat_at = %(at)s
-               where model_id = %(mid)s and state = 'claimed')
-           select 1""",
-        {
-            "mid": _model_id(e), "epoch": d["epoch"], "train_loss": d["train_loss"],
-            "train_acc": d["train_acc"], "val_loss": d["val_loss"], "val_acc": d["val_acc"],
-            "lr": d["lr"], "seconds": d["seconds"], "class_acc": Jsonb(d["class_acc"]),
-            "at": e.recorded_at,
-        },
-    )
+@handles(ev.Pinned)
+def pinned(b: Batch, e: RecordedEvent, p: ev.Pinned) -> None:
+    b.model(e)["pinned"] = True
 
 
-# The job's end, and its worker freed: shared by completed, failed and cancelled.
-_FINISH_JOB = """
-           j as (
-               update rm_jobs set state = %(state)s, finished_at = %(at)s
-               where model_id = %(mid)s returning worker),
-           w as (
-               update rm_workers set current_model = null,
-                   jobs_done = jobs_done + (case when %(state)s = 'done' then 1 else 0 end),
-                   last_seen = greatest(last_seen, %(at)s)
-               where worker = (select worker from j) and current_model = %(mid)s)
-           select 1"""
+@handles(ev.Unpinned)
+def unpinned(b: Batch, e: RecordedEvent, p: ev.Unpinned) -> None:
+    b.model(e)["pinned"] = False
 
 
-@handles("TrainingCompleted")
-def _completed(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    labels = base64.b64decode(d["predictions"])
-    cur.execute(
-        """with m as (
-               update rm_models set status = 'done', test_acc = %(test_acc)s,
-                   test_loss = %(test_loss)s, latency_ms = %(latency)s,
-                   train_seconds = %(train_seconds)s, epochs_trained = %(epochs)s,
-                   finished_at = %(at)s, error = null
-               where id = %(mid)s returning dataset_id),
-           cm as (
-               insert into rm_class_metrics (model_id, class_index, dataset_id, class_name,
-                   accuracy, precision, recall, specificity, support)
-               select %(mid)s, (t.i - 1)::integer, coalesce((select dataset_id from m), ''),
-                      t.name, t.acc, t.prec, t.rec, t.spec, t.sup
-                 from unnest(%(names)s::text[], %(acc)s::float8[], %(prec)s::float8[],
-                             %(rec)s::float8[], %(spec)s::float8[], %(sup)s::integer[])
-                      with ordinality as t(name, acc, prec, rec, spec, sup, i)
-               on conflict (model_id, class_index) do update set
-                   dataset_id = excluded.dataset_id, class_name = excluded.class_name,
-                   accuracy = excluded.accuracy, precision = excluded.precision,
-                   recall = excluded.recall, specificity = excluded.specificity,
-                   support = excluded.support),
-           p as (
-               insert into rm_predictions (model_id, labels, digest)
-               values (%(mid)s, %(labels)s, %(digest)s)
-               on conflict (model_id) do update set labels = excluded.labels,
-                   digest = excluded.digest),"""
-        + _FINISH_JOB,
-        {
-            "mid": _model_id(e), "state": "done", "at": e.recorded_at,
-            "test_acc": d["test_acc"], "test_loss": d["test_loss"], "latency": d["latency_ms"],
-            "train_seconds": d["train_seconds"], "epochs": d["epochs_trained"],
-            "names": d["class_names"], "acc": d["class_accuracy"], "prec": d["class_precision"],
-            "rec": d["class_recall"], "spec": d["class_specificity"], "sup": d["class_support"],
-            "labels": labels,
-            "digest": d["predictions_digest"] or hashlib.sha256(labels).hexdigest(),
-        },
-    )
+@handles(ev.Tagged)
+def tagged(b: Batch, e: RecordedEvent, p: ev.Tagged) -> None:
+    m = b.model(e)
+    if p.tag not in m["tags"]:
+        m["tags"] = [*m["tags"], p.tag]
 
 
-def _finish_job(cur: Cursor, e: RecordedEvent, state: str) -> None:
-    cur.execute("with" + _FINISH_JOB, {"mid": _model_id(e), "state": state,
-                                       "at": e.recorded_at})
+@handles(ev.Untagged)
+def untagged(b: Batch, e: RecordedEvent, p: ev.Untagged) -> None:
+    m = b.model(e)
+    m["tags"] = [t for t in m["tags"] if t != p.tag]
 
 
-@handles("TrainingFailed")
-def _failed(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_models set status = 'failed', error = %s, finished_at = %s where id = %s",
-        (e.data["error"], e.recorded_at, _model_id(e)),
-    )
-    _finish_job(cur, e, "failed")
+@handles(ev.Noted)
+def noted(b: Batch, e: RecordedEvent, p: ev.Noted) -> None:
+    m = b.model(e)
+    b.notes.append({"model_id": m["id"], "position": e.position, "text": p.text,
+                    "actor": _text(e.metadata.get("actor")), "recorded_at": e.recorded_at})
+    m["notes_count"] += 1
 
 
-@handles("TrainingCancelled")
-def _cancelled(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_models set status = 'cancelled', finished_at = %s where id = %s",
-        (e.recorded_at, _model_id(e)),
-    )
-    cur.execute("update rm_jobs set cancel_requested = true where model_id = %s", (_model_id(e),))
-    _finish_job(cur, e, "cancelled")
-
-
-@handles("PriorityChanged")
-def _priority(cur: Cursor, e: RecordedEvent) -> None:
-    mid, p = _model_id(e), e.data["priority"]
-    cur.execute("update rm_models set priority = %s where id = %s", (p, mid))
-    cur.execute("update rm_jobs set priority = %s where model_id = %s", (p, mid))
-
-
-@handles("Pinned")
-def _pinned(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute("update rm_models set pinned = true where id = %s", (_model_id(e),))
-
-
-@handles("Unpinned")
-def _unpinned(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute("update rm_models set pinned = false where id = %s", (_model_id(e),))
-
-
-@handles("Tagged")
-def _tagged(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        """update rm_models set tags = array_append(tags, %s::text)
-           where id = %s and not (%s::text = any(tags))""",
-        (e.data["tag"], _model_id(e), e.data["tag"]),
-    )
-
-
-@handles("Untagged")
-def _untagged(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_models set tags = array_remove(tags, %s::text) where id = %s",
-        (e.data["tag"], _model_id(e)),
-    )
-
-
-@handles("Noted")
-def _noted(cur: Cursor, e: RecordedEvent) -> None:
-    mid = _model_id(e)
-    cur.execute(
-        "insert into rm_notes (model_id, position, text, actor, recorded_at) "
-        "values (%s, %s, %s, %s, %s)",
-        (mid, e.position, e.data["text"], e.metadata.get("actor"), e.recorded_at),
-    )
-    cur.execute("update rm_models set notes_count = notes_count + 1 where id = %s", (mid,))
-
-
-@handles("AccuracyPredicted")
-def _predicted(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_models set predicted_acc = %s where id = %s",
-        (e.data["predicted_acc"], _model_id(e)),
-    )
+@handles(ev.AccuracyPredicted)
+def accuracy_predicted(b: Batch, e: RecordedEvent, p: ev.AccuracyPredicted) -> None:
+    b.model(e)["predicted_acc"] = p.predicted_acc
 
 
 # --- workers --------------------------------------------------------------------------------
 
 
-def _touch_worker(cur: Cursor, worker: str, e: RecordedEvent, current_model: str | None) -> None:
-    cur.execute(
-        """insert into rm_workers (worker, state, current_model, last_seen)
-           values (%s, 'running', %s, %s)
-           on conflict (worker) do update set current_model = excluded.current_model,
-               last_seen = greatest(rm_workers.last_seen, excluded.last_seen),
-               state = 'running'""",
-        (worker, current_model, e.recorded_at),
-    )
+@handles(ev.WorkerStarted)
+def worker_started(b: Batch, e: RecordedEvent, p: ev.WorkerStarted) -> None:
+    b.touch_worker(p.worker, e.recorded_at, lease=p.lease_seconds)
+    b.workers[p.worker].update(host=p.host, pid=p.pid, device=p.device,
+                               started_at=e.recorded_at, last_seen=e.recorded_at)
 
 
-@handles("WorkerStarted")
-def _worker_started(cur: Cursor, e: RecordedEvent) -> None:
-    d = e.data
-    cur.execute(
-        """insert into rm_workers (worker, host, pid, device, state, started_at, last_seen)
-           values (%s, %s, %s, %s, 'running', %s, %s)
-           on conflict (worker) do update set host = excluded.host, pid = excluded.pid,
-               device = excluded.device, state = 'running', started_at = excluded.started_at,
-               last_seen = excluded.last_seen""",
-        (d["worker"], d["host"], d["pid"], d["device"], e.recorded_at, e.recorded_at),
-    )
+@handles(ev.WorkerStopped)
+def worker_stopped(b: Batch, e: RecordedEvent, p: ev.WorkerStopped) -> None:
+    row = b.workers.get(p.worker)
+    if row is not None:
+        row.update(state="stopped", current_model=None, last_seen=e.recorded_at)
+        b.dirty_workers.add(p.worker)
 
 
-@handles("WorkerStopped")
-def _worker_stopped(cur: Cursor, e: RecordedEvent) -> None:
-    cur.execute(
-        "update rm_workers set state = 'stopped', current_model = null, last_seen = %s "
-        "where worker = %s",
-        (e.recorded_at, e.data["worker"]),
-    )
+@handles(ev.WorkerHeartbeat)
+def worker_heartbeat(b: Batch, e: RecordedEvent, p: ev.WorkerHeartbeat) -> None:
+    b.touch_worker(p.worker, e.recorded_at, lease=p.lease_seconds)
 
 
-# Events that carry no read-model state (they live in the log and its views only).
-for _type in ("RecommenderTrained", "UiAction"):
-    HANDLERS[_type] = lambda cur, e: None
+def _no_read_model(b: Batch, e: RecordedEvent, p: ev.Payload) -> None:
+    """Events that live in the log and its views only."""
 
 
-# --- the projector --------------------------------------------------------------------------
+for _type in NO_READ_MODEL:
+    HANDLERS[_type] = _no_read_model
 
 
-class Projector:
-    """Applies the log to the read models, exactly once per event (see the module docstring)."""
+_WORKER_TYPES = frozenset(t for t, cls in ev.PAYLOAD_TYPES.items() if "worker" in cls.model_fields)
 
-    def __init__(self, db: Database, *, batch_size: int = 2000) -> None:
-        self.db = db
-        self.batch_size = batch_size
 
-    def checkpoint(self) -> int:
-        with self.db.connect() as conn:
-            row = conn.execute(
-                "select position from projection_checkpoints where name = %s", (NAME,)
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def catch_up(
-        self, *, max_batches: int | None = None, on_batch: Callable[[int], None] | None = None
-    ) -> int:
-        """Apply every event after the checkpoint; return how many were applied."""
-        applied = 0
-        batches = 0
-        with self.db.connect() as conn:
-            while max_batches is None or batches < max_batches:
-                with conn.transaction():
-                    n = self._apply_batch(conn)
-                if n == 0:
-                    break
-                applied += n
-                batches += 1
-                if on_batch is not None:
-                    on_batch(applied)
-        return applied
-
-    def _apply_batch(self, conn: psycopg.Connection[Any]) -> int:
-        conn.execute("select pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK_KEY,))
-        conn.execute(
-            "insert into projection_checkpoints (name, position) values (%s, 0) "
-            "on conflict do nothing",
-            (NAME,),
-        )
-        row = conn.execute(
-            "select position from projection_checkpoints where name = %s", (NAME,)
-        ).fetchone()
-        after = int(row[0]) if row else 0
-        rows = conn.execute(
-            f"select {_COLUMNS} from events where position > %s order by position limit %s",
-            (after, self.batch_size),
-        ).fetchall()
-        if not rows:
-            return 0
-        events = [_row_to_event(r) for r in rows]
-        with conn.pipeline(), conn.cursor() as cur:
-            for event in events:
-                handler = HANDLERS.get(event.type)
-                if handler is not None:
-                    handler(cur, event)
-            cur.execute(
-                "update projection_checkpoints set position = %s where name = %s",
-                (events[-1].position, NAME),
-            )
-        return len(events)
-
-    def replay(self, *, on_batch: Callable[[int], None] | None = None) -> int:
-        """Drop every read model and rebuild it from the whole log, in one transaction."""
-        applied = 0
-        with self.db.connect() as conn, conn.transaction():
-            conn.execute("select pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK_KEY,))
-            conn.execute(f"truncate {', '.join(READ_MODEL_TABLES)}")
-            conn.execute(
-                "insert into projection_checkpoints (name, position) values (%s, 0) "
-                "on conflict (name) do update set position = 0",
-                (NAME,),
-            )
-            while True:
-                n = self._apply_batch(conn)
-                if n == 0:
-                    break
-                applied += n
-                if on_batch is not None:
-                    on_batch(applied)
-        return applied
+def collect_keys(e: RecordedEvent, p: ev.Payload, models: set[str], studies: set[str],
+                 workers: set[str]) -> None:
+    """Add the model ids, study ids and worker names ``e`` refers to (what the projector loads)."""
+    stream = e.stream_id
+    if stream.startswith("model-"):
+        models.add(stream[6:])
+    elif stream.startswith("study-"):
+        studies.add(stream[6:])
+    if e.type in _WORKER_TYPES:
+        workers.add(p.worker)  # type: ignore[attr-defined]
+    elif isinstance(p, ev.StudyCreated):
+        studies.add(p.study_id)
+        if p.previous_study_id:
+            studies.add(p.previous_study_id)

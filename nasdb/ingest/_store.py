@@ -1,7 +1,7 @@
 """The event store: append to streams, read a stream, read the whole log in order.
 
 Ordering choice. Every append goes through one SQL function, ``nasdb_append_many`` (one call per
-batch, any number of streams; ``nasdb_append`` is its single-stream predecessor), which takes a
+batch, any number of streams), which takes a
 transaction-level advisory lock and holds it until commit (the way Message DB and the Python
 ``eventsourcing`` library do it). Positions come from an identity column allocated under that
 lock, so positions are committed in increasing order: a reader that polls ``position >
@@ -10,8 +10,9 @@ rolled-back append leaves a gap in the positions that is never filled later. The
 appends are serialised, commit included, so concurrent single-event appends cannot share a disk
 sync (no group commit); the batched path amortises the lock over many events. The alternative —
 no global lock, readers filtering below ``pg_snapshot_xmin`` and ordering by transaction id — was
-measured and rejected: about twice the 8-writer single-event rate, at the cost of a cursor that is
-no longer a plain position (see benchmarks/ingest.py and the README for the numbers).
+rejected: it would let concurrent commits share a disk sync, at the cost of a cursor that is no
+longer a plain position (benchmarks/ingest.py measures the price of the lock: store-single against
+raw INSERT with 1 and 8 writers).
 
 Guarantees (each tested against a real server in tests/ingest/):
 - optimistic concurrency: ``expected_version`` None = any, 0 = the stream must not exist,
@@ -19,12 +20,15 @@ Guarantees (each tested against a real server in tests/ingest/):
 - idempotency: an event whose ``event_id`` was already appended is not appended again; the call
   returns the original events (events with an ``idempotency_key`` get a deterministic id);
 - validation: payloads of known types are validated on append, unknown types are refused;
+- atomicity: one `append_batch` call, however many streams it names, commits all its events or
+  none;
 - the log is append-only: the database refuses UPDATE, DELETE and TRUNCATE on ``events`` and
   application roles may only write through ``nasdb_append_many``, which checks each payload
   against the catalogue generated from the payload classes (a client that bypasses this module is
   refused too) and records the login role that appended it as ``metadata.db_user``.
 
-`EventStore` keeps one connection per thread; it is safe to share between threads.
+`EventStore` keeps one connection per thread; it is safe to share between threads. Each append
+commits on its own unless it runs inside `EventStore.transaction`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -172,6 +177,17 @@ class EventStore:
             conn = self.db.connect(autocommit=True)
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run this thread's appends inside one transaction: committed when the block ends, rolled
+        back when it raises.
+
+        The ordering lock is taken by the first append and held until the block ends, so every
+        other writer waits for it: keep the block short. Not reentrant.
+        """
+        with self._conn().transaction():
+            yield
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nasdb.ingest._projections import Projector
+from nasdb.ingest._projector import Projector
 from nasdb.ingest._store import EventStore, NewEvent
 from nasdb.schema.db import Database
 from nasdb.schema.events import (

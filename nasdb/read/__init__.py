@@ -8,6 +8,7 @@ are built by `nasdb.ingest`'s projections; nothing here writes.
 from __future__ import annotations
 
 from ._reads import (
+    class_metrics,
     dataset_row,
     find_model,
     get_dataset,
@@ -18,12 +19,14 @@ from ._reads import (
     list_studies,
     suggest,
 )
-from ._rows import DatasetRow, ModelRow, StudyRow
+from ._rows import ClassMetricRow, DatasetRow, ModelRow, StudyRow
 
 __all__ = [
+    "ClassMetricRow",
     "DatasetRow",
     "ModelRow",
     "StudyRow",
+    "class_metrics",
     "dataset_row",
     "find_model",
     "get_dataset",

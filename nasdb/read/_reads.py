@@ -20,9 +20,10 @@ from nasdb.schema.db import Database
 from nasdb.schema.errors import NotFound
 from nasdb.search import DatasetInfo
 
-from ._rows import DatasetRow, ModelRow, StudyRow
+from ._rows import ClassMetricRow, DatasetRow, ModelRow, StudyRow
 
 __all__ = [
+    "class_metrics",
     "dataset_row",
     "find_model",
     "get_dataset",
@@ -146,3 +147,18 @@ def get_study(db: Database, study_id: str) -> StudyRow:
         f"no study {study_id!r}{suggest(study_id, known)}; studies: {listing}. Create one "
         "with: nasdb study create --dataset NAME --strategy random --budget-models 10"
     )
+
+
+def class_metrics(
+    db: Database, *, model_ids: Sequence[str] | None = None, study_id: str | None = None
+) -> list[ClassMetricRow]:
+    """Per-class metrics of the given models (or of a study's models), by model and class index."""
+    query = select(ClassMetricRow)
+    if model_ids is not None:
+        query = query.where(col(ClassMetricRow.model_id).in_(list(model_ids)))
+    if study_id is not None:
+        models = select(ModelRow.id).where(ModelRow.study_id == study_id)
+        query = query.where(col(ClassMetricRow.model_id).in_(models))
+    query = query.order_by(col(ClassMetricRow.model_id), col(ClassMetricRow.class_index))
+    with Session(db.engine) as session:
+        return list(session.exec(query).all())

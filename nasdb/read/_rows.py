@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 
 from nasdb.search import DatasetInfo
 
-__all__ = ["DatasetRow", "ModelRow", "StudyRow"]
+__all__ = ["ClassMetricRow", "DatasetRow", "ModelRow", "StudyRow"]
 
 
 def _texts() -> Any:
@@ -132,3 +132,20 @@ class StudyRow(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime = _when()
     models_count: int = Field(default=0, sa_column=Column(BigInteger))
+
+
+class ClassMetricRow(SQLModel, table=True):
+    """One row of the `class_metrics` view: a trained model's metrics on one class of its test
+    split (``accuracy`` is the class's recall)."""
+
+    __tablename__ = "class_metrics"
+
+    model_id: str = Field(primary_key=True)
+    class_index: int = Field(primary_key=True)
+    dataset_id: str
+    class_name: str
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    specificity: float | None = None
+    support: int | None = None

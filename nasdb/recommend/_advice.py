@@ -48,19 +48,17 @@ def _bundle(db: Database) -> Bundle:
 
 
 def _class_metrics(db: Database, model_ids: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    from nasdb.read import class_metrics
+
     out: dict[str, dict[str, dict[str, float]]] = {}
     if not model_ids:
         return out
-    with db.connect(dict_rows=True) as conn:
-        for r in conn.execute(
-            "select model_id, class_name, accuracy, precision, recall, specificity, support "
-            "from class_metrics where model_id = any(%s) order by model_id, class_index",
-            (list(model_ids),),
-        ).fetchall():
-            out.setdefault(r["model_id"], {})[r["class_name"]] = {
-                k: float(r[k]) for k in ("accuracy", "precision", "recall", "specificity", "support")
-                if r[k] is not None
-            }
+    for r in class_metrics(db, model_ids=model_ids):
+        values = {"accuracy": r.accuracy, "precision": r.precision, "recall": r.recall,
+                  "specificity": r.specificity, "support": r.support}
+        out.setdefault(r.model_id, {})[r.class_name] = {
+            k: float(v) for k, v in values.items() if v is not None
+        }
     return out
 
 
@@ -164,8 +162,8 @@ def recommend_for(
             model_id=m["id"],
             hyperparameters=dict(m["hyperparameters"]),
             params=int(m["params"]),
-            measured_accuracy=float(m["test_acc"]) if mode == "trained" and "test_acc" in m
-            else None,
+            measured_accuracy=float(m["test_acc"])
+            if mode == "trained" and m.get("test_acc") is not None else None,
             class_metrics=metrics.get(m["id"], {}),
             row=row,
         )
@@ -184,7 +182,7 @@ def recommend_for(
         m = by_id[r.model_id]
         item["glyph"] = m["glyph"]
         item["dataset_id"] = dataset_id
-        item["trained_on"] = m["dataset_id"] if "test_acc" in m else None
+        item["trained_on"] = m["dataset_id"] if m.get("test_acc") is not None else None
         item["status"] = m.get("status", "done")
         if mode == "transfer" and neighbours:
             own = index[r.model_id]

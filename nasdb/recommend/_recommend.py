@@ -41,8 +41,9 @@ __all__ = [
 class Candidate:
     """A model that may be recommended.
 
-    ``class_metrics`` maps a class name to its metrics (``accuracy``, ``precision``, ``recall``,
-    ``specificity`` as measured). ``row`` feeds the predictor and gives the architecture vector for
+    ``class_metrics`` maps a class name to its metrics (``accuracy`` - the class's recall, as
+    `nasdb.schema.metrics` defines it -, ``precision``, ``recall``, ``specificity`` as measured).
+    ``row`` feeds the predictor and gives the architecture vector for
     ``why``; it is required when ``measured_accuracy`` is None.
     """
 

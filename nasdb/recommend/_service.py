@@ -28,7 +28,7 @@ import math
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,11 +288,14 @@ def fit_encoder(
     dim: int = 32,
     epochs: int = 8,
     progress: Progress = _quiet,
+    exclude_models: Collection[str] = (),
 ) -> Fitted:
     """Fit the encoder on ``n_corpus`` sampled architectures plus every stored one; record it.
 
     Architectures are sampled for each registered dataset's input shape (28x28 grayscale with 10
-    classes when none is registered).
+    classes when none is registered). The architectures of ``exclude_models`` (model ids) stay
+    out of the corpus unless another model shares them: an evaluation keeps its held-out models
+    unseen this way.
     """
     from nasdb.search import sample
 
@@ -307,7 +310,9 @@ def fit_encoder(
         if n:
             corpus += [a.to_dict() for a, _ in sample(shape, classes, n, seed=seed + i)]
     with db.connect() as conn:
-        stored = [r[0] for r in conn.execute("select distinct architecture from models").fetchall()]
+        stored = [r[0] for r in conn.execute(
+            "select distinct architecture from models where not (id = any(%s))",
+            (list(exclude_models),)).fetchall()]
     stored = [a for a in stored if has_architecture(a)]
     corpus += stored
     progress(f"fitting the architecture encoder on {len(corpus)} architectures "

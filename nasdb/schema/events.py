@@ -9,9 +9,9 @@ current one with small ``upcast_vN_vM`` functions registered in `UPCASTERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nasdb.schema.errors import InvalidEvent
 from nasdb.schema.metrics import per_class_metrics
@@ -19,15 +19,45 @@ from nasdb.schema.vocabulary import Origin
 
 JsonDict = dict[str, Any]
 
+# --- the database's bounds ------------------------------------------------------------------
+# What the read-model columns can hold, checked on append (so a value no column can hold is a
+# one-line error at the command and nothing is appended) and again when the projector reads a
+# payload (so an old log holding such an event records a projection failure instead of stopping
+# the projector). Floats must be finite everywhere (``allow_inf_nan=False`` on `Payload`).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # PostgreSQL integer
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # PostgreSQL bigint
+MAX_LEASE_SECONDS = 10_000_000.0  # ~115 days: a lease end must stay a valid timestamp
+
+
+def int32(default: Any = ..., *, ge: int = INT32_MIN) -> Any:
+    """A field stored in an ``integer`` column."""
+    return Field(default, ge=ge, le=INT32_MAX)
+
+
+def int64(default: Any = ..., *, ge: int = INT64_MIN) -> Any:
+    """A field stored in a ``bigint`` column."""
+    return Field(default, ge=ge, le=INT64_MAX)
+
+
+def lease_seconds() -> Any:
+    return Field(gt=0, le=MAX_LEASE_SECONDS)
+
+
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
+
+# Keys of ``ArchitectureProposed.hyperparameters`` that the projection stores in typed columns.
+_HP_INT32 = ("batch_size", "epochs")
+_HP_FLOAT = ("lr", "weight_decay")
+
 
 class Payload(BaseModel):
-    """Base of every event payload: frozen, no unknown keys.
+    """Base of every event payload: frozen, no unknown keys, finite floats.
 
     Building one with a value that does not fit raises `InvalidEvent` (the message validation on
     append gives), never pydantic's own error: producers build payloads from user input.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
 
@@ -40,7 +70,9 @@ class Payload(BaseModel):
 
 def _invalid(event_type: str, e: ValidationError) -> str:
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in e.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: "
+        f"{err['msg'].removeprefix('Value error, ')}"
+        for err in e.errors()
     )
     return f"{event_type} payload is invalid: {problems}"
 
@@ -55,13 +87,13 @@ class DatasetRegistered(Payload):
     kind: str
     source: str
     fingerprint: str
-    shape: list[int] = Field(min_length=3, max_length=3)
+    shape: list[Annotated[int, Field(ge=1, le=INT32_MAX)]] = Field(min_length=3, max_length=3)
     classes: list[str] = Field(min_length=2)
-    train_size: int = Field(ge=1)
-    val_size: int = Field(ge=0)
-    test_size: int = Field(ge=1)
-    val_seed: int = 0
-    limit: int | None = None
+    train_size: int = int32(ge=1)
+    val_size: int = int32(ge=0)
+    test_size: int = int32(ge=1)
+    val_seed: int = int32(0)
+    limit: int | None = int32(None, ge=1)
     #: Whether training may flip images horizontally (None: registered before this was recorded).
     hflip: bool | None = None
 
@@ -140,34 +172,54 @@ class ArchitectureProposed(Payload):
     hyperparameters: JsonDict
     glyph: str
     layer_types: list[str] = Field(default_factory=list)
-    depth: int = Field(ge=1)
-    params: int = Field(ge=0)
-    flops: int = Field(ge=0)
+    depth: int = int32(ge=1)
+    params: int = int64(ge=0)
+    flops: int = int64(ge=0)
     input_shape: list[int] = Field(min_length=3, max_length=3)
-    num_classes: int = Field(ge=2)
+    num_classes: int = int32(ge=2)
     predicted_acc: float | None = None
     proposal: JsonDict = Field(default_factory=dict)
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters_fit_their_columns(cls, hp: JsonDict) -> JsonDict:
+        for key in _HP_INT32:
+            value = hp.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int)
+                or not INT32_MIN <= value <= INT32_MAX
+            ):
+                raise ValueError(f"{key} must be an integer from {INT32_MIN} to {INT32_MAX}, "
+                                 f"not {value!r}")
+        for key in _HP_FLOAT:
+            value = hp.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or value != value or value in (float("inf"), float("-inf"))
+            ):
+                raise ValueError(f"{key} must be a finite number, not {value!r}")
+        return hp
 
 
 class TrainingRequested(Payload):
     TYPE = "TrainingRequested"
-    priority: int = 0
-    epochs: int | None = None
+    priority: int = int32(0)
+    epochs: int | None = int32(None, ge=1)
     resume_from: str | None = None
 
 
 class JobClaimed(Payload):
     TYPE = "JobClaimed"
     worker: str
-    attempt: int = Field(ge=1)
-    lease_seconds: float = Field(gt=0)
+    attempt: int = int32(ge=1)
+    lease_seconds: float = lease_seconds()
     device: str = "cpu"
 
 
 class LeaseRenewed(Payload):
     TYPE = "LeaseRenewed"
     worker: str
-    lease_seconds: float = Field(gt=0)
+    lease_seconds: float = lease_seconds()
 
 
 class EpochCompleted(Payload):
@@ -176,8 +228,8 @@ class EpochCompleted(Payload):
 
     TYPE = "EpochCompleted"
     VERSION = 2
-    epoch: int = Field(ge=1)
-    attempt: int = 1
+    epoch: int = int32(ge=1)
+    attempt: int = int32(1, ge=1)
     train_loss: float
     train_acc: float
     val_loss: float
@@ -196,8 +248,8 @@ class TrainingCompleted(Payload):
 
     TYPE = "TrainingCompleted"
     VERSION = 2
-    attempt: int = 1
-    epochs_trained: int
+    attempt: int = int32(1, ge=1)
+    epochs_trained: int = int32(ge=0)
     test_acc: float
     test_loss: float
     class_names: list[str]
@@ -206,7 +258,7 @@ class TrainingCompleted(Payload):
     class_precision: list[float]
     class_recall: list[float]
     class_specificity: list[float]
-    class_support: list[int]
+    class_support: list[Int32]
     confusion_matrix: list[list[int]]
     predictions: str = Field(description="base64 of one uint8 label per test image")
     predictions_digest: str
@@ -217,9 +269,9 @@ class TrainingCompleted(Payload):
 
 class TrainingFailed(Payload):
     TYPE = "TrainingFailed"
-    attempt: int = 1
+    attempt: int = int32(1, ge=1)
     error: str
-    epoch: int | None = None
+    epoch: int | None = int32(None)
 
 
 class TrainingCancelled(Payload):
@@ -229,7 +281,7 @@ class TrainingCancelled(Payload):
 
 class PriorityChanged(Payload):
     TYPE = "PriorityChanged"
-    priority: int
+    priority: int = int32()
 
 
 class Pinned(Payload):
@@ -270,15 +322,25 @@ class WorkerStarted(Payload):
     TYPE = "WorkerStarted"
     worker: str
     host: str
-    pid: int
+    pid: int = int32()
     device: str
+    lease_seconds: float | None = Field(None, gt=0, le=MAX_LEASE_SECONDS)
 
 
 class WorkerStopped(Payload):
     TYPE = "WorkerStopped"
     worker: str
-    jobs_done: int = 0
+    jobs_done: int = int32(0, ge=0)
     reason: str = ""
+
+
+class WorkerHeartbeat(Payload):
+    """An idle worker is alive; its ``workers`` row shows it lost once ``lease_seconds`` pass
+    without a heartbeat (or any other event from it)."""
+
+    TYPE = "WorkerHeartbeat"
+    worker: str
+    lease_seconds: float = lease_seconds()
 
 
 # --- recommender-<id> -----------------------------------------------------------------------
@@ -331,6 +393,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         AccuracyPredicted,
         WorkerStarted,
         WorkerStopped,
+        WorkerHeartbeat,
         RecommenderTrained,
         UiAction,
     )

@@ -4,7 +4,7 @@ Proposing a model validates its architecture against the dataset (shape inferenc
 and FLOPs), gives it an id and appends ArchitectureProposed (+ TrainingRequested when queued) to a
 new stream. Steering actions (priority, cancel, pin, tags, notes) append to the model's stream.
 Each function appends and returns; callers bring the read models up to date with
-`nasdb.ingest.Projector` when they need to read their own writes.
+`nasdb.ingest.wait_projected` when they need to read their own writes.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from nasdb.ingest import EventStore, Projector
+from nasdb.ingest import EventStore, wait_projected
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest
 from nasdb.search.strategies import StudyView, Trial, objective_direction
@@ -132,7 +132,7 @@ def study_importance(db: Database, study_id: str, *, objective: str | None = Non
                      seed: int = 0, pairs_of: int = 4) -> dict[str, Any]:
     """Importance of each parameter (and of pairs of the ``pairs_of`` most important) for the
     objective, with marginal curves. Raises `InvalidRequest` with fewer than 4 finished trials."""
-    Projector(db).catch_up()
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     objective = objective or view.primary
     direction = objective_direction(objective)

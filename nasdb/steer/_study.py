@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from nasdb.ingest import EventStore, NewEvent, Projector, new_model_ids, new_study_id
+from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
 from nasdb.query import pareto_mask
-from nasdb.read import get_dataset, get_study
+from nasdb.read import class_metrics, get_dataset, get_study
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
@@ -96,14 +96,11 @@ def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Tria
                where m.study_id = %s""",
             (study_id,),
         ).fetchall()
-        classes = [o[4:] for o in objectives if o.startswith("acc:")]
-        per_class: dict[str, dict[str, float]] = {}
-        if classes:
-            for r in conn.execute(
-                "select model_id, class_name, accuracy from class_metrics c join models m "
-                "on m.id = c.model_id where m.study_id = %s", (study_id,),
-            ).fetchall():
-                per_class.setdefault(r["model_id"], {})[r["class_name"]] = r["accuracy"]
+    per_class: dict[str, dict[str, float]] = {}
+    if any(o.startswith("acc:") for o in objectives):
+        for c in class_metrics(db, study_id=study_id):
+            if c.accuracy is not None:
+                per_class.setdefault(c.model_id, {})[c.class_name] = c.accuracy
     trials = [
         Trial(
             model_id=r["id"], architecture=Architecture.from_json(r["architecture"]),
@@ -291,12 +288,12 @@ def create_study(
 
 def _transition(store: EventStore, study_id: str, event: StudyPaused | StudyResumed | StudyStopped,
                 allowed: Sequence[str], verb: str) -> None:
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     if row.state not in allowed:
         raise InvalidRequest(f"study {study_id} is {row.state}; it cannot be {verb}")
     store.append(f"study-{study_id}", [NewEvent.of(event)])
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
 
 
 def pause_study(store: EventStore, study_id: str, reason: str = "") -> None:
@@ -322,7 +319,7 @@ def refine_study(
     (same dataset, strategy, settings, objectives; budget unless given) with the refined space,
     linked by ``previous_study_id``; a running or paused study is stopped. One transaction.
     Returns the new study's id and the changes in words."""
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
@@ -341,7 +338,7 @@ def refine_study(
         previous_study_id=study_id,
         extra_events=[(f"study-{study_id}", tail, events[-1].version)], metadata=metadata,
     )
-    Projector(store.db).catch_up()
+    wait_projected(store.db)
     return new_id, changes
 
 
@@ -420,7 +417,6 @@ def run_study(
     """
     store = EventStore(db=db)
     say = on_progress or (lambda message: None)
-    projector = Projector(db)
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
@@ -431,7 +427,7 @@ def run_study(
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        view = ride_out(partial(_read, projector, store, study_id, rank))
+        view = ride_out(partial(_read, db, store, study_id, rank))
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
             return view.state
@@ -467,20 +463,19 @@ def run_study(
                                  [NewEvent.of(StudyCompleted(reason=reason))], view.version))
             except ConcurrencyConflict:
                 continue
-            projector.catch_up()
+            wait_projected(db)
             say(_summary(view, budget, reason))
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            view = ride_out(partial(_read, projector, store, study_id, rank))
+            view = ride_out(partial(_read, db, store, study_id, rank))
             say(_progress(view, budget_of(view)))
         else:
             stop.wait(poll_seconds)
 
 
-def _read(projector: Projector, store: EventStore, study_id: str,
-          rank: Ranker | None) -> StudyView:
-    projector.catch_up()
+def _read(db: Database, store: EventStore, study_id: str, rank: Ranker | None) -> StudyView:
+    wait_projected(db)
     return load_view(store, study_id, rank)
 
 
@@ -526,7 +521,7 @@ def study_status(db: Database, study_id: str,
                  bounds: Sequence[int] = PARAM_BOUNDS) -> dict[str, Any]:
     """What ``nasdb study status`` shows: state, budget used, best so far (overall and under
     each of ``bounds`` parameters), models by status."""
-    Projector(db).catch_up()
+    wait_projected(db)
     view = load_view(EventStore(db=db), study_id)
     budget = budget_of(view)
     by_status: dict[str, int] = {}

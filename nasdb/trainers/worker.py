@@ -43,12 +43,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 import torch
 
-from nasdb.ingest import CHANNEL, EventStore, NewEvent, Projector, get_artifact, put_artifact
+from nasdb.ingest import (
+    CHANNEL,
+    EventStore,
+    NewEvent,
+    ProjectorService,
+    ensure_projector,
+    get_artifact,
+    put_artifact,
+    wait_projected,
+)
 from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import settings
 from nasdb.schema.db import Database
@@ -65,6 +75,7 @@ from nasdb.schema.events import (
     LeaseRenewed,
     TrainingCompleted,
     TrainingFailed,
+    WorkerHeartbeat,
     WorkerStarted,
     WorkerStopped,
 )
@@ -194,9 +205,12 @@ class Worker:
         run_id = uuid.uuid4().hex
         started = NewEvent.of(WorkerStarted(
             worker=self.name, host=socket.gethostname(), pid=os.getpid(),
-            device=str(self.device)), idempotency_key=f"started-{run_id}")
+            device=str(self.device), lease_seconds=self.lease_seconds),
+            idempotency_key=f"started-{run_id}")
         self._ride_out(lambda: self.store.append(stream, [started]), "starting")
         done = 0
+        projector = ProjectorService(self.db, poll_seconds=self.poll_seconds).start()
+        beat = time.monotonic()
         try:
             with self._graceful_signals(), _Listener(self.db) as listener:
                 while not self.stopping and (max_jobs is None or done < max_jobs):
@@ -205,13 +219,21 @@ class Worker:
                         if idle_exit and not self._ride_out(self._jobs_in_flight,
                                                             "looking for a job"):
                             break
+                        if time.monotonic() - beat > self.lease_seconds / 3:
+                            self._ride_out(partial(self.store.append, stream, [NewEvent.of(
+                                WorkerHeartbeat(worker=self.name,
+                                                lease_seconds=self.lease_seconds))]),
+                                "saying the worker is alive")
+                            beat = time.monotonic()
                         self._ride_out(lambda: listener.wait(self.poll_seconds),
                                        "waiting for a job")
                         continue
                     if self.train(claim):
                         done += 1
+                    beat = time.monotonic()
         finally:
             self._record_stop(stream, done, run_id)
+            projector.stop()
         return done
 
     @contextlib.contextmanager
@@ -367,7 +389,7 @@ class Worker:
         return retrying(action, what=what, log=self._say)
 
     def _project_and_claim(self) -> Claim | None:
-        Projector(self.db).catch_up()
+        wait_projected(self.db)
         return self.claim()
 
     def _build(self, arch: Architecture, input_shape: tuple[int, ...], num_classes: int,
@@ -412,7 +434,8 @@ class Worker:
                               idempotency_key=f"stopped-{run_id}")
         try:
             self._ride_out(lambda: self.store.append(stream, [stopped]), "stopping")
-            Projector(self.db).catch_up()
+            with contextlib.suppress(NasdbError):
+                wait_projected(self.db, timeout=10)
         except (DatabaseUnavailable, psycopg.OperationalError) as e:
             self._say(f"could not record that the worker stopped: {e}")
 
@@ -513,10 +536,10 @@ def _completed(result: TrainResult, claim: Claim, checkpoint: str) -> TrainingCo
 
 
 def wait_for(db: Database, predicate_sql: str, timeout: float = 60.0) -> bool:
-    """Poll (projecting) until ``select <predicate_sql>`` is true; for tests and the demo."""
+    """Poll the read models until ``select <predicate_sql>`` is true; for tests and the demo."""
+    ensure_projector(db)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        Projector(db).catch_up()
         with db.connect() as conn:
             row = conn.execute(f"select {predicate_sql}").fetchone()
         if row and row[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -26,8 +27,9 @@ def init(ctx: Context) -> None:
 @format_option
 @pass_ctx
 def status(ctx: Context, fmt: str) -> None:
-    """Show the database, its schema revision and what it holds."""
-    from nasdb.ingest import Projector
+    """Show the database, its schema revision, what it holds, the projection's lag and the
+    events the projector could not apply."""
+    from nasdb.ingest import projection_status
     from nasdb.migrations.runner import current_revision, head_revision
 
     db = ctx.db
@@ -39,16 +41,24 @@ def status(ctx: Context, fmt: str) -> None:
         by_status = dict(
             conn.execute("select status, count(*) from models group by status").fetchall()
         )
-        last = conn.execute("select coalesce(max(position), 0) from events").fetchone()
+        failures = conn.execute(
+            "select position, type, stream_id, handler, message from projection_failures "
+            "order by position desc limit 5").fetchall()
+    projection = projection_status(db)
     row: dict[str, Any] = {
         "database": db.display_url,
         "schema_revision": current_revision(db),
         "schema_head": head_revision(),
-        "last_position": last[0] if last else 0,
-        "projected_to": Projector(db).checkpoint(),
+        "last_position": projection["last_position"],
+        "projected_to": projection["projected_to"],
+        "projection_lag": projection["lag"],
+        "projectors": projection["projectors"],
+        "projection_failures": projection["failures"],
         **counts,
         **{f"models_{k}": v for k, v in sorted(by_status.items())},
     }
+    for position, type_, stream, handler, message in reversed(failures):
+        row[f"failure_{position}"] = f"{type_} in {stream} ({handler}): {message}"
     if fmt == "table":
         emit([{"key": k, "value": v} for k, v in row.items()], ["key", "value"], fmt)
     else:
@@ -134,17 +144,22 @@ def replay(ctx: Context) -> None:
 
 
 @click.command()
-@click.option("--follow", "-f", is_flag=True, help="Keep projecting new events.")
+@click.option("--follow", "-f", is_flag=True,
+              help="Run the projector service in the foreground until Ctrl+C.")
 @pass_ctx
 def project(ctx: Context, follow: bool) -> None:
-    """Bring the read models up to date with the log (workers and commands do this too)."""
-    n = ctx.project()
-    click.echo(f"projected {n} events")
-    while follow:
-        time.sleep(0.5)
-        n = ctx.project()
-        if n:
-            click.echo(f"projected {n} events")
+    """Apply the events the read models lack (a projector service does this continuously: one
+    runs in every worker and web app, and each command starts one when none is alive)."""
+    from nasdb.ingest import Projector, ProjectorService
+
+    if follow:
+        click.echo("projecting; Ctrl+C to stop", err=True)
+        service = ProjectorService(ctx.db)
+        with contextlib.suppress(KeyboardInterrupt):
+            service.run()
+        click.echo(f"projected {service.projected} events")
+        return
+    click.echo(f"projected {Projector(ctx.db).catch_up()} events")
 
 
 @click.command()

@@ -45,7 +45,7 @@ def dataset_add(ctx: Context, kind: str, name: str | None, path: str | None, val
         dataset_id = register_dataset(ctx.store, kind, name, path, val_seed, limit)
     from nasdb.read import dataset_row
 
-    ctx.project()
+    ctx.wait_projected()
     row = dataset_row(ctx.db, dataset_id)
     click.echo(f"{dataset_id}: {row.kind} {row.channels}x{row.height}x{row.width}, "
                f"{row.num_classes} classes, {row.train_size}/{row.val_size}/"
@@ -59,7 +59,7 @@ def dataset_list(ctx: Context, fmt: str) -> None:
     """List registered datasets."""
     from nasdb.read import list_datasets
 
-    ctx.project()
+    ctx.wait_projected()
     columns = ("id", "kind", "source", "channels", "height", "width", "num_classes", "train_size",
                "val_size", "test_size")
     rows = [{**{c: getattr(d, c) for c in columns}, "fingerprint": d.fingerprint[:12]}
@@ -125,11 +125,11 @@ def train_cmd(ctx: Context, dataset_id: str, reference: str | None, layers: str 
             raise InvalidRequest(f"--layers is not valid JSON: {e.msg} at character {e.pos}") from e
         arch = Architecture.from_json(parsed if isinstance(parsed, dict) else {"layers": parsed})
         origin = "handcrafted"
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     ids = propose(ctx.store, ds, [Proposal(arch, _hyperparameters(**hp), origin)],
                   priority=priority)
-    ctx.project()
+    ctx.wait_projected()
     click.echo(ids[0])
 
 
@@ -152,7 +152,7 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
 
     if count < 1:
         raise InvalidRequest("-n must be at least 1")
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     space = SearchSpace.extended(max_params=max_params) if extended else \
         SearchSpace(max_params=max_params)
@@ -162,7 +162,7 @@ def sample_cmd(ctx: Context, dataset_id: str, count: int, max_params: int, exten
     proposals = [Proposal(arch, hyper, "sampled", extra={"sampler_seed": seed, "index": i})
                  for i, (arch, _) in enumerate(drawn)]
     ids = propose(ctx.store, ds, proposals)
-    ctx.project()
+    ctx.wait_projected()
     for model_id in ids:
         click.echo(model_id)
 
@@ -191,7 +191,7 @@ def model_rows(ctx: Context, *, status: str | None = None, dataset_id: str | Non
 def models_cmd(ctx: Context, status: str | None, dataset_id: str | None, limit: int | None,
                fmt: str) -> None:
     """List models: id, glyph, params, FLOPs, status, epochs, accuracies."""
-    ctx.project()
+    ctx.wait_projected()
     emit(model_rows(ctx, status=status, dataset_id=dataset_id, limit=limit), MODEL_COLUMNS, fmt)
 
 
@@ -313,18 +313,18 @@ def demo(ctx: Context, kind: str, limit: int, budget_seconds: int, max_mflops: f
     with console.status(f"registering {chosen}"):
         dataset_id = register_dataset(ctx.store, chosen, None, spec.path if spec else None,
                                       0, limit if chosen == "fashion-mnist" else None)
-    ctx.project()
+    ctx.wait_projected()
     ds = get_dataset(ctx.db, dataset_id)
     console.print(f"dataset {dataset_id}: {ds.input_shape}, {ds.num_classes} classes, "
                   f"{ds.train_size} training images")
     [baseline] = propose(ctx.store, ds, [Proposal(
         Architecture(), Hyperparameters.from_json(LOGISTIC_REGRESSION_HP), "reference")])
-    ctx.project()
+    ctx.wait_projected()
     train_queue(ctx, "logistic-regression baseline")
     space = StudySpace(SearchSpace.modern(max_mflops=max_mflops), HyperparameterSpace.modern())
     study_id = create_study(ctx.store, dataset_id, budget={"seconds": budget_seconds},
                             space=space)
-    ctx.project()
+    ctx.wait_projected()
     console.print(f"study {study_id}: the default search (ASHA over epochs, modern space) for "
                   f"{budget_seconds}s")
     trained = search_with_progress(ctx, study_id, budget_seconds)
@@ -366,7 +366,7 @@ def search_with_progress(ctx: Context, study_id: str, budget_seconds: int) -> in
                 progress.console.print(message.split(": ", 1)[-1])
                 top = study_status(ctx.db, study_id)["best"]
                 if top:
-                    best = f"best {top['model_id']} test acc {top['test_acc']:.3f}"
+                    best = f"best {top['model_id']} test acc {top['acc']:.3f}"
             tick("training")
 
         worker = Worker(ctx.db, log=log, on_epoch=on_epoch)

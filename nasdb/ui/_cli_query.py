@@ -47,13 +47,14 @@ def _emit_result(result: Any, fmt: str, echo: Callable[..., None]) -> None:
 @click.command("query")
 @click.argument("text", nargs=-1)
 @format_option
-@click.option("--no-catch-up", is_flag=True,
-              help="Query the read models as they are, without applying new events first.")
+@click.option("--no-wait", "--no-catch-up", "no_wait", is_flag=True,
+              help="Query the read models as they are, without waiting for the projector to "
+                   "reach the end of the log.")
 @click.option("--dataset", default=None,
               help="Limit a query that names no dataset to this one (rankings need one when "
                    "several datasets exist; on a terminal nasdb asks).")
 @pass_ctx
-def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool,
+def query(ctx: Context, text: tuple[str, ...], fmt: str, no_wait: bool,
           dataset: str | None) -> None:
     """Run a query in the nasdb query language (docs/query.md); no TEXT opens a console.
 
@@ -61,16 +62,16 @@ def query(ctx: Context, text: tuple[str, ...], fmt: str, no_catch_up: bool,
     """
     if not text:
         if not sys.stdin.isatty():  # piped queries: one per line, no prompt
-            refresh = (lambda: None) if no_catch_up else ctx.project
+            refresh = (lambda: None) if no_wait else ctx.wait_projected
             code = run_lines(sys.stdin, ctx.db, fmt=fmt, refresh=refresh)
             if code:
                 sys.exit(code)
             return
-        console(ctx, fmt=fmt, catch_up=not no_catch_up)
+        console(ctx, fmt=fmt, wait=not no_wait)
         return
     joined = " ".join(text)
-    if parse(joined).explain is None and not no_catch_up:
-        ctx.project()
+    if parse(joined).explain is None and not no_wait:
+        ctx.wait_projected()
     _emit_result(run_asking(joined, ctx.db, dataset), fmt, click.echo)
 
 
@@ -103,14 +104,14 @@ def completion_words(db: Any | None) -> list[str]:
                   (f"{a}(" for a in AGGREGATES), EPOCH_FIELDS, LAYER_TYPES, CLASS_METRICS):
         words.update(dict.fromkeys(group))
     if db is not None:
+        from nasdb.read import list_datasets, list_studies
+
         try:
-            with db.connect() as conn:
-                for (classes,) in conn.execute("select classes from datasets order by id"):
-                    words.update(dict.fromkeys(classes or ()))
-                for (name,) in conn.execute(
-                    "select id from studies union all select id from datasets"
-                ):
-                    words.update(dict.fromkeys([name]))
+            datasets = list_datasets(db)
+            for d in datasets:
+                words.update(dict.fromkeys(d.classes or ()))
+            words.update(dict.fromkeys([s.id for s in list_studies(db)]))
+            words.update(dict.fromkeys([d.id for d in datasets]))
         except NasdbError:
             pass
     return list(words)
@@ -191,17 +192,17 @@ def run_lines(lines: Iterable[str], db: Any, *, fmt: str = "table",
     return 2 if loop(_Lines(), db, fmt=fmt, refresh=refresh) else 0
 
 
-def console(ctx: Context, *, fmt: str = "table", catch_up: bool = True) -> None:
+def console(ctx: Context, *, fmt: str = "table", wait: bool = True) -> None:
     """The interactive console on a terminal."""
     from nasdb.schema import settings
 
-    if catch_up:
-        ctx.project()
+    if wait:
+        ctx.wait_projected()
     history = settings.home() / "query_history"
     history.parent.mkdir(parents=True, exist_ok=True)
     session = make_session(ctx.db, history)
     click.echo("nasdb query console: \\h for help, \\q or Ctrl-D to leave", err=True)
-    loop(session, ctx.db, fmt=fmt, refresh=ctx.project if catch_up else (lambda: None))
+    loop(session, ctx.db, fmt=fmt, refresh=ctx.wait_projected if wait else (lambda: None))
 
 
 def register(cli: click.Group) -> None:

@@ -113,7 +113,7 @@ def recommend(click_ctx: click.Context, dataset_id: str | None, max_params: int 
 
     ctx = click_ctx.find_object(Context)
     assert ctx is not None
-    ctx.project()
+    ctx.wait_projected()
     result = recommend_for(ctx.db, dataset_id, max_params=max_params, classes=classes,
                            limit=limit, neighbours=neighbours)
     _show(result, fmt)
@@ -133,7 +133,7 @@ def fit(ctx: Context, n_corpus: int, encoder_epochs: int, sample_size: int, seed
     """Fit the encoder, the dataset similarity and the accuracy predictor on what is stored."""
     from nasdb.recommend import fit_encoder, fit_predictor, fit_similarity
 
-    ctx.project()
+    ctx.wait_projected()
     rows = []
     for step in (
         lambda: fit_encoder(ctx.db, n_corpus, seed=seed, epochs=encoder_epochs,
@@ -162,7 +162,7 @@ def fit_encoder_cmd(ctx: Context, n_corpus: int, dim: int, epochs: int, seed: in
     """Fit the architecture encoder on sampled architectures (no training needed)."""
     from nasdb.recommend import fit_encoder
 
-    ctx.project()
+    ctx.wait_projected()
     started = time.monotonic()
     fitted = fit_encoder(ctx.db, n_corpus, seed=seed, dim=dim, epochs=epochs, progress=_progress)
     emit([_fitted_row(fitted, time.monotonic() - started)], FIT_COLUMNS[:6], fmt)
@@ -179,10 +179,10 @@ def predict(ctx: Context, model_id: str, dataset_id: str | None, no_record: bool
     """Predicted test accuracy of a model, with a 90 % interval (recorded as AccuracyPredicted)."""
     from nasdb.recommend import predict_model
 
-    ctx.project()
+    ctx.wait_projected()
     result = predict_model(ctx.db, model_id, dataset_id, record=not no_record)
     if result["recorded"]:
-        ctx.project()
+        ctx.wait_projected()
     emit([result], ["model_id", "dataset", "predicted_acc", "lower", "upper", "measured_acc",
                     "regressor", "recommender_id", "recorded"], fmt)
 

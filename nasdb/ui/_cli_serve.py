@@ -25,7 +25,7 @@ def ui_command(ctx: Context, port: int | None, host: str, no_browser: bool) -> N
         raise InvalidRequest(f"NASDB_PORT={port} is not a port (1-65535)")
     auth = load_auth(host)  # refuses a non-loopback address without sign-in, before any work
     db = ctx.db
-    ctx.project()
+    ctx.wait_projected()
     from nasdb.ui.app import serve
 
     who = "sign-in required" if auth is not None else "no sign-in: loopback only"

@@ -64,7 +64,7 @@ def _parent(ctx: Context, model_id: str) -> tuple[Any, Any, Any, Any]:
     from nasdb.read import get_dataset, get_model
     from nasdb.search import Architecture, Hyperparameters
 
-    ctx.project()
+    ctx.wait_projected()
     row = get_model(ctx.db, model_id)
     arch = Architecture.from_json(row.architecture)
     hp = Hyperparameters.from_json(row.hyperparameters)
@@ -283,7 +283,7 @@ def children_rows(db: Any, model_id: str) -> tuple[dict[str, Any], list[dict[str
 @pass_ctx
 def children(ctx: Context, model: str, fmt: str) -> None:
     """Compare MODEL's children with it: changes, params and accuracy with their deltas."""
-    ctx.project()
+    ctx.wait_projected()
     parent, rows = children_rows(ctx.db, model)
     if fmt == "table":
         acc = f"{parent['acc']:.4f}" if parent["acc"] is not None else "not trained"
@@ -355,7 +355,7 @@ def cancel(ctx: Context, model: str, reason: str) -> None:
     """Cancel MODEL's queued or running job (a running one stops at its next epoch)."""
     from nasdb.steer import cancel as cancel_model
 
-    ctx.project()
+    ctx.wait_projected()
     cancel_model(ctx.store, model, reason)
     click.echo(f"cancelled {model}")
 

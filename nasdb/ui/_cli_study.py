@@ -124,7 +124,7 @@ def create(ctx: Context, dataset: str, strategy: str | None, budget_models: int 
     """Create a study (StudyCreated) and print its id; run it with nasdb study run ID."""
     from nasdb.steer import create_study
 
-    ctx.project()
+    ctx.wait_projected()
     settings = {k: _value(v) for k, v in _assignments(sets, "--set").items()}
     study_id = create_study(
         ctx.store, dataset, strategy,
@@ -133,7 +133,7 @@ def create(ctx: Context, dataset: str, strategy: str | None, budget_models: int 
         space=_space(space_json, epochs, lr, max_layers, max_params, extended),
         objectives=objectives or ("val_acc", "params"), name=name,
     )
-    ctx.project()
+    ctx.wait_projected()
     click.echo(study_id)
 
 
@@ -152,12 +152,12 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
         lease_seconds: float | None, device: str | None, poll: float) -> None:
     """Drive the study's strategy until its budget is used (restartable after a crash)."""
     from nasdb.read import get_study
-    from nasdb.recommend import predictor_ranker
     from nasdb.steer import run_study
+    from nasdb.ui._ranker import lazy_ranker
 
     if workers < 0:
         raise InvalidRequest(f"--workers must be 0 or more, got {workers}")
-    ctx.project()
+    ctx.wait_projected()
     get_study(ctx.db, study_id)
     procs: list[subprocess.Popen[bytes]] = []
     train = None
@@ -178,7 +178,7 @@ def run(ctx: Context, study_id: str, workers: int, parallel: int | None,
     try:
         state = run_study(ctx.db, study_id, train=train,
                           parallel=max(parallel or 0, workers) or None, poll_seconds=poll,
-                          on_progress=click.echo, rank=predictor_ranker(ctx.db))
+                          on_progress=click.echo, rank=lazy_ranker(ctx.db))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -237,7 +237,7 @@ def list_studies(ctx: Context, fmt: str) -> None:
     """Every study with its strategy, state and model count."""
     from nasdb.read import list_studies
 
-    ctx.project()
+    ctx.wait_projected()
     columns = ("id", "dataset_id", "strategy", "state", "models_count", "budget",
                "previous_study_id", "created_at")
     rows = [{c: getattr(s, c) for c in columns} for s in list_studies(ctx.db)]

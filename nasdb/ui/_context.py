@@ -28,8 +28,12 @@ class Context:
 
     @cached_property
     def db(self) -> Database:
+        """The database, at the newest schema, with a projector following its log."""
+        from nasdb.ingest import ensure_projector
+
         db = Database(self._url)
         ensure_schema(db)
+        ensure_projector(db)
         return db
 
     @cached_property
@@ -38,11 +42,15 @@ class Context:
 
         return EventStore(db=self.db)
 
-    def project(self) -> int:
-        """Bring the read models up to date with the log."""
-        from nasdb.ingest import Projector
+    def wait_projected(self) -> None:
+        """Wait until the read models include every event appended so far (this command's own
+        included); writes nothing. Warns, and goes on with what is there, after a timeout."""
+        from nasdb.ingest import ProjectionBehind, wait_projected
 
-        return Projector(self.db).catch_up()
+        try:
+            wait_projected(self.db)
+        except ProjectionBehind as e:
+            click.echo(f"warning: {e}", err=True)
 
 
 pass_ctx = click.make_pass_decorator(Context)

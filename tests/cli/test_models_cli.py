@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from nasdb.schema import Database
 
 
@@ -35,10 +37,11 @@ def test_dataset_train_sample_worker_models(db: Database) -> None:
     assert "7 jobs trained" in worker.stderr
     models = json.loads(nasdb(db.url, "models", "--format", "json").stdout)
     assert [m["id"] for m in models] == ids
-    for m in models:
+    for m in models:  # every job was trained to the end: nothing failed, nothing left over
         assert set(m) >= {"id", "glyph", "params", "flops", "status", "epochs", "val_acc",
                           "test_acc"}
-        assert m["status"] in ("done", "failed")
+        assert m["status"] == "done", m
+        assert 0 <= m["test_acc"] <= 1 and m["epochs"] == (1 if m["id"] > "m2" else 2)
     assert models[0]["glyph"] == "cnn"
     assert models[1]["glyph"] == "C8k3-relu-P2-D10"
     assert models[1]["params"] == 8 * 9 + 8 + 8 * 3 * 3 * 10 + 10
@@ -78,4 +81,19 @@ def test_demo_runs_end_to_end(db: Database) -> None:
     assert re.search(r"best found m\d+ CB\S+ \([\d,]+ params\): test acc 0\.\d{4} \([+-]0\.\d{4}\) "
                      r"vs logistic regression m1 \(650 params\) test acc 0\.\d{4}, same "
                      r"training images", " ".join(out.stderr.split())), out.stderr
-    assert "m" in out.stdout
+    with db.connect() as conn:
+        trained = conn.execute("select id, params, test_acc from models where status = 'done' "
+                               "and dataset_id = 'digits'").fetchall()
+    points = {mid: (params, acc) for mid, params, acc in trained}
+    front = {i for i, (p, a) in points.items()
+             if not any(q <= p and b >= a and (q, b) != (p, a) for q, b in points.values())}
+    # The printed table is the Pareto front of the trained models, best accuracy first, each
+    # row with that model's own parameters and accuracy.
+    header = next(line for line in out.stdout.splitlines() if line.startswith("┃"))
+    names = [c.strip() for c in header.strip("┃").split("┃")]
+    rows = [dict(zip(names, (c.strip() for c in line.strip("│").split("│")), strict=True))
+            for line in out.stdout.splitlines() if line.startswith("│")]
+    assert front and [r["id"] for r in rows] == sorted(front, key=lambda i: -points[i][1])
+    for row in rows:
+        assert int(row["params"].replace(",", "")) == points[row["id"]][0]
+        assert float(row["acc"]) == pytest.approx(points[row["id"]][1], rel=1e-3)

@@ -1,13 +1,9 @@
-"""Projections: incremental = replay, exactly once across kill -9, read-only access to views."""
+"""Projections: incremental = replay, read-only access to views (kill -9 and concurrent
+projectors: test_service.py)."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from typing import Any
 
@@ -17,19 +13,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from nasdb.ingest import READ_MODEL_TABLES, EventStore, NewEvent, Projector
+from nasdb.ingest import EventStore, NewEvent, Projector
 from nasdb.ingest.synthetic import dataset_event, model_lifecycle, search_log
 from nasdb.schema import Database
 
-
-def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every read-model table's rows, sorted, for comparison."""
-    out = {}
-    with db.connect() as conn:
-        for table in READ_MODEL_TABLES:
-            rows = conn.execute(f"select * from {table}").fetchall()
-            out[table] = sorted(rows, key=repr)
-    return out
+from ._helpers import snapshot
 
 
 def load(store: EventStore, n_models: int, seed: int = 0) -> None:
@@ -74,40 +62,6 @@ def test_incremental_projection_equals_replay(db: Database) -> None:
     assert sum(len(rows) for rows in incremental.values()) > 500
     Projector(db).replay()
     assert snapshot(db) == incremental
-
-
-PROJECT_SCRIPT = """
-import sys
-from nasdb.ingest import Projector
-from nasdb.schema import Database
-Projector(Database(sys.argv[1]), batch_size=40).catch_up()
-print("done", flush=True)
-"""
-
-
-def test_kill_minus_nine_mid_batch_loses_and_doubles_nothing(db: Database) -> None:
-    store = EventStore(db=db)
-    load(store, 400, seed=5)
-    last = store.last_position()
-    projector = Projector(db)
-    kills = 0
-    rng = random.Random(0)
-    while projector.checkpoint() < last:
-        before = projector.checkpoint()
-        proc = subprocess.Popen([sys.executable, "-c", PROJECT_SCRIPT, db.url],
-                                stdout=subprocess.PIPE)
-        # Kill it while it works: once it has committed a batch, a moment later.
-        while proc.poll() is None and projector.checkpoint() == before:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.2))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 2, "the projector finished before it could be killed"
-    killed = snapshot(db)
-    projector.replay()
-    assert snapshot(db) == killed
 
 
 def test_read_only_role_reads_views_and_writes_nothing(db: Database) -> None:

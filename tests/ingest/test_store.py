@@ -6,10 +6,10 @@ import multiprocessing as mp
 import random
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from nasdb.ingest import EventStore, NewEvent, event_id_for
 from nasdb.schema.errors import ConcurrencyConflict, InvalidEvent
@@ -91,33 +91,64 @@ def test_application_roles_write_only_through_the_store(db_url: str) -> None:
     role = f"nasdb_app_{random.randrange(10**9)}"
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"create role {role} login in role nasdb_writer")
+        # The store checks the schema revision when it starts (reading it is all this grants).
+        conn.execute(f"grant select on alembic_version to {role}")
     params = psycopg.conninfo.conninfo_to_dict(db_url)
     params["user"] = role
     app_url = psycopg.conninfo.make_conninfo(**params)
     try:
-        with psycopg.connect(app_url, autocommit=True) as conn:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(
-                    "insert into events (event_id, stream_id, version, type, data) "
-                    "values (gen_random_uuid(), 'x', 1, 'Pinned', '{}')"
-                )
-            rows = conn.execute(
-                "select version from nasdb_append('model-m1', 0, %s)",
-                (Jsonb([{"event_id": str(event_id_for("model-m1", "k")), "type": "Pinned",
-                         "schema_version": 1, "data": {}, "metadata": {}}]),),
-            ).fetchall()
-            assert rows == [(1,)]
+        with psycopg.connect(app_url, autocommit=True) as conn, \
+                pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "insert into events (event_id, stream_id, version, type, data) "
+                "values (gen_random_uuid(), 'x', 1, 'Pinned', '{}')"
+            )
+        app = EventStore(app_url)  # the store as the application runs it: append function only
+        recorded = app.append_batch([("model-m1", [pinned()], 0),
+                                     ("model-m2", [pinned(), pinned()], None)])
+        assert [(e.stream_id, e.version) for e in recorded] == [
+            ("model-m1", 1), ("model-m2", 1), ("model-m2", 2)]
+        assert [e.event_id for e in EventStore(db_url).read_all()] == [
+            e.event_id for e in recorded]
+        app.close()
     finally:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(f"drop owned by {role}")
             conn.execute(f"drop role {role}")
 
 
+def test_a_batch_over_several_streams_commits_all_or_nothing(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.append("model-b", [pinned()])
+    before = store.read_all()
+    # The third stream's expected version is stale: the first two streams get nothing either.
+    with pytest.raises(ConcurrencyConflict, match="stream 'model-b': expected version 0, but it "
+                                                  "is at version 1"):
+        store.append_batch([("model-a", [pinned(), pinned()], 0),
+                            ("model-c", [pinned()], None),
+                            ("model-b", [pinned()], 0)])
+    # An invalid payload in the last stream refuses the whole batch before anything is sent.
+    with pytest.raises(InvalidEvent):
+        store.append_batch([("model-a", [pinned()], None),
+                            ("model-d", [NewEvent("Tagged", {"tag": ""})], None)])
+    assert store.read_all() == before
+    assert store.stream_version("model-a") == store.stream_version("model-c") == 0
+    # A batch inside a transaction that rolls back leaves nothing of any stream.
+    with store.transaction():
+        store.append_batch([("model-a", [pinned()], None), ("model-c", [pinned()], None)])
+        raise psycopg.Rollback
+    assert store.read_all() == before
+    done = store.append_batch([("model-a", [pinned()], 0), ("model-b", [pinned()], 1)])
+    assert [(e.stream_id, e.version) for e in done] == [("model-a", 1), ("model-b", 2)]
+
+
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def _racer(url: str, rounds: int, results: mp.Queue) -> None:  # type: ignore[type-arg]
+def _racer(url: str, rounds: int, start: Any, results: mp.Queue) -> None:  # type: ignore[type-arg]
     store = EventStore(url)
+    store.stream_version("study-race")  # connected before the start
+    start.wait()  # every racer starts at once, however slowly the processes were spawned
     wins = conflicts = 0
     for _ in range(rounds):
         version = store.stream_version("study-race")
@@ -134,7 +165,8 @@ def test_sixteen_processes_racing_on_one_stream(db_url: str) -> None:
     EventStore(db_url)  # migrate before the race
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_racer, args=(db_url, 40, results)) for _ in range(16)]
+    start = ctx.Barrier(16)
+    procs = [ctx.Process(target=_racer, args=(db_url, 40, start, results)) for _ in range(16)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
@@ -151,54 +183,57 @@ def test_sixteen_processes_racing_on_one_stream(db_url: str) -> None:
     assert all(e.data["reason"] == str(e.version - 1) for e in events)
 
 
+class _Rollback(Exception):
+    pass
+
+
 def _writer(url: str, writer: int, n_events: int, seed: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
-    """Appends in explicit transactions with random sleeps inside them and 5% rollbacks."""
+    """Appends through `EventStore` in explicit transactions with random sleeps inside them and
+    5% rollbacks."""
     rng = random.Random(seed)
+    store = EventStore(url)
+    stream = f"model-w{writer}"
     committed: list[str] = []
-    with psycopg.connect(url) as conn:
-        written = 0
-        txn = 0
-        while written < n_events:
-            size = min(rng.randint(1, 40), n_events - written)
-            ids = [str(event_id_for(f"w-{writer}", f"{txn}-{i}")) for i in range(size)]
-            payload = [{"event_id": i, "type": "Pinned", "schema_version": 1, "data": {},
-                        "metadata": {}} for i in ids]
-            if rng.random() < 0.3:
-                time.sleep(rng.uniform(0, 0.002))  # slow start: open transaction, no lock yet
-            conn.execute("select 1")
-            conn.execute("select * from nasdb_append(%s, null, %s)",
-                         (f"model-w{writer}", Jsonb(payload)))
-            if rng.random() < 0.2:
-                time.sleep(rng.uniform(0, 0.001))  # slow commit while holding its positions
-            if rng.random() < 0.05:
-                conn.rollback()
-            else:
-                conn.commit()
-                committed.extend(ids)
-                written += size
-            txn += 1
+    written = 0
+    txn = 0
+    while written < n_events:
+        size = min(rng.randint(1, 40), n_events - written)
+        keys = [f"{txn}-{i}" for i in range(size)]
+        try:
+            with store.transaction():
+                if rng.random() < 0.3:
+                    time.sleep(rng.uniform(0, 0.002))  # slow start: open transaction, no lock yet
+                store.append(stream, [NewEvent("Pinned", {}, idempotency_key=k) for k in keys])
+                if rng.random() < 0.2:
+                    time.sleep(rng.uniform(0, 0.001))  # slow commit while holding its positions
+                if rng.random() < 0.05:
+                    raise _Rollback
+        except _Rollback:
+            pass
+        else:
+            committed.extend(str(event_id_for(stream, k)) for k in keys)
+            written += size
+        txn += 1
+    store.close()
     q.put(committed)
 
 
 def _reader(url: str, stop: mp.Event, q: mp.Queue) -> None:  # type: ignore[type-arg]
-    """Polls position > last_seen like any tailing consumer would."""
+    """Polls position > last_seen through the store, like any tailing consumer would."""
     seen: list[tuple[int, str]] = []
     last = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        while True:
-            done = stop.is_set()
-            rows = conn.execute(
-                "select position, event_id::text from events where position > %s "
-                "order by position limit 5000",
-                (last,),
-            ).fetchall()
-            if rows:
-                seen.extend(rows)
-                last = rows[-1][0]
-            elif done:
-                break
-            else:
-                time.sleep(0.001)
+    store = EventStore(url)
+    while True:
+        done = stop.is_set()
+        page = store.read_all(after=last, limit=5000)
+        if page:
+            seen.extend((e.position, str(e.event_id)) for e in page)
+            last = page[-1].position
+        elif done:
+            break
+        else:
+            time.sleep(0.001)
+    store.close()
     q.put(seen)
 
 
@@ -230,12 +265,17 @@ def test_no_tailing_reader_ever_skips_an_event(db_url: str) -> None:
         assert seen == table  # same events, same order: no skip, no duplicate
 
 
+def _waiting_on_a_lock(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and database = (select oid from pg_database where datname = current_database())"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_slow_transaction_that_began_first_is_not_skipped(db_url: str) -> None:
-    EventStore(db_url)
-    slow = psycopg.connect(db_url)
-    payload = [{"event_id": str(event_id_for("model-s", "1")), "type": "Pinned",
-                "schema_version": 1, "data": {}, "metadata": {}}]
-    slow.execute("select * from nasdb_append('model-s', null, %s)", (Jsonb(payload),))
+    slow = EventStore(db_url)
     fast_done = threading.Event()
 
     def fast() -> None:
@@ -243,12 +283,16 @@ def test_a_slow_transaction_that_began_first_is_not_skipped(db_url: str) -> None
         fast_done.set()
 
     thread = threading.Thread(target=fast)
-    thread.start()
-    time.sleep(0.3)
-    # The fast writer cannot commit ahead of the slow one, so a reader sees nothing yet.
-    assert not fast_done.is_set()
-    assert EventStore(db_url).read_all() == []
-    slow.commit()
+    with slow.transaction():
+        slow.append("model-s", [pinned()])
+        thread.start()
+        deadline = time.monotonic() + 30
+        while _waiting_on_a_lock(db_url) == 0:  # the fast append is queued behind the slow one
+            assert time.monotonic() < deadline, "the fast append never reached the lock"
+            time.sleep(0.01)
+        # The fast writer cannot commit ahead of the slow one, so a reader sees nothing yet.
+        assert not fast_done.is_set()
+        assert EventStore(db_url).read_all() == []
     thread.join(10)
     seen = EventStore(db_url).read_all()
     assert [e.stream_id for e in seen] == ["model-s", "model-f"]
@@ -259,11 +303,9 @@ def test_a_slow_transaction_that_began_first_is_not_skipped(db_url: str) -> None
 def test_a_rolled_back_position_is_a_gap_never_filled(db_url: str) -> None:
     store = EventStore(db_url)
     store.append("model-a", [pinned()])
-    with psycopg.connect(db_url) as conn:
-        payload = [{"event_id": str(event_id_for("model-b", "1")), "type": "Pinned",
-                    "schema_version": 1, "data": {}, "metadata": {}}]
-        conn.execute("select * from nasdb_append('model-b', null, %s)", (Jsonb(payload),))
-        conn.rollback()
+    with store.transaction():
+        store.append("model-b", [pinned()])
+        raise psycopg.Rollback
     store.append("model-c", [pinned()])
     store.append("model-d", [pinned()])
     positions = [e.position for e in store.read_all()]

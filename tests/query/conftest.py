@@ -1,61 +1,62 @@
-"""Fixtures for the query tests, on the project's real database fixture (tests/conftest.py).
+"""Fixtures for the query tests, on the real migrated schema (tests/conftest.py's `db_url`).
 
-`db` / `db_url` (from tests/conftest.py) are a fresh migrated database per test on the embedded
-PostgreSQL (or NASDB_TEST_DATABASE_URL); tests that want real data put events through the store and
-the projector (see test_store_db.py). For hand-made edge cases (ties, missing metrics, exotic
-layers) `pg` is one connection to that database inside a transaction that is rolled back, with TEMP
-tables named like the public views (temp tables shadow the views), and `temp_db` hands that
-connection to `nasdb.query.run`.
+Tests that want realistic data put events through the store and the projector (test_store_db.py).
+For hand-made edge cases (ties, missing metrics, exotic layers) `pg` is one connection to a fresh
+migrated database inside a transaction that is rolled back: rows are inserted through the real
+public views (simple views, so PostgreSQL writes them into the read-model tables) with the real
+column types, NOT NULL constraints and defaults. `insert` fills the columns a hand-made row does
+not care about with plain values; `temp_db` hands the connection to `nasdb.query.run`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
-VIEWS_DDL = """
-CREATE TEMP TABLE models (
-  id text PRIMARY KEY, study_id text, dataset_id text, origin text, parent_id text,
-  changes text[], architecture jsonb, layer_types text[] NOT NULL DEFAULT '{}', glyph text,
-  depth int, params bigint, flops bigint, optimizer text, lr double precision,
-  weight_decay double precision, batch_size int, epochs_planned int, hyperparameters jsonb,
-  status text NOT NULL DEFAULT 'done', priority double precision, epochs_trained int,
-  best_val_acc double precision, last_val_acc double precision, last_val_loss double precision,
-  last_train_loss double precision, test_acc double precision, test_loss double precision,
-  latency_ms double precision, train_seconds double precision, pinned bool NOT NULL DEFAULT false,
-  tags text[] NOT NULL DEFAULT '{}', notes_count int NOT NULL DEFAULT 0,
-  predicted_acc double precision, error text, created_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz
-) ON COMMIT DROP;
-CREATE TEMP TABLE epochs (
-  model_id text, epoch int, train_loss double precision, train_acc double precision,
-  val_loss double precision, val_acc double precision, lr double precision,
-  seconds double precision, class_acc jsonb, recorded_at timestamptz DEFAULT now()
-) ON COMMIT DROP;
-CREATE TEMP TABLE class_metrics (
-  model_id text, dataset_id text, class_index int, class_name text,
-  accuracy double precision, precision double precision, recall double precision,
-  specificity double precision, support int
-) ON COMMIT DROP;
-CREATE TEMP TABLE datasets (
-  id text, name text, kind text, source text, fingerprint text, channels int, height int,
-  width int, classes text[], num_classes int, train_size int, val_size int, test_size int,
-  val_seed int, registered_at timestamptz DEFAULT now()
-) ON COMMIT DROP;
-CREATE TEMP TABLE studies (id text, dataset_id text, created_at timestamptz DEFAULT now())
-  ON COMMIT DROP;
-"""
+_NOW = "now"  # PostgreSQL reads it as the transaction's start time, as now() gives
+
+#: The NOT NULL columns without a default, per view: what a hand-made row gets unless it says.
+REQUIRED: dict[str, dict[str, Any]] = {
+    "models": {"dataset_id": "d", "origin": "sampled", "architecture": Jsonb({"layers": []}),
+               "glyph": "", "depth": 1, "params": 1000, "flops": 0,
+               "hyperparameters": Jsonb({}), "status": "done", "created_at": _NOW},
+    "epochs": {"recorded_at": _NOW},
+    "class_metrics": {"dataset_id": "d"},
+    "datasets": {"kind": "digits", "source": "", "fingerprint": "", "channels": 1, "height": 8,
+                 "width": 8, "classes": [], "num_classes": 0, "train_size": 0, "val_size": 0,
+                 "test_size": 0, "val_seed": 0, "registered_at": _NOW},
+    "studies": {"strategy": "random", "settings": Jsonb({}), "space": Jsonb({}),
+                "objectives": [], "budget": Jsonb({}), "state": "running", "created_at": _NOW,
+                "updated_at": _NOW},
+}
+
+
+def insert(conn: psycopg.Connection[Any], view: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert hand-made rows through the public ``view``; unnamed required columns get
+    `REQUIRED`'s values, every other column its real default (or NULL)."""
+    for row in rows:
+        full = {**REQUIRED[view], **row}
+        if view == "class_metrics" and "class_index" not in full:
+            full["class_index"] = _class_index(full["class_name"])
+        columns = ", ".join(full)
+        marks = ", ".join(["%s"] * len(full))
+        conn.execute(f"INSERT INTO {view} ({columns}) VALUES ({marks})",  # type: ignore[arg-type]
+                     list(full.values()))
+
+
+def _class_index(name: str) -> int:
+    return sum(ord(c) * 31**i for i, c in enumerate(name)) % 1_000_000
 
 
 @pytest.fixture
 def pg(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection inside a transaction with empty TEMP stand-ins for the views; rolled back."""
+    """A connection to the migrated test database inside a transaction that is rolled back."""
     with psycopg.connect(db_url) as conn:
-        conn.execute(VIEWS_DDL)
         try:
             yield conn
         finally:
@@ -79,5 +80,5 @@ class OneConnection:
 
 @pytest.fixture
 def temp_db(pg: psycopg.Connection[Any]) -> OneConnection:
-    """`run`'s database argument over `pg`'s TEMP tables."""
+    """`run`'s database argument over `pg`'s rolled-back transaction."""
     return OneConnection(pg)

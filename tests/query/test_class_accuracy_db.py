@@ -84,3 +84,15 @@ def test_replay_gives_the_same_class_accuracy(four: Database) -> None:
         after = conn.execute("select * from class_metrics order by model_id, class_index"
                              ).fetchall()
     assert after == before and len(after) == 12
+
+
+def test_every_reader_of_a_class_accuracy_sees_the_recall(four: Database) -> None:
+    from nasdb.recommend._advice import _class_metrics
+    from nasdb.ui.app import ClassesState
+    from nasdb.ui.app._data import class_accuracy
+
+    # the Recommend class focus, the overview's class colouring, the bump chart's default metric
+    assert {m: v["3"]["accuracy"] for m, v in _class_metrics(four, ["a", "b", "c"]).items()} \
+        == pytest.approx({"a": 0.0, "b": 0.8, "c": 0.5})
+    assert class_accuracy(four, ["3"]).to_dict() == pytest.approx({"a": 0.0, "b": 0.8, "c": 0.5})
+    assert ClassesState.param["metric"].default == "accuracy"

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from nasdb.query import _compiler, compile, parse
 
+from .conftest import insert
+
 pytestmark = pytest.mark.usefixtures("pg")
 
 # Small value sets make exact ties (and duplicate points) common.
 ACC = st.one_of(st.none(), st.sampled_from([0.5, 0.6, 0.7, 0.8, 0.9]))
-PARAMS = st.one_of(st.none(), st.sampled_from([1000, 2000, 3000, 5000, 8000]))
+PARAMS = st.sampled_from([1000, 2000, 3000, 5000, 8000])  # models.params is NOT NULL
 LATENCY = st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0]))
 FLOPS = st.sampled_from([10, 20, 30])
 ROWS = st.lists(st.tuples(ACC, PARAMS, LATENCY, FLOPS), max_size=40)
@@ -34,11 +36,8 @@ def brute_front(points: Mapping[str, tuple[float, ...]]) -> set[str]:
 
 def load(pg: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None:
     pg.execute("DELETE FROM models")
-    with pg.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO models (id, test_acc, params, latency_ms, flops) VALUES (%s, %s, %s, %s, %s)",
-            [(f"m{i}", *r) for i, r in enumerate(rows)],
-        )
+    insert(pg, "models", [{"id": f"m{i}", "test_acc": acc, "params": params, "latency_ms": lat,
+                           "flops": flops} for i, (acc, params, lat, flops) in enumerate(rows)])
 
 
 def ids(pg: psycopg.Connection[Any], text: str) -> list[str]:
@@ -138,14 +137,11 @@ def test_class_focus_front_is_exact(
     afterwards: same ids, the right class accuracy on each row, nothing duplicated."""
     load(pg, [(acc, params, None, 10) for _, params, acc in rows])
     pg.execute("DELETE FROM class_metrics")
-    with pg.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO class_metrics (model_id, class_index, class_name, accuracy) "
-            "VALUES (%s, %s, %s, %s)",
-            [(f"m{i}", 0, "cat", cat_accuracy(i)) for i in range(len(rows))]
-            + [(f"m{i}", 1, "bird", bird) for i, (bird, _, _) in enumerate(rows)
-               if bird != "no row"],
-        )
+    insert(pg, "class_metrics",
+           [{"model_id": f"m{i}", "class_index": 0, "class_name": "cat",
+             "accuracy": cat_accuracy(i)} for i in range(len(rows))]
+           + [{"model_id": f"m{i}", "class_index": 1, "class_name": "bird", "accuracy": bird}
+              for i, (bird, _, _) in enumerate(rows) if bird != "no row"])
     c = compile(parse(f"pareto class={focus} params<6000"))
     got = pg.execute(c.sql, c.params).fetchall()
     points = {f"m{i}": (-v, p) for i, (b, p, _) in enumerate(rows)
@@ -167,7 +163,7 @@ def test_duplicates_of_a_front_point_are_all_kept(pg: psycopg.Connection[Any]) -
 def test_models_without_the_metric_are_counted_but_not_on_the_front(
     pg: psycopg.Connection[Any],
 ) -> None:
-    load(pg, [(None, 1000, None, 1), (0.9, 2000, None, 1), (None, None, None, 1)])
+    load(pg, [(None, 1000, None, 1), (0.9, 2000, None, 1), (None, 3000, None, 1)])
     assert ids(pg, "pareto") == ["m1"]
     c = compile(parse("count"))
     assert pg.execute(c.sql, c.params).fetchone() == (3,)

@@ -1,4 +1,4 @@
-"""`nasdb.query.run` end to end on hand-made rows (TEMP stand-ins for the views of the test database)."""
+"""`nasdb.query.run` end to end on hand-made rows in the real views of a migrated test database."""
 
 from __future__ import annotations
 
@@ -11,33 +11,39 @@ import pytest
 from nasdb.query import format_result, run
 from nasdb.schema.errors import QuerySyntaxError
 
+from .conftest import insert
+
 
 @pytest.fixture
 def filled(pg: psycopg.Connection[Any], temp_db: Any) -> Any:
-    pg.execute("INSERT INTO datasets (id, name, classes) VALUES ('cifar10', 'cifar10', "
-               "'{airplane,bird,cat}')")
-    pg.execute("INSERT INTO studies (id, dataset_id) VALUES ('s1', 'cifar10')")
+    insert(pg, "datasets", [{"id": "cifar10", "name": "cifar10",
+                             "classes": ["airplane", "bird", "cat"], "num_classes": 3}])
+    insert(pg, "studies", [{"id": "s1", "dataset_id": "cifar10"}])
     rows = [
-        ("m1", None, "sampled", 50_000, 0.80, "adam", "{Conv2D,Activation,Dense}", "{}", "C32k3-relu-D10"),
-        ("m2", "m1", "ablation", 20_000, 0.70, "adam", "{Conv2D,Dense}", "{baseline}", "C32k3-D10"),
-        ("m3", "m1", "variation", 90_000, 0.85, "sgd", "{Conv2D,BatchNorm,Dense}", "{}", "C64k3-BN-D10"),
-        ("m4", "m3", "variation", 200_000, 0.95, "sgd", "{Conv2D,Conv2D,Dense}", "{}", "C64k3-C64k3-D10"),
-        ("m5", None, "sampled", 10_000, None, "adam", "{Dense}", "{}", "D10"),
+        ("m1", None, "sampled", 50_000, 0.80, "adam", ["Conv2D", "Activation", "Dense"], [],
+         "C32k3-relu-D10"),
+        ("m2", "m1", "ablation", 20_000, 0.70, "adam", ["Conv2D", "Dense"], ["baseline"], "C32k3-D10"),
+        ("m3", "m1", "variation", 90_000, 0.85, "sgd", ["Conv2D", "BatchNorm", "Dense"], [], "C64k3-BN-D10"),
+        ("m4", "m3", "variation", 200_000, 0.95, "sgd", ["Conv2D", "Conv2D", "Dense"], [], "C64k3-C64k3-D10"),
+        ("m5", None, "sampled", 10_000, None, "adam", ["Dense"], [], "D10"),
     ]
-    for mid, parent, origin, params, acc, opt, layers, tags, glyph in rows:
-        pg.execute(
-            "INSERT INTO models (id, study_id, dataset_id, parent_id, origin, params, test_acc,"
-            " optimizer, layer_types, tags, glyph, status, changes) VALUES (%s, 's1', 'cifar10',"
-            " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (mid, parent, origin, params, acc, opt, layers, tags, glyph,
-             "training" if acc is None else "done", [f"made {mid}"]),
-        )
-    for mid, bird, cat in [("m1", 0.9, 0.5), ("m2", 0.95, 0.4), ("m3", 0.6, 0.9), ("m4", 0.7, 0.7)]:
-        pg.execute("INSERT INTO class_metrics (model_id, class_name, accuracy, recall) VALUES "
-                   "(%s, 'bird', %s, %s), (%s, 'cat', %s, %s)", (mid, bird, bird, mid, cat, cat))
-    for epoch, val in enumerate([0.5, 0.9, 0.8], 1):
-        pg.execute("INSERT INTO epochs (model_id, epoch, val_acc, train_loss) VALUES "
-                   "('m3', %s, %s, %s)", (epoch, val, 1.0 / epoch))
+    insert(pg, "models", [
+        {"id": mid, "study_id": "s1", "dataset_id": "cifar10", "parent_id": parent,
+         "origin": origin, "params": params, "test_acc": acc, "optimizer": opt,
+         "layer_types": layers, "tags": tags, "glyph": glyph,
+         "status": "training" if acc is None else "done", "changes": [f"made {mid}"]}
+        for mid, parent, origin, params, acc, opt, layers, tags, glyph in rows
+    ])
+    insert(pg, "class_metrics", [
+        {"model_id": mid, "dataset_id": "cifar10", "class_index": index, "class_name": name,
+         "accuracy": value, "recall": value}
+        for mid, bird, cat in [("m1", 0.9, 0.5), ("m2", 0.95, 0.4), ("m3", 0.6, 0.9),
+                               ("m4", 0.7, 0.7)]
+        for index, name, value in [(1, "bird", bird), (2, "cat", cat)]
+    ])
+    insert(pg, "epochs", [{"model_id": "m3", "epoch": epoch, "val_acc": val,
+                           "train_loss": 1.0 / epoch}
+                          for epoch, val in enumerate([0.5, 0.9, 0.8], 1)])
     return temp_db
 
 
@@ -150,8 +156,8 @@ def test_formats(filled: Any) -> None:
     assert [r["id"] for r in rows] == ["m4", "m3"]
     assert format_result(result, "csv").splitlines() == [
         "id,glyph,params,acc,status,epochs",
-        "m4,C64k3-C64k3-D10,200000,0.95,done,",
-        "m3,C64k3-BN-D10,90000,0.85,done,",
+        "m4,C64k3-C64k3-D10,200000,0.95,done,0",  # epochs_trained: NOT NULL default 0
+        "m3,C64k3-BN-D10,90000,0.85,done,0",
     ]
     table = format_result(result, "table")
     assert "Top 2 models by accuracy" in table and "200,000" in table and "2 rows" in table

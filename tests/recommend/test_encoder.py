@@ -11,6 +11,7 @@ import torch
 
 from nasdb.recommend import ENCODER_FORMAT, ArchitectureEncoder, tokenize
 from nasdb.schema.errors import InvalidRequest, NotFound
+from nasdb.search import sample
 
 
 def _cosine(a: np.ndarray) -> np.ndarray:
@@ -126,8 +127,7 @@ def test_empty_corpus_is_an_error() -> None:
 
 
 def test_fits_on_nasdb_search_samples_with_every_sampled_layer_known() -> None:
-    search = pytest.importorskip("nasdb.search")
-    pairs = search.sample((1, 28, 28), 10, 200, seed=0)
+    pairs = sample((1, 28, 28), 10, 200, seed=0)
     architectures = [arch.to_dict() for arch, _ in pairs]
     encoder = ArchitectureEncoder.fit_architectures(architectures, dim=16, seed=0, epochs=2)
     tokens = [tokenize(a) for a in architectures]

@@ -102,9 +102,14 @@ def test_guided_selection_keeps_the_best_fraction(
     kept = guided_selection(rows, predictor, ratio=0.3)
     assert len(kept) == 3
     mean, _, _ = predictor.predict(rows)
-    scores = [guided_score(float(m), r.params) for m, r in zip(mean, rows, strict=True)]
-    assert [c.index for c in kept] == sorted(range(10), key=lambda i: -scores[i])[:3]
-    assert kept[0].score == pytest.approx(kept[0].predicted / math.log10(kept[0].params))
+    # The documented rule, written out here: predicted accuracy per decade of parameters.
+    per_decade = [float(m) / math.log10(max(r.params, 10)) for m, r in zip(mean, rows, strict=True)]
+    best_three = sorted(range(10), key=lambda i: -per_decade[i])[:3]
+    assert [c.index for c in kept] == best_three
+    assert [c.predicted for c in kept] == pytest.approx([float(mean[i]) for i in best_three])
+    assert [c.score for c in kept] == pytest.approx([per_decade[i] for i in best_three])
+    dropped = set(range(10)) - set(best_three)
+    assert min(per_decade[i] for i in best_three) >= max(per_decade[i] for i in dropped)
     assert len(guided_selection(rows, predictor, ratio=0.01)) == 1
     with pytest.raises(InvalidRequest) as info:
         guided_selection(rows, predictor, ratio=0)

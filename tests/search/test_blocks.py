@@ -161,6 +161,12 @@ def test_variations_ablations_and_handcraft_on_a_modern_parent() -> None:
 
 
 def test_query_language_knows_the_block_layer_types() -> None:
+    from nasdb.query import compile, parse
+
+    has = compile(parse("has:Residual"))
+    assert "m.layer_types && %(p1)s::text[]" in has.sql and has.params["p1"] == ["Residual"]
+    count = compile(parse("block>=4"))
+    assert all(t in count.sql for t in ("ConvBlock", "SepConv", "Residual"))
     assert LAYER_TYPES["residual"] == ("Residual",)
     assert LAYER_TYPES["block"] == ("ConvBlock", "SepConv", "Residual")
     assert "sepconv" in FIELDS and "convblock" in FIELDS

@@ -11,9 +11,10 @@ import pytest
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.query import pareto_mask
+from nasdb.read import get_dataset
 from nasdb.search import Architecture, Hyperparameters
 from nasdb.search.strategies import StudySpace, StudyView, Trial
-from nasdb.steer import get_dataset, load_view
+from nasdb.steer import load_view
 from nasdb.steer._study import pareto_front
 from tests.old_logs import append_raw
 

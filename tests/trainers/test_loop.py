@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from nasdb.schema.errors import InvalidRequest, TrainingError
-from nasdb.search import Hyperparameters
+from nasdb.search import Architecture, Hyperparameters
+from nasdb.trainers.build import build_module
 from nasdb.trainers.datasets import LoadedDataset, load_dataset
 from nasdb.trainers.loop import (
     EpochResult,
@@ -276,9 +277,7 @@ def test_other_errors_are_not_mistaken_for_out_of_memory(digits: LoadedDataset) 
 
 
 def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None:
-    search = pytest.importorskip("nasdb.search")
-    build = pytest.importorskip("nasdb.trainers.build")
-    arch = search.Architecture.from_json(
+    arch = Architecture.from_json(
         {
             "layers": [
                 {"type": "Conv2D", "filters": 16, "kernel": 3, "stride": 1, "padding": "same"},
@@ -288,8 +287,8 @@ def test_search_hyperparameters_and_built_modules(digits: LoadedDataset) -> None
         }
     )
     torch.manual_seed(0)
-    module = build.build_module(arch, digits.input_shape, digits.num_classes)
-    hp = search.Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
+    module = build_module(arch, digits.input_shape, digits.num_classes)
+    hp = Hyperparameters(epochs=3, batch_size=64, lr=3e-3, early_stop_patience=0)
     result = train(module, digits, hp)
     assert result.config.to_dict() == hp.to_dict()
     assert result.epochs_trained == 3 and result.test_acc > 0.5

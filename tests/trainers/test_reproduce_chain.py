@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector
+from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.steer import Proposal, get_dataset, propose
+from nasdb.steer import Proposal, propose
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce
 from nasdb.trainers.worker import Worker

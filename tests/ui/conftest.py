@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from nasdb.schema import Database
+from tests._prerequisites import missing
 from tests.conftest import TEMPLATE, _with_dbname
 
 from ._fixtures import fill, free_port, study, trained_model
@@ -62,7 +63,7 @@ def ui_server(ui_db: tuple[Database, str]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

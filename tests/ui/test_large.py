@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._prerequisites import missing
+
 from .conftest import CHROMIUM, SCREENSHOTS
 
 N_MODELS = int(os.environ.get("NASDB_UI_LARGE", "100000") or 0)
@@ -30,7 +32,7 @@ pytestmark = [
 
 def test_overview_of_many_models_loads_and_renders_within_3_s(pg_admin_url: str) -> None:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     args = ["--url", pg_admin_url, "--models", str(N_MODELS), "--baselines", "none",
             "--loads", "3", "--screenshots", str(SCREENSHOTS / "large")]
     done = subprocess.run([sys.executable, str(BENCHMARK), *args], capture_output=True,
@@ -40,4 +42,5 @@ def test_overview_of_many_models_loads_and_renders_within_3_s(pg_admin_url: str)
     (SCREENSHOTS / "large_load.txt").write_text(done.stdout)
     assert re.search(r"^  nasdb ui \(datashader\)\s+\d+\.\d\d s", done.stdout, re.M), (
         done.stdout + done.stderr[-3000:])
-    assert done.returncode == 0, f"over the 3 s budget:\n{done.stdout}"
+    assert done.returncode != 1, done.stderr[-3000:]  # 1 is an error, 10 the target missed
+    assert done.returncode == 0, f"over the 3 s budget (first load or median):\n{done.stdout}"

@@ -1,7 +1,7 @@
 """Least privilege: login roles for the application and for `nasdb sql`; the database checks payloads.
 
 Revision ID: 0015
-Revises: 0006
+Revises: 0014
 Create Date: 2026-11-28
 
 Roles (cluster-wide, created when missing, never dropped: other databases may use them):
@@ -30,7 +30,7 @@ from alembic import op
 from nasdb.schema import catalogue_sql
 
 revision = "0015"
-down_revision = "0006"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
@@ -216,10 +216,12 @@ def upgrade() -> None:
         revoke all on nasdb_catalogue, nasdb_event_types, nasdb_event_fields from public;
         grant select on nasdb_catalogue, nasdb_event_types, nasdb_event_fields, alembic_version
             to nasdb_writer;
-        grant select, insert, update, delete, truncate on
-            rm_datasets, rm_studies, rm_models, rm_epochs, rm_class_metrics, rm_jobs,
-            rm_predictions, rm_notes, rm_workers, projection_checkpoints to nasdb_projector;
-        grant select on events to nasdb_projector;
+        -- the read models (rm_*, checkpoints, whatever earlier revisions added), never the log,
+        -- the catalogue, the blobs or the schema's version
+        grant select, insert, update, delete, truncate on all tables in schema public
+            to nasdb_projector;
+        revoke insert, update, delete, truncate on events, nasdb_catalogue, nasdb_event_types,
+            nasdb_event_fields, artifacts, alembic_version from nasdb_projector;
         -- tables later revisions add are the projector's to write (read models); the log is not
         alter default privileges in schema public
             grant select, insert, update, delete, truncate on tables to nasdb_projector;

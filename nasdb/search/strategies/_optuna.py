@@ -66,19 +66,27 @@ def _jsonable(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | list | dict)
 
 
+#: Asks per wanted suggestion before giving up (a point over the space's bounds is asked again).
+ASK_ATTEMPTS = 50
+
+
 def optuna_suggestions(view: StudyView, study: Any, distributions: dict[str, Any], n: int,
                        info: dict[str, Any], epochs: int | None = None) -> list[Suggestion]:
-    """``n`` suggestions from the rebuilt study (each ask sees the previous as RUNNING)."""
+    """Up to ``n`` suggestions from the rebuilt study (each ask sees the previous as RUNNING); a
+    point the space refuses (over its parameter cap or cost bound) is told FAIL and asked again,
+    at most `ASK_ATTEMPTS` times per suggestion."""
     import optuna
 
     from ._base import with_epochs
 
-    out = []
-    for _ in range(n):
+    out: list[Suggestion] = []
+    for _ in range(n * ASK_ATTEMPTS):
+        if len(out) == n:
+            break
         params, attrs = ask_optuna(study, distributions)
         try:
             arch, hp = view.space.build_from_params(params, view.dataset)
-        except InvalidArchitecture:
+        except InvalidArchitecture:  # over a bound: told FAIL, so the sampler learns; ask again
             study.tell(study.trials[-1].number, state=optuna.trial.TrialState.FAIL)
             continue
         if epochs is not None:

@@ -46,7 +46,7 @@ from .._shapes import count_params, infer_shapes
 from .._space import MIN_DOWNSAMPLE_SIDE, SearchSpace
 
 #: A small training split gets a smaller batch so that an epoch has at least this many steps.
-MIN_STEPS_PER_EPOCH = 40
+MIN_STEPS_PER_EPOCH = 20
 
 #: The named spaces of ``nasdb study create --space NAME``.
 SPACE_NAMES = ("modern", "remap", "extended")

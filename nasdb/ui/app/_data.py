@@ -43,11 +43,13 @@ def last_position(db: Database) -> int:
 
 
 def last_model_position(db: Database) -> int:
-    """The position of the log's last event outside the `session-*` streams (0 when none): what
-    the views show is the same as long as this is."""
+    """The position of the last event outside the `session-*` streams that the read models
+    include (0 when none): what the views show is the same as long as this is."""
     with db.connect() as conn:
-        row = conn.execute("select coalesce(max(position), 0) from events "
-                           "where stream_id not like 'session-%'").fetchone()
+        row = conn.execute(
+            "select coalesce(max(position), 0) from events where stream_id not like 'session-%' "
+            "and position <= coalesce((select position from projection_checkpoints "
+            "where name = 'read_models'), 0)").fetchone()
     return int(row[0]) if row else 0
 
 

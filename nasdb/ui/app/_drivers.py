@@ -53,12 +53,12 @@ class StudyDrivers:
             thread.join(timeout)
 
     def _drive(self, study_id: str) -> None:
-        from nasdb.recommend import predictor_ranker
+        from nasdb.ui._ranker import lazy_ranker
 
         try:
             state = run_study(self.db, study_id, poll_seconds=self.poll_seconds, stop=self._stop,
                               on_progress=lambda message: log.info("%s", message),
-                              rank=predictor_ranker(self.db))
+                              rank=lazy_ranker(self.db))
             log.info("study %s: driver ended, the study is %s", study_id, state)
         except Exception:  # a driver must not take the server down; the log has the reason
             log.exception("driving study %s failed", study_id)

@@ -202,9 +202,8 @@ class RecommendState(param.Parameterized):
                 "order by position desc limit 1",
                 (f"recommender-{metrics.get('similarity')}",),
             ).fetchone()
-            registered = [r[0] for r in conn.execute("select id from datasets order by id")]
         known = set(((sim[0] or {}).get("metrics") or {}).get("datasets") or []) if sim else set()
-        new = [d for d in registered if d not in known]
+        new = [d.id for d in read.list_datasets(self.app.db) if d.id not in known]
         if new:
             reasons.append(f"dataset{'s' if len(new) > 1 else ''} {', '.join(new)} registered "
                            "since")
@@ -487,7 +486,7 @@ class RecommendState(param.Parameterized):
             self.message = f"⚠ {e}"
             return None
         self.app.record("recommend_queue", model=model_id, queued=queued, dataset=self.dataset)
-        self.app.refresh()  # projects the new events; recomputes through `_app_changed`
+        self.app.refresh()  # waits for the new events; recomputes through `_app_changed`
         self.message = text
         return queued
 

@@ -16,7 +16,7 @@ import panel as pn
 import param
 import psycopg
 
-from nasdb.ingest import EventStore
+from nasdb.ingest import EventStore, ProjectorService
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
@@ -123,7 +123,7 @@ class App(pn.viewable.Viewer):
         its return is said too. The session and its selection survive.
         """
         try:
-            self.state.refresh()
+            self.state.refresh(wait=False)
         except (NasdbError, psycopg.OperationalError) as e:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             self.state.notice = f"⚠ lost the database ({reason}); retrying"
@@ -158,9 +158,11 @@ class App(pn.viewable.Viewer):
                          "<span style='color:#c8d3e0;margin-left:12px'>neural architecture "
                          "search, event-sourced</span>"),
             pn.HSpacer(),
-            pn.pane.HTML(bind(lambda p, r: f"<span class='log-position' style='color:#c8d3e0'>"
-                                 f"log position {p:,} · session {s.session_id}</span>",
-                                 s.param.position, s.param.revision)),
+            pn.pane.HTML(bind(lambda p, r, lag: f"<span class='log-position' "
+                                 f"style='color:#c8d3e0'>log position {p:,} · "
+                                 f"<span class='projection-lag'>{lag}</span> · "
+                                 f"session {s.session_id}</span>",
+                                 s.param.position, s.param.revision, s.param.projection_lag)),
             styles={"background": "#1f3b5c", "padding": "6px 14px"}, sizing_mode="stretch_width",
         )
         drawer = pn.Column(DrawerView(s), width=340, styles={"border-left": "1px solid #ddd",
@@ -194,11 +196,13 @@ def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore
 class Server:
     """A running app server (``stop()`` ends it). Returned by `serve` with ``threaded=True``."""
 
-    def __init__(self, server: Any, port: int, host: str, drivers: StudyDrivers) -> None:
+    def __init__(self, server: Any, port: int, host: str, drivers: StudyDrivers,
+                 projector: ProjectorService) -> None:
         self._server = server
         self.port = port
         self.host = host
         self.drivers = drivers
+        self.projector = projector
 
     @property
     def url(self) -> str:
@@ -207,6 +211,7 @@ class Server:
     def stop(self) -> None:
         self._server.stop()
         self.drivers.stop()
+        self.projector.stop()
 
 
 def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = False,
@@ -217,10 +222,12 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     listens when it is not configured), Panel's basic auth with ``NASDB_UI_AUTH_FILE``; websocket
     origins follow `_auth.allowed_origins`. One `Layouts` is shared by every session, so
     projected models keep their places for everyone, one `ModelFrames`, so sessions share the
-    loaded models, and one `StudyDrivers` for the studies launched from the page.
+    loaded models, and one `StudyDrivers` for the studies launched from the page. A
+    `ProjectorService` thread keeps the read models following the log while the app runs.
     """
     auth = load_auth(host)
     _load_extensions()
+    projector = ProjectorService(db).start()
     layouts = Layouts(db)
     frames = ModelFrames(db)
     drivers = StudyDrivers(db)
@@ -238,8 +245,9 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     if threaded:
         assert isinstance(server, threading.Thread)
         _wait_listening(host, port)
-        return Server(server, port, host, drivers)
+        return Server(server, port, host, drivers, projector)
     drivers.stop()  # the server has stopped (Ctrl+C): studies stay running in the log
+    projector.stop()
     return None
 
 

@@ -21,7 +21,14 @@ import param
 
 from nasdb import query as nasdb_query
 from nasdb import steer
-from nasdb.ingest import EventStore, NewEvent, Projector, default_metadata
+from nasdb.ingest import (
+    EventStore,
+    NewEvent,
+    ProjectionBehind,
+    default_metadata,
+    projection_status,
+    wait_projected,
+)
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
@@ -35,6 +42,7 @@ from ._projection import LandmarkLayout, hamming_matrix, structural_matrix
 
 log = logging.getLogger(__name__)
 
+WAIT_SECONDS = 10.0  # how long an action waits for the projector to include its own writes
 PROJECTIONS = ("accuracy vs params", "structural distance", "prediction distance")
 
 
@@ -131,6 +139,8 @@ class AppState(param.Parameterized):
                                     "(NASDB_RASTER_ABOVE)")
     large = param.Boolean(default=False)
     revision = param.Integer(default=0, doc="bumped whenever models are reloaded")
+    projection_lag = param.String(default="", doc="how far the read models are behind the log, "
+                                  "and how many events the projector could not apply")
 
     def __init__(self, db: Database, *, store: EventStore | None = None,
                  layouts: Layouts | None = None, frames: ModelFrames | None = None,
@@ -171,13 +181,21 @@ class AppState(param.Parameterized):
         except NasdbError as e:  # the action itself succeeded; losing its log entry is minor
             log.warning("could not record UI action %s: %s", action, e)
 
-    def refresh(self, force: bool = False) -> bool:
-        """Catch the read models up with the log and reload when anything moved.
+    def refresh(self, force: bool = False, *, wait: bool = True) -> bool:
+        """Reload when the read models moved (the app's projector service keeps them current).
 
-        Keeps the selection, the highlight and the compare list. Returns True when reloaded.
+        With ``wait`` (after this session's own writes) it first waits, briefly, until the read
+        models include every event appended so far; the live-update tick passes False. Keeps the
+        selection, the highlight and the compare list. Returns True when reloaded.
         """
-        Projector(self.db).catch_up()
-        position = _data.last_position(self.db)
+        if wait:
+            try:
+                wait_projected(self.db, timeout=WAIT_SECONDS)
+            except ProjectionBehind as e:
+                self.notice = f"⚠ {e}"
+        status = projection_status(self.db)
+        self.projection_lag = _lag_text(status)
+        position = status["last_position"]
         model_position = _data.last_model_position(self.db)
         if not force and model_position == self._model_position:
             self.position = position  # only session events: nothing the views show moved
@@ -379,3 +397,14 @@ class AppState(param.Parameterized):
 
     def model(self, model_id: str | None) -> dict[str, Any] | None:
         return _data.model_row(self.db, model_id) if model_id else None
+
+
+def _lag_text(status: dict[str, int]) -> str:
+    """``projected 120 of 124 (lag 4) · 1 event not applied`` (the parts that are not zero)."""
+    text = f"projected {status['projected_to']:,} of {status['last_position']:,}"
+    if status["lag"]:
+        text += f" (lag {status['lag']:,})"
+    if status["failures"]:
+        text += (f" · {status['failures']:,} event{'s' if status['failures'] > 1 else ''} "
+                 "not applied (nasdb status)")
+    return text
