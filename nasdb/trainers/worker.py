@@ -65,6 +65,7 @@ from nasdb.schema.db import Database
 from nasdb.schema.errors import (
     ConcurrencyConflict,
     DatabaseUnavailable,
+    InvalidRequest,
     LeaseLost,
     NasdbError,
     TrainingError,
@@ -193,6 +194,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.lease_seconds = float(lease_seconds or settings.number("lease_seconds"))
         self.poll_seconds = float(poll_seconds or settings.number("poll_seconds"))
+        if not (0 < self.lease_seconds < 86400 * 365 and 0 < self.poll_seconds < 86400):
+            raise InvalidRequest(f"the lease ({self.lease_seconds} s) and poll interval "
+                                 f"({self.poll_seconds} s) must be positive, finite numbers")
         self.log = log or (lambda message: None)
         self.on_epoch = on_epoch
         self.stopping = False
