@@ -23,7 +23,9 @@ Guarantees (each tested against a real server in tests/ingest/):
 - atomicity: one `append_batch` call, however many streams it names, commits all its events or
   none;
 - the log is append-only: the database refuses UPDATE, DELETE and TRUNCATE on ``events`` and
-  application roles may only write through ``nasdb_append_many``.
+  application roles may only write through ``nasdb_append_many``, which checks each payload
+  against the catalogue generated from the payload classes (a client that bypasses this module is
+  refused too) and records the login role that appended it as ``metadata.db_user``.
 
 `EventStore` keeps one connection per thread; it is safe to share between threads. Each append
 commits on its own unless it runs inside `EventStore.transaction`.
@@ -287,7 +289,7 @@ class EventStore:
                 version=version,
                 type=event["type"],
                 data=event["data"],
-                metadata=event["metadata"],
+                metadata={**event["metadata"], "db_user": conn.info.user},
                 recorded_at=recorded_at,
                 event_id=event_id,
                 schema_version=event["schema_version"],

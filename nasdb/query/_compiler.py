@@ -120,6 +120,9 @@ _NOUN_WORDS = {"<": "fewer than", "<=": "at most", ">": "more than", ">=": "at l
 _SQL_OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=", "!=": "IS DISTINCT FROM"}
 
 
+_MAX_EXPONENT = 30  # numbers in queries: |x| < 1e31 and, unless 0, >= 1e-30
+
+
 def _plain(d: Decimal) -> int | float:
     return int(d) if d == d.to_integral_value() else float(d)
 
@@ -338,6 +341,10 @@ class _Compiler:
             magnitude = Decimal(m.group(1))
         except InvalidOperation as e:  # pragma: no cover - regex guarantees a decimal
             raise self.error(value, f"'{value.text}' is not a number") from e
+        if magnitude and not -_MAX_EXPONENT <= magnitude.adjusted() <= _MAX_EXPONENT:
+            # bounded before any conversion: 1e400000 as an int is 400,000 digits of work
+            raise self.error(value, f"{name}: '{value.text}' is out of range; numbers in a query "
+                             f"lie between 1e-{_MAX_EXPONENT} and 1e{_MAX_EXPONENT}")
         unit = m.group(2)
         bad = self.error(value, f"{name} does not take '{value.text}': {_UNIT_HINT[term.kind]}")
         kind = term.kind

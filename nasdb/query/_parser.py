@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.tree import Meta
 
@@ -60,6 +60,17 @@ _PARSER = Lark(
 )
 
 _MAX_LENGTH = 10_000
+_MAX_DEPTH = 100  # the transformer and compiler recurse: bounded well below Python's stack
+
+
+def _depth(tree: Tree[Token]) -> int:
+    """The tree's depth, found without recursion (the tree may be deeper than the stack)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in node.children if isinstance(c, Tree))
+    return deepest
 
 
 def parse(text: str) -> Query:
@@ -73,6 +84,12 @@ def parse(text: str) -> Query:
         tree = _PARSER.parse(text)
     except UnexpectedInput as e:
         raise _translate(text, e) from None
+    depth = _depth(tree)
+    if depth > _MAX_DEPTH:
+        raise query_error(
+            text[:80], 1, 1, f"the query nests {depth} levels deep (parentheses and 'not'); the "
+            f"limit is {_MAX_DEPTH}"
+        )
     try:
         query: Query = _Builder(text).transform(tree)
     except VisitError as e:

@@ -12,7 +12,8 @@ from nasdb.query._compiler import Catalog, CompiledQuery, compile
 from nasdb.query._datasets import check_one_dataset, scoped
 from nasdb.query._errors import query_error
 from nasdb.query._parser import parse
-from nasdb.schema.errors import QuerySyntaxError
+from nasdb.schema import settings
+from nasdb.schema.errors import InvalidRequest, QuerySyntaxError
 
 __all__ = ["Result", "run"]
 
@@ -47,8 +48,9 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False,
     without running them; then `db` may be None (no catalog: class names are not checked).
     ``dataset`` limits a query that names no dataset to that one (`_datasets.scoped`). A ranking
     (``pareto``, ``top``) that names no dataset while several are registered raises
-    `DatasetNotChosen`, listing them. Runs in a read-only transaction. Raises `QuerySyntaxError`
-    for a bad query and lets the database layer's `DatabaseUnavailable` through.
+    `DatasetNotChosen`, listing them. Runs in a read-only transaction with a statement timeout
+    (NASDB_SQL_TIMEOUT_SECONDS; past it, `InvalidRequest`). Raises `QuerySyntaxError` for a bad
+    query and lets the database layer's `DatabaseUnavailable` through.
     """
     query = scoped(parse(text), dataset)
     explain = explain or query.explain is not None
@@ -56,8 +58,10 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False,
         if not explain:
             raise ValueError("run() needs a database unless explain=True")
         return _explained(compile(query))
+    timeout_ms = int(settings.number("sql_timeout_seconds") * 1000)
     with db.connect() as conn:
         conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
         catalog = Catalog.load(conn)
         check_one_dataset(query, catalog.datasets)
         compiled = compile(query, catalog)
@@ -67,6 +71,11 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False,
         with conn.cursor(row_factory=dict_row) as cur:
             try:
                 cur.execute(compiled.sql, compiled.params)
+            except psycopg.errors.QueryCanceled as e:
+                raise InvalidRequest(
+                    f"the query ran past the {timeout_ms / 1000:g} s timeout "
+                    "(NASDB_SQL_TIMEOUT_SECONDS); narrow it with more filters or a limit"
+                ) from e
             except psycopg.errors.InvalidRegularExpression as e:  # _check_regexes saw them all
                 raise QuerySyntaxError(
                     f"query error: the database rejected a regular expression: {_reason(e)}",

@@ -11,6 +11,7 @@ name only; its module and measured counts are `nasdb.trainers`' (`nasdb.trainers
 from __future__ import annotations
 
 from ._architecture import REFERENCE_NAMES, Architecture
+from ._bounds import check_bounds
 from ._changes import (
     CHANGE_KINDS,
     Change,
@@ -86,6 +87,7 @@ __all__ = [
     "SepConv",
     "ablations",
     "apply_changes",
+    "check_bounds",
     "check_input_shape",
     "count_flops",
     "count_params",

@@ -28,7 +28,7 @@ from nasdb.schema.events import (
     Untagged,
 )
 from nasdb.schema.vocabulary import Origin
-from nasdb.search import Architecture, DatasetInfo, Hyperparameters
+from nasdb.search import Architecture, DatasetInfo, Hyperparameters, check_bounds
 from nasdb.trainers.measure import layer_table
 
 
@@ -89,8 +89,9 @@ def propose(
 
     Raises `InvalidArchitecture` (naming the layer and shapes) before anything is appended.
     """
-    for p in proposals:  # validate all before taking ids
-        layer_table(p.architecture, dataset.input_shape, dataset.num_classes)
+    for p in proposals:  # validate all (shapes, then size bounds) before taking ids
+        infos = layer_table(p.architecture, dataset.input_shape, dataset.num_classes)
+        check_bounds(p.architecture, infos, p.hyperparameters.batch_size)
     events = []
     ids = new_model_ids(store.db, len(proposals)) if proposals else []
     for model_id, p in zip(ids, proposals, strict=True):

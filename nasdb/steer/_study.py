@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from nasdb.schema.events import (
     StudyStopped,
     TrainingRequested,
 )
+from nasdb.schema.resilience import retrying
 from nasdb.search import Architecture, DatasetInfo, Hyperparameters
 from nasdb.search.strategies import (
     Ranker,
@@ -57,6 +59,8 @@ from nasdb.search.strategies import (
 )
 
 from ._actions import Proposal, _proposed_event
+
+_T = TypeVar("_T")
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
 
@@ -416,11 +420,14 @@ def run_study(
     started = time.monotonic()
     paused_said = False
     stop = stop or threading.Event()
+
+    def ride_out(action: Callable[[], _T]) -> _T:  # a database restart is waited out, said once
+        return retrying(action, what=f"driving study {study_id}", log=say)
+
     while True:
         if stop.is_set() or (max_seconds is not None and time.monotonic() - started > max_seconds):
             return "running"
-        wait_projected(db)
-        view = load_view(store, study_id, rank)
+        view = ride_out(partial(_read, db, store, study_id, rank))
         if view.state in ("stopped", "done"):
             say(f"study {study_id} is {view.state}")
             return view.state
@@ -442,7 +449,7 @@ def run_study(
             suggestions = _fit(strategy.ask(view, slots), budget)
             if suggestions:
                 try:
-                    result = take_step(store, view, suggestions)
+                    result = ride_out(partial(take_step, store, view, suggestions))
                 except ConcurrencyConflict:
                     continue  # another driver took this step: read the log again
                 for model_id, s in zip(result.model_ids, suggestions, strict=True):
@@ -452,8 +459,8 @@ def run_study(
         if not view.in_flight:
             reason = "budget used" if budget.exhausted else "the strategy has nothing more to try"
             try:
-                store.append(f"study-{study_id}",
-                             [NewEvent.of(StudyCompleted(reason=reason))], view.version)
+                ride_out(partial(store.append, f"study-{study_id}",
+                                 [NewEvent.of(StudyCompleted(reason=reason))], view.version))
             except ConcurrencyConflict:
                 continue
             wait_projected(db)
@@ -461,11 +468,15 @@ def run_study(
             return "done"
         trained = train() if train is not None else 0
         if trained:
-            wait_projected(db)
-            view = load_view(store, study_id, rank)
+            view = ride_out(partial(_read, db, store, study_id, rank))
             say(_progress(view, budget_of(view)))
         else:
             stop.wait(poll_seconds)
+
+
+def _read(db: Database, store: EventStore, study_id: str, rank: Ranker | None) -> StudyView:
+    wait_projected(db)
+    return load_view(store, study_id, rank)
 
 
 def _cancel_queued(store: EventStore, view: StudyView) -> None:

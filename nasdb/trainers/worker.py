@@ -26,6 +26,15 @@ memory exceeds this worker's budget before claiming it: the job stays queued for
 larger device, and this worker does not look at it again. Every event of a job carries the device
 in its metadata (GPU name, memory, CUDA version; CPU name and threads) and the precision,
 channels_last and compile choices; TrainingCompleted adds the peak memory the job used.
+
+Failures (see "failure handling" below). Everything a job does — loading its data, building the
+model, every epoch — runs inside the worker's failure handling: an error becomes TrainingFailed
+with the reason and the worker goes on. A job whose attempts end without any result (the worker
+was killed, say by the kernel's OOM killer) is claimed again until ``NASDB_MAX_ATTEMPTS`` attempts
+are used; then the next worker to see it appends TrainingFailed saying so, instead of claiming it.
+A database that goes away (a restart) is ridden out for ``NASDB_RECONNECT_SECONDS``: reads and
+appends are retried (appends carry fixed event ids, so a retry records nothing twice), the lease
+is kept by the heartbeat as soon as the server is back, and the log says what happened.
 """
 
 from __future__ import annotations
@@ -43,8 +52,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import psycopg
 import torch
 
 from nasdb.ingest import (
@@ -62,6 +73,7 @@ from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import (
     ConcurrencyConflict,
+    DatabaseUnavailable,
     InvalidRequest,
     LeaseLost,
     NasdbError,
@@ -77,14 +89,18 @@ from nasdb.schema.events import (
     WorkerStarted,
     WorkerStopped,
 )
+from nasdb.schema.resilience import retrying
 from nasdb.schema.vocabulary import JobState, next_job_state
-from nasdb.search import Architecture, Hyperparameters
+from nasdb.search import Architecture, Hyperparameters, check_bounds
 from nasdb.trainers.acceleration import Acceleration
 from nasdb.trainers.build import build_module, build_seeded
 from nasdb.trainers.devices import PeakMemory, describe_device, select_device
 from nasdb.trainers.loop import EpochResult, TrainResult, train
+from nasdb.trainers.measure import layer_table
 from nasdb.trainers.memory import MemoryGuard, estimate_job_bytes
 from nasdb.trainers.registry import load_registered
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -133,8 +149,10 @@ class Claim:
 class _Fence:
     """The job's expected stream version, shared by the training thread and the heartbeat."""
 
-    def __init__(self, store: EventStore, model_id: str, version: int, meta: dict[str, Any]):
+    def __init__(self, store: EventStore, model_id: str, version: int, meta: dict[str, Any],
+                 log: Callable[[str], None] = lambda message: None):
         self.store = store
+        self.log = log
         self.stream = f"model-{model_id}"
         self.version = version
         self.meta = meta
@@ -142,13 +160,21 @@ class _Fence:
         self.lost: str | None = None
 
     def append(self, event: NewEvent) -> None:
-        """Append at the expected version; raise `LeaseLost` if the job moved on."""
+        """Append at the expected version; raise `LeaseLost` if the job moved on.
+
+        While the database is unreachable the append is retried (with a fixed event id, so it is
+        recorded once) for NASDB_RECONNECT_SECONDS, then `DatabaseUnavailable` is raised.
+        """
+        key = event.idempotency_key or f"once-{uuid.uuid4().hex}"
+        fixed = replace(event, idempotency_key=key)
         with self.lock:
             if self.lost:
                 raise LeaseLost(self.lost)
             try:
-                recorded = self.store.append(
-                    self.stream, [replace(event, metadata=self.meta)], self.version)
+                recorded = retrying(
+                    lambda: self.store.append(
+                        self.stream, [replace(fixed, metadata=self.meta)], self.version),
+                    what=f"recording {event.type} of {self.stream}", log=self.log)
             except ConcurrencyConflict:
                 events = self.store.read_stream(self.stream, self.version)
                 if any(e.type == "TrainingCancelled" for e in events):
@@ -182,8 +208,11 @@ class Worker:
         self.store = EventStore(db=db)
         self.device = select_device(device or settings.get("device"))
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.lease_seconds = float(lease_seconds or settings.get("lease_seconds") or 60)
-        self.poll_seconds = float(poll_seconds or settings.get("poll_seconds") or 2)
+        self.lease_seconds = float(lease_seconds or settings.number("lease_seconds"))
+        self.poll_seconds = float(poll_seconds or settings.number("poll_seconds"))
+        if not (0 < self.lease_seconds < 86400 * 365 and 0 < self.poll_seconds < 86400):
+            raise InvalidRequest(f"the lease ({self.lease_seconds} s) and poll interval "
+                                 f"({self.poll_seconds} s) must be positive, finite numbers")
         self.log = log or (lambda message: None)
         self.on_epoch = on_epoch
         self.stopping = False
@@ -250,37 +279,38 @@ class Worker:
         bound = self.guard.enforce()
         if bound:
             self.log(f"{self.name}: {bound}")
-        self.store.append(stream, [NewEvent.of(WorkerStarted(
+        run_id = uuid.uuid4().hex
+        started = NewEvent.of(WorkerStarted(
             worker=self.name, host=socket.gethostname(), pid=os.getpid(),
             device=str(self.device), lease_seconds=self.lease_seconds),
-            metadata={**self.device_facts, "slots": self.slots})])
+            metadata={**self.device_facts, "slots": self.slots},
+            idempotency_key=f"started-{run_id}")
+        self._ride_out(lambda: self.store.append(stream, [started]), "starting")
         done = 0
         projector = ProjectorService(self.db, poll_seconds=self.poll_seconds).start()
         beat = time.monotonic()
         try:
-            with self._graceful_signals(), self.db.connect(autocommit=True) as listener:
-                listener.execute(f"listen {CHANNEL}")
+            with self._graceful_signals(), _Listener(self.db) as listener:
                 while not self.stopping and (max_jobs is None or done < max_jobs):
-                    wait_projected(self.db)
-                    claim = self.claim()
+                    claim = self._ride_out(self._project_and_claim, "looking for a job")
                     if claim is None:
-                        if idle_exit and not self._jobs_in_flight():
+                        if idle_exit and not self._ride_out(self._jobs_in_flight,
+                                                            "looking for a job"):
                             break
                         if time.monotonic() - beat > self.lease_seconds / 3:
-                            self.store.append(stream, [NewEvent.of(WorkerHeartbeat(
-                                worker=self.name, lease_seconds=self.lease_seconds))])
+                            self._ride_out(partial(self.store.append, stream, [NewEvent.of(
+                                WorkerHeartbeat(worker=self.name,
+                                                lease_seconds=self.lease_seconds))]),
+                                "saying the worker is alive")
                             beat = time.monotonic()
-                        for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
-                            pass
+                        self._ride_out(lambda: listener.wait(self.poll_seconds),
+                                       "waiting for a job")
                         continue
                     if self.train(claim):
                         done += 1
                     beat = time.monotonic()
         finally:
-            self.store.append(stream, [NewEvent.of(WorkerStopped(worker=self.name,
-                                                                 jobs_done=done))])
-            with contextlib.suppress(NasdbError):
-                wait_projected(self.db, timeout=10)
+            self._record_stop(stream, done, run_id)
             projector.stop()
         return done
 
@@ -341,6 +371,8 @@ class Worker:
                 job.lease_until < now
             if job.state != "queued" and not expired:
                 continue
+            if expired and self._give_up_if_exhausted(stream, job):
+                continue
             refusal = self._memory_refusal(events)
             if refusal is not None:  # skipped, not failed: a larger device may take it
                 self._refused[model_id] = refusal
@@ -377,22 +409,26 @@ class Worker:
     def train(self, claim: Claim) -> bool:
         """Train a claimed job; True when it completed (False: failed, cancelled or lease lost)."""
         stream = f"model-{claim.model_id}"
-        events = self.store.read_stream(stream)
+        events = self._ride_out(lambda: self.store.read_stream(stream), "reading a job")
         proposed = next(e.data for e in events if e.type == "ArchitectureProposed")
-        fence = _Fence(self.store, claim.model_id, claim.version, {"worker": self.name})
+        fence = _Fence(self.store, claim.model_id, claim.version, {"worker": self.name},
+                       self._say)
         try:
-            data = load_registered(self.store, proposed["dataset_id"])
+            data = self._ride_out(lambda: load_registered(self.store, proposed["dataset_id"]),
+                                  "loading a dataset")
             arch = Architecture.from_json(proposed["architecture"])
             hp = Hyperparameters.from_json(proposed["hyperparameters"]).to_dict()
             if claim.request.get("epochs"):
                 hp["epochs"] = claim.request["epochs"]
             acc = self._acceleration(hp, data.split_sizes["train"])
             fence.meta = self._provenance(proposed, data.fingerprint, acc)
-            module = build_seeded(arch, data.input_shape, data.num_classes, int(hp["seed"]))
+            module = self._build(arch, data.input_shape, data.num_classes, hp)
             if claim.request.get("resume_from"):
                 module.load_state_dict(self._load_checkpoint(claim.request["resume_from"]))
-        except NasdbError as e:
-            return self._fail(fence, claim, f"could not start training: {e}")
+        except DatabaseUnavailable:
+            raise
+        except Exception as e:  # a bad job (too large, unbuildable) never takes the worker down
+            return self._fail(fence, claim, f"could not start training: {_describe(e)}")
         self.log(f"{self.name}: training {claim.model_id} ({proposed['glyph']}, attempt "
                  f"{claim.attempt}) on {self.device}")
         heartbeat = _Heartbeat(fence, self.name, self.lease_seconds)
@@ -414,28 +450,87 @@ class Worker:
             if fence.lost:
                 raise LeaseLost(fence.lost)
             fence.meta = {**fence.meta, "peak_memory_bytes": peak.read()}
-            checkpoint = put_artifact(self.db, _state_bytes(result), "checkpoint")
+            state = _state_bytes(result)
+            checkpoint = self._ride_out(lambda: put_artifact(self.db, state, "checkpoint"),
+                                        "storing a checkpoint")
             fence.append(NewEvent.of(_completed(result, claim, checkpoint),
                                      idempotency_key=f"completed-{claim.attempt}"))
         except LeaseLost as e:
             self.log(f"{self.name}: stopped {claim.model_id}: {e}")
             return False
+        except DatabaseUnavailable as e:
+            self._say(f"gave up on {claim.model_id}: {e}; nothing more was recorded, and the job "
+                      "is retrained when its lease expires")
+            raise
         except TrainingError as e:
             return self._fail(fence, claim, str(e))
         except Exception as e:  # a crash inside torch: record it, keep the worker alive
-            return self._fail(fence, claim, f"{type(e).__name__}: {e}")
+            return self._fail(fence, claim, _describe(e))
         finally:
             heartbeat.stop()
         self.log(f"{self.name}: {claim.model_id} done: test accuracy {result.test_acc:.4f} "
                  f"after {result.epochs_trained} epochs")
         return True
 
+    # --- failure handling --------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        self.log(f"{self.name}: {message}")
+
+    def _ride_out(self, action: Callable[[], _T], what: str) -> _T:
+        """``action()``, retried while the database is away (see `retrying`)."""
+        return retrying(action, what=what, log=self._say)
+
+    def _project_and_claim(self) -> Claim | None:
+        wait_projected(self.db)
+        return self.claim()
+
+    def _build(self, arch: Architecture, input_shape: tuple[int, ...], num_classes: int,
+               hp: dict[str, Any]) -> torch.nn.Module:
+        """The seeded module, after the size bounds (a job proposed before them, or appended
+        around `propose`, is refused here rather than allocated)."""
+        check_bounds(arch, layer_table(arch, input_shape, num_classes), int(hp["batch_size"]))
+        return build_seeded(arch, input_shape, num_classes, int(hp["seed"]))
+
+    def _give_up_if_exhausted(self, stream: str, job: Job) -> bool:
+        """Append TrainingFailed for a job whose ``NASDB_MAX_ATTEMPTS`` attempts all ended
+        without a result; True when it did (or another worker or person got there first)."""
+        limit = settings.integer("max_attempts")
+        if job.attempt < limit:
+            return False
+        error = (f"gave up after {job.attempt} attempts: each ended without a result (the "
+                 f"last, on worker {job.worker}, stopped renewing its lease: the worker died, "
+                 "was killed, or lost the database); NASDB_MAX_ATTEMPTS is "
+                 f"{limit}")
+        with contextlib.suppress(ConcurrencyConflict):
+            self.store.append(stream, [NewEvent.of(
+                TrainingFailed(attempt=job.attempt, error=error), metadata={"worker": self.name},
+                idempotency_key=f"failed-{job.attempt}")], job.version)
+            self._say(f"{stream.removeprefix('model-')} failed: {error}")
+        return True
+
     def _fail(self, fence: _Fence, claim: Claim, error: str) -> bool:
-        self.log(f"{self.name}: {claim.model_id} failed: {error}")
-        with contextlib.suppress(LeaseLost):
+        """Record TrainingFailed with the reason; say so only once it is recorded."""
+        try:
             fence.append(NewEvent.of(TrainingFailed(attempt=claim.attempt, error=error),
                                      idempotency_key=f"failed-{claim.attempt}"))
+        except LeaseLost as e:
+            self._say(f"{claim.model_id} hit an error ({error}) after its job moved on ({e}); "
+                      "nothing was recorded")
+            return False
+        self._say(f"{claim.model_id} failed: {error}")
         return False
+
+    def _record_stop(self, stream: str, done: int, run_id: str) -> None:
+        """WorkerStopped, when the database can be reached; never hides the original error."""
+        stopped = NewEvent.of(WorkerStopped(worker=self.name, jobs_done=done),
+                              idempotency_key=f"stopped-{run_id}")
+        try:
+            self._ride_out(lambda: self.store.append(stream, [stopped]), "stopping")
+            with contextlib.suppress(NasdbError):
+                wait_projected(self.db, timeout=10)
+        except (DatabaseUnavailable, psycopg.OperationalError) as e:
+            self._say(f"could not record that the worker stopped: {e}")
 
     def _load_checkpoint(self, reference: str) -> dict[str, torch.Tensor]:
         content = get_artifact(self.db, reference)
@@ -466,8 +561,42 @@ class _Heartbeat:
             try:
                 self.fence.append(NewEvent.of(LeaseRenewed(worker=self.worker,
                                                            lease_seconds=self.lease_seconds)))
-            except (LeaseLost, NasdbError):
+            except LeaseLost:
                 return
+            except NasdbError:
+                continue  # the database stayed away past the window: try again next beat
+
+
+class _Listener:
+    """LISTEN on the events channel; reopened after the database went away."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> _Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def wait(self, timeout: float) -> None:
+        """Return on the first notification or after ``timeout`` seconds."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = self.db.connect(autocommit=True)
+            self.conn.execute(f"listen {CHANNEL}")
+        try:
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.OperationalError:
+            self.conn.close()
+            raise
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _compile_key(proposed: dict[str, Any], input_shape: tuple[int, ...]) -> str:

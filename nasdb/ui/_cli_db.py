@@ -8,9 +8,7 @@ import time
 from typing import Any
 
 import click
-import psycopg
 
-from nasdb.schema.errors import InvalidRequest
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
@@ -70,8 +68,10 @@ def status(ctx: Context, fmt: str) -> None:
 @click.command()
 @click.option("--stream", help="Only this stream (e.g. model-m3) or prefix ending in '*'.")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
-@click.option("--after", default=0, show_default=True, help="Start after this position.")
-@click.option("--limit", type=int, default=None, help="At most this many events.")
+@click.option("--after", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Start after this position.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "csv", "jsonl"]), default="table",
@@ -167,24 +167,10 @@ def project(ctx: Context, follow: bool) -> None:
 @format_option
 @pass_ctx
 def sql(ctx: Context, statement: str, fmt: str) -> None:
-    """Run one read-only SQL statement against the public views."""
-    with ctx.db.connect() as conn:
-        conn.execute("set transaction read only")
-        try:
-            conn.execute("set local role nasdb_reader")
-        except psycopg.errors.InsufficientPrivilege:
-            conn.rollback()
-            conn.execute("set transaction read only")
-        try:
-            cur = conn.execute(statement)
-        except psycopg.Error as e:
-            message = (e.diag.message_primary or str(e)).strip()
-            raise InvalidRequest(f"sql: {message}") from e
-        if cur.description is None:
-            raise InvalidRequest("sql: the statement returned no rows (only queries can run here)")
-        columns = [d.name for d in cur.description]
-        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
-        conn.rollback()
+    """Run one read-only SQL statement against the public views (as the nasdb_sql role)."""
+    from nasdb.ui._readonly_sql import run_readonly
+
+    columns, rows = run_readonly(ctx.db, statement)
     emit(rows, columns, fmt)
 
 

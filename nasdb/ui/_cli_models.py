@@ -186,7 +186,7 @@ def model_rows(ctx: Context, *, status: str | None = None, dataset_id: str | Non
 @click.command("models")
 @click.option("--status", help="Only models with this status.")
 @click.option("--dataset", "dataset_id", help="Only models on this dataset.")
-@click.option("--limit", type=int)
+@click.option("--limit", type=click.IntRange(min=1))
 @format_option
 @pass_ctx
 def models_cmd(ctx: Context, status: str | None, dataset_id: str | None, limit: int | None,
@@ -220,9 +220,10 @@ def _epoch_printer() -> Any:
 @click.option("--compile", "compile_mode", type=click.Choice(["off", "on", "auto"]),
               help="torch.compile for training (env NASDB_COMPILE; default off).")
 @click.option("--once", is_flag=True, help="Train at most one job, then exit.")
-@click.option("--max-jobs", type=int, help="Exit after this many jobs.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after this many jobs.")
 @click.option("--exit-when-idle", is_flag=True, help="Exit when no job is left to claim.")
-@click.option("--lease-seconds", type=float, help="Lease length (env NASDB_LEASE_SECONDS).")
+@click.option("--lease-seconds", type=click.FloatRange(min=0.1, max=86400),
+              help="Lease length (env NASDB_LEASE_SECONDS).")
 @click.option("--name", help="Worker name (default host-pid-random).")
 @click.option("--slot-of", type=int, default=1, hidden=True,
               help="Set by the supervisor: this process is one of N slots on its device.")

@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # usage errors: one line, naming the help to read
+        command = e.ctx.command_path if isinstance(e, click.UsageError) and e.ctx else "nasdb"
+        click.echo(f"error: {e.format_message()} (see: {command} --help)", err=True)
         sys.exit(e.exit_code)
     except QuerySyntaxError as e:  # already "query error at column N: ..." with a caret below
         click.echo(str(e), err=True)

@@ -20,36 +20,7 @@ depends_on = None
 APPEND_LOCK_KEY = 5_310_101
 
 
-def upgrade() -> None:
-    op.execute(
-        """
-        create table events (
-            position       bigint generated always as identity primary key,
-            event_id       uuid        not null unique,
-            stream_id      text        not null,
-            version        integer     not null check (version >= 1),
-            type           text        not null,
-            schema_version integer     not null default 1,
-            data           jsonb       not null,
-            metadata       jsonb       not null default '{}'::jsonb,
-            recorded_at    timestamptz not null default clock_timestamp(),
-            unique (stream_id, version)
-        );
-        create index events_type_position on events (type, position);
-
-        create function nasdb_refuse_change() returns trigger language plpgsql as $$
-        begin
-            raise exception 'the event log is append-only: % on events is refused', tg_op
-                using errcode = 'insufficient_privilege';
-        end $$;
-        create trigger events_no_update before update or delete on events
-            for each row execute function nasdb_refuse_change();
-        create trigger events_no_truncate before truncate on events
-            for each statement execute function nasdb_refuse_change();
-        """
-    )
-    op.execute(
-        f"""
+APPEND_SQL = f"""
         create function nasdb_append(p_stream text, p_expected integer, p_events jsonb)
         returns setof events
         language plpgsql security definer set search_path = public, pg_temp as $$
@@ -93,8 +64,38 @@ def upgrade() -> None:
              order by t.ord
             returning *;
         end $$;
+"""
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        create table events (
+            position       bigint generated always as identity primary key,
+            event_id       uuid        not null unique,
+            stream_id      text        not null,
+            version        integer     not null check (version >= 1),
+            type           text        not null,
+            schema_version integer     not null default 1,
+            data           jsonb       not null,
+            metadata       jsonb       not null default '{}'::jsonb,
+            recorded_at    timestamptz not null default clock_timestamp(),
+            unique (stream_id, version)
+        );
+        create index events_type_position on events (type, position);
+
+        create function nasdb_refuse_change() returns trigger language plpgsql as $$
+        begin
+            raise exception 'the event log is append-only: % on events is refused', tg_op
+                using errcode = 'insufficient_privilege';
+        end $$;
+        create trigger events_no_update before update or delete on events
+            for each row execute function nasdb_refuse_change();
+        create trigger events_no_truncate before truncate on events
+            for each statement execute function nasdb_refuse_change();
         """
     )
+    op.execute(APPEND_SQL)
     op.execute(
         """
         do $$ begin

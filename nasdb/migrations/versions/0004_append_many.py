@@ -17,9 +17,7 @@ depends_on = None
 APPEND_LOCK_KEY = 5_310_101  # the same lock as nasdb_append: one ordering for every writer
 
 
-def upgrade() -> None:
-    op.execute(
-        f"""
+APPEND_MANY_SQL = f"""
         create function nasdb_append_many(p_streams text[], p_expected integer[], p_events jsonb)
         returns table (o_position bigint, o_event_id uuid, o_stream_id text, o_version integer,
                        o_recorded_at timestamptz, o_existed boolean)
@@ -80,8 +78,11 @@ def upgrade() -> None:
         end $$;
         revoke all on function nasdb_append_many(text[], integer[], jsonb) from public;
         grant execute on function nasdb_append_many(text[], integer[], jsonb) to nasdb_writer;
-        """
-    )
+"""
+
+
+def upgrade() -> None:
+    op.execute(APPEND_MANY_SQL)
 
 
 def downgrade() -> None:

@@ -18,6 +18,7 @@ Dense and dropout. Either way a sample over the space's parameter cap or cost bo
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -88,6 +89,15 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """One section of a space as a dict; `InvalidRequest` when it is not a JSON object."""
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"search space {key!r} must be a JSON object of settings, got "
+                             f"{json.dumps(value)[:40]}")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class StudySpace:
     """See the module docstring. Raises `InvalidRequest` for bad values."""
@@ -146,11 +156,18 @@ class StudySpace:
                 f"unknown search space key {unknown[0]!r}; it takes architecture, "
                 "hyperparameters, dropped and max_blocks"
             )
+        dropped = data.get("dropped") or []
+        max_blocks = data.get("max_blocks", 3)
+        if not isinstance(dropped, list) or not all(isinstance(n, str) for n in dropped):
+            raise InvalidRequest("search space 'dropped' must be a list of names")
+        if isinstance(max_blocks, bool) or not isinstance(max_blocks, int) or max_blocks < 1:
+            raise InvalidRequest(f"search space 'max_blocks' must be a positive integer, got "
+                                 f"{max_blocks!r}")
         return cls(
-            SearchSpace.from_dict(dict(data.get("architecture") or {})),
-            HyperparameterSpace.from_dict(dict(data.get("hyperparameters") or {})),
-            tuple(_drop_name(n) for n in data.get("dropped") or ()),
-            int(data.get("max_blocks", 3)),
+            SearchSpace.from_dict(_section(data, "architecture")),
+            HyperparameterSpace.from_dict(_section(data, "hyperparameters")),
+            tuple(_drop_name(n) for n in dropped),
+            max_blocks,
         )
 
     # --- refinement -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -13,12 +14,14 @@ from typing import Any
 import holoviews as hv
 import panel as pn
 import param
+import psycopg
 
 from nasdb.ingest import EventStore, ProjectorService
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
 from ._analysis_state import ClassesState, InspectState, TimelineState
+from ._auth import Auth, allowed_origins, load_auth
 from ._classes import ClassesView
 from ._console import ConsoleView
 from ._drawer import CompareView, DrawerView
@@ -69,6 +72,7 @@ class App(pn.viewable.Viewer):
         self.state = state
         self._tabs: pn.Tabs | None = None
         self._slots: dict[str, pn.Column] = {}
+        self._lost = False
 
     # Each tab's state is made the first time something asks for it (the tab opening, or a
     # test): a new session pays only for the overview, however many models the log holds.
@@ -120,11 +124,21 @@ class App(pn.viewable.Viewer):
         }
 
     def poll(self) -> None:
-        """One live-update tick: catch up and refresh what changed (selection is kept)."""
+        """One live-update tick: catch up and refresh what changed (selection is kept).
+
+        A database that went away (a restart) is said once on the page and retried every tick;
+        its return is said too. The session and its selection survive.
+        """
         try:
             self.state.refresh(wait=False)
-        except NasdbError as e:  # a dead database: say so, keep the page, try again next tick
-            self.state.notice = f"⚠ {e}"
+        except (NasdbError, psycopg.OperationalError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            self.state.notice = f"⚠ lost the database ({reason}); retrying"
+            self._lost = True
+            return
+        if self._lost:
+            self._lost = False
+            self.state.notice = "the database is back"
 
     def _tab_changed(self, event: Any) -> None:
         name = TABS[event.new] if event.new < len(TABS) else str(event.new)
@@ -167,11 +181,18 @@ class App(pn.viewable.Viewer):
 
 def build_app(db: Database, *, layouts: Layouts | None = None, store: EventStore | None = None,
               frames: ModelFrames | None = None, drivers: StudyDrivers | None = None,
-              poll_ms: int = POLL_MS) -> pn.viewable.Viewable:
-    """A new session's page (call once per browser session, inside a Panel server)."""
+              poll_ms: int = POLL_MS, auth: Auth | None = None) -> pn.viewable.Viewable:
+    """A new session's page (call once per browser session, inside a Panel server).
+
+    With ``auth``, the session acts as the signed-in user (`pn.state.user`), as a viewer unless
+    ``auth`` lets that user steer. Loading the page appends nothing.
+    """
     _load_extensions()
-    state = AppState(db, store=store, layouts=layouts, frames=frames, drivers=drivers)
-    state.record("session_started")
+    user = pn.state.user if auth is not None else None
+    if auth is not None and not user:
+        raise NasdbError("this session is not signed in")  # the auth provider prevents this
+    state = AppState(db, store=store, layouts=layouts, frames=frames, drivers=drivers,
+                     actor=user, may_steer=auth is None or auth.may_steer(user))
     app = App(state)
     page = app.__panel__()
     if poll_ms and pn.state.curdoc is not None:
@@ -205,12 +226,15 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
           threaded: bool = False, *, poll_ms: int = POLL_MS) -> Server | None:
     """Serve the app on ``host:port``; blocks unless ``threaded`` (then returns a `Server`).
 
-    ``host`` other than loopback exposes the app (and its steering actions) to the network; the
-    CLI warns about that. ``/status`` is the phone-sized status page. One `Layouts` is shared
-    by every session, so projected models keep their places for everyone, one `ModelFrames`, so
-    sessions share the loaded models, and one `StudyDrivers` for the studies launched from the
-    page. A `ProjectorService` thread keeps the read models following the log while the app runs.
+    Sign-in follows `_auth.load_auth`: required beyond loopback (`InvalidRequest` before anything
+    listens when it is not configured), Panel's basic auth with ``NASDB_UI_AUTH_FILE``; websocket
+    origins follow `_auth.allowed_origins`. ``/status`` is the phone-sized status page. One
+    `Layouts` is shared by every session, so projected models keep their places for everyone, one
+    `ModelFrames`, so sessions share the loaded models, and one `StudyDrivers` for the studies
+    launched from the page. A `ProjectorService` thread keeps the read models following the log
+    while the app runs.
     """
+    auth = load_auth(host)
     _load_extensions()
     projector = ProjectorService(db).start()
     layouts = Layouts(db)
@@ -220,15 +244,17 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
 
     def page() -> pn.viewable.Viewable:
         return build_app(db, layouts=layouts, store=store, frames=frames, drivers=drivers,
-                         poll_ms=poll_ms)
+                         poll_ms=poll_ms, auth=auth)
 
     def status() -> pn.viewable.Viewable:
         return build_status(db, poll_ms=poll_ms)
 
-    origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    signin: dict[str, Any] = {}
+    if auth is not None:
+        signin = {"basic_auth": str(auth.users_file), "cookie_secret": secrets.token_hex(32)}
     server = pn.serve({"/": page, "status": status}, port=port, address=host, show=show,
-                      threaded=threaded,
-                      title="nasdb", websocket_origin=origins)
+                      threaded=threaded, title="nasdb",
+                      websocket_origin=allowed_origins(host, port), **signin)
     if threaded:
         assert isinstance(server, threading.Thread)
         _wait_listening(host, port)

@@ -25,6 +25,7 @@ from nasdb.ingest import (
     EventStore,
     NewEvent,
     ProjectionBehind,
+    default_metadata,
     projection_status,
     wait_projected,
 )
@@ -35,6 +36,7 @@ from nasdb.schema.events import UiAction
 from nasdb.search import Architecture
 
 from . import _brush, _data
+from ._acting import ActingStore
 from ._drivers import StudyDrivers
 from ._projection import LandmarkLayout, hamming_matrix, structural_matrix
 
@@ -151,22 +153,24 @@ class AppState(param.Parameterized):
                  layouts: Layouts | None = None, frames: ModelFrames | None = None,
                  drivers: StudyDrivers | None = None,
                  session_id: str | None = None, actor: str | None = None,
-                 **params: Any) -> None:
+                 may_steer: bool = True, **params: Any) -> None:
         params.setdefault("large_threshold", _raster_above())
         super().__init__(**params)
         self.db = db
-        self.store = store or EventStore(db=db)
+        # The session's identity: every event it appends names ``actor``; a viewer only looks.
+        self.session_id = session_id or new_session_id()
+        self.actor = actor or str(default_metadata()["actor"])
+        self.may_steer = may_steer
+        self.store = ActingStore(store or EventStore(db=db), actor=self.actor,
+                                 session=self.session_id, may_steer=may_steer)
         self.layouts = layouts or Layouts(db)
         self.frames = frames or ModelFrames(db)
         self.drivers = drivers or StudyDrivers(db)
-        self.session_id = session_id or new_session_id()
-        #: Who is signed in to this session; None: the store's default (NASDB_ACTOR, else the
-        #: server's OS user).
-        self.actor = actor
         self._class_values: pd.Series | None = None
         self._front: set[str] | None = None
         self._model_position = -1
         self._datasets: dict[str, list[str]] = {}
+        self._dataset_by_default = False
         self.refresh(force=True)
 
     # --- slow work ------------------------------------------------------------------------------
@@ -225,6 +229,7 @@ class AppState(param.Parameterized):
         with param.parameterized.batch_call_watchers(self):
             self.param.dataset.objects = list(self._datasets)
             if self.dataset not in self._datasets:
+                self._dataset_by_default = True  # not a person's choice: nothing to record
                 self.dataset = next(iter(self._datasets), None)
             self.position = position
             self._load_dataset()
@@ -250,6 +255,7 @@ class AppState(param.Parameterized):
 
     @param.depends("dataset", watch=True)
     def _dataset_changed(self) -> None:
+        by_default, self._dataset_by_default = self._dataset_by_default, False
         if self._model_position < 0 or self.dataset is None:
             return
         with param.parameterized.batch_call_watchers(self):
@@ -257,7 +263,8 @@ class AppState(param.Parameterized):
             if self.query and not self.query_error:
                 self._run(self.query)
             self.revision += 1
-        self.record("dataset", dataset=self.dataset)
+        if not by_default:
+            self.record("dataset", dataset=self.dataset)
 
     # --- the overview --------------------------------------------------------------------------
 

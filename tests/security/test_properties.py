@@ -1,0 +1,93 @@
+"""Property tests: any setting value, query literal or option value is a result or one clear line,
+never a traceback, a hang or a secret."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nasdb.query._compiler import compile
+from nasdb.query._parser import parse
+from nasdb.schema import settings as nasdb_settings
+from nasdb.schema.db import check_url
+from nasdb.schema.errors import InvalidRequest, NasdbError
+from tests.security.conftest import Result
+
+NUMBERS = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.from_regex(r"-?[0-9]{1,6}(\.[0-9]{0,4})?([eE][-+]?[0-9]{1,7})?[kMG%]?", fullmatch=True),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=NUMBERS, name=st.sampled_from(["lease_seconds", "poll_seconds", "max_params",
+                                            "reconnect_seconds", "sql_timeout_seconds"]))
+def test_a_number_setting_is_a_positive_number_or_one_line(
+        value: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    setting = next(s for s in nasdb_settings.SETTINGS if s.name == name)
+    with monkeypatch.context() as m:
+        m.setenv(setting.env_var, value)
+        try:
+            number = nasdb_settings.number(name)
+        except InvalidRequest as e:
+            assert str(e).startswith(setting.env_var) and "\n" not in str(e)
+        else:
+            assert number > 0 and number != float("inf")
+
+
+@settings(max_examples=200, deadline=None)
+@given(scheme=st.sampled_from(["mysql", "sqlite", "http", "postgresql", "postgres", "x"]),
+       password=st.text(alphabet="abcdefXYZ0123456789!$", min_size=6, max_size=16))
+def test_a_database_url_never_echoes_its_password(scheme: str, password: str) -> None:
+    url = f"{scheme}://user:{password}@127.0.0.1:1/db"
+    try:
+        check_url(url)
+    except InvalidRequest as e:
+        assert password not in str(e)
+
+
+LITERALS = st.one_of(
+    st.from_regex(r"[0-9]{1,12}(\.[0-9]{0,6})?([eE][-+]?[0-9]{1,8})?(k|M|G|%|ms|s|h|d)?",
+                  fullmatch=True),
+    st.text(alphabet="0123456789.eE+-%kMG", min_size=1, max_size=20),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(field=st.sampled_from(["params", "flops", "acc", "epochs", "latency", "depth", "lr",
+                              "created", "limit"]),
+       op=st.sampled_from(["<", "<=", ">", ">=", "="]), literal=LITERALS,
+       nesting=st.integers(0, 150))
+def test_a_query_literal_compiles_or_is_a_query_error_quickly(
+        field: str, op: str, literal: str, nesting: int) -> None:
+    text = f"{field} {literal}" if field == "limit" else f"{field}{op}{literal}"
+    text = "(" * nesting + text + ")" * nesting if nesting % 2 else "not " * nesting + text
+    started = time.monotonic()
+    try:
+        compile(parse(text))
+    except NasdbError as e:
+        assert str(e).startswith("query error")
+    assert time.monotonic() - started < 2
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(option=st.sampled_from([("events", "--limit"), ("events", "--after"),
+                               ("models", "--limit"), ("worker", "--max-jobs"),
+                               ("worker", "--lease-seconds"), ("ui", "--port")]),
+       value=st.one_of(st.integers(-10**20, 0).map(str), st.text(max_size=8),
+                       st.just("1e400000"), st.just("nan")))
+def test_a_bad_option_value_is_one_line_with_exit_code_2(
+        cli: Callable[..., Result], option: tuple[str, str], value: str) -> None:
+    command, flag = option
+    result = cli(command, flag, value, "--help" if command == "ui" else "--format=json"
+                 if command != "worker" else "--once")
+    if result.code != 0:
+        assert result.code == 2, result
+        lines = result.err.strip().splitlines()
+        assert lines[-1].startswith("error: ") and "Traceback" not in result.err, result

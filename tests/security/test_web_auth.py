@@ -1,0 +1,159 @@
+"""The web app lets no one in uninvited: sign-in beyond loopback, viewers cannot steer, the
+signed-in user is the actor, and loading a page appends nothing."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from nasdb.ingest import EventStore
+from nasdb.ingest.synthetic import search_log
+from nasdb.schema import Database
+from nasdb.ui.app import AppState, serve
+from tests.security.conftest import Result, log_digest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"sam": "steer-secret", "vera": "view-secret"}))
+    monkeypatch.setenv("NASDB_UI_AUTH_FILE", str(path))
+    monkeypatch.setenv("NASDB_UI_STEERERS", "sam")
+    return path
+
+
+@pytest.fixture
+def populated(db: Database) -> Database:
+    store = EventStore(db=db)
+    for stream, events in search_log(3, seed=1):
+        store.append(stream, events)
+    return db
+
+
+def test_listening_beyond_loopback_needs_a_password_file(
+        cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("NASDB_UI_AUTH_FILE", raising=False)
+    result = cli("ui", "--host", "0.0.0.0", "--no-browser")
+    assert result.code == 2
+    assert result.err.startswith("error: serving on 0.0.0.0 exposes the app to the network: "
+                                 "set NASDB_UI_AUTH_FILE")
+    for content in ("not json", "[]", '{"sam": ""}', "{}"):
+        bad = tmp_path / "users.json"
+        bad.write_text(content)
+        monkeypatch.setenv("NASDB_UI_AUTH_FILE", str(bad))
+        result = cli("ui", "--host", "0.0.0.0", "--no-browser")
+        assert result.code == 2 and "NASDB_UI_AUTH_FILE" in result.err, (content, result)
+    monkeypatch.setenv("NASDB_UI_AUTH_FILE", str(tmp_path / "missing.json"))
+    assert "cannot be read" in cli("ui", "--host", "0.0.0.0").err
+
+
+def _request(port: int, method: str, path: str, body: str | None = None,
+             cookie: str | None = None) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+    if cookie:
+        headers["Cookie"] = cookie
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    return response
+
+
+@pytest.fixture
+def signed_in_server(populated: Database, users: Path) -> Iterator[int]:
+    port = _free_port()
+    server = serve(populated, port=port, host="127.0.0.1", threaded=True, poll_ms=0)
+    assert server is not None
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+def test_a_page_needs_sign_in_and_loading_it_appends_nothing(
+        populated: Database, signed_in_server: int) -> None:
+    port = signed_in_server
+    before = log_digest(populated.url)
+    log = EventStore(db=populated).read_all()
+    anonymous = _request(port, "GET", "/")
+    assert anonymous.status == 302 and "login" in (anonymous.getheader("Location") or "")
+    wrong = _request(port, "POST", "/login",
+                     urllib.parse.urlencode({"username": "sam", "password": "guess"}))
+    assert "user=" not in (wrong.getheader("Set-Cookie") or "")
+    signed = _request(port, "POST", "/login",
+                      urllib.parse.urlencode({"username": "sam", "password": "steer-secret"}))
+    cookies = [c.split(";", 1)[0] for c in signed.headers.get_all("Set-Cookie") or []]
+    assert any(c.startswith("user=") for c in cookies)
+    page = _request(port, "GET", "/", cookie="; ".join(cookies))
+    assert page.status == 200
+    after = EventStore(db=populated).read_all()
+    assert [(e.type, e.data) for e in after[len(log):]] == []  # two page loads, not one event
+    assert log_digest(populated.url) == before
+
+
+def test_viewers_look_and_steerers_act_as_themselves(populated: Database) -> None:
+    store = EventStore(db=populated)
+    model = next(e.stream_id for e in store.read_all() if e.type == "ArchitectureProposed")
+    model_id = model.removeprefix("model-")
+    viewer = AppState(populated, actor="vera", may_steer=False)
+    before = log_digest(populated.url)
+    viewer.pin(model_id)
+    assert "vera is signed in as a viewer" in viewer.notice
+    assert log_digest(populated.url) == before
+    viewer.run_query("pinned")  # reading is what a viewer does; its own record is kept
+    (query,) = [e for e in store.read_all() if e.type == "UiAction"]
+    assert query.metadata["actor"] == "vera"
+
+    steerer = AppState(populated, actor="sam", may_steer=True)
+    steerer.pin(model_id)
+    pinned = store.read_stream(model)[-1]
+    assert pinned.type == "Pinned"
+    assert (pinned.metadata["actor"], pinned.metadata["source"]) == ("sam", "web")
+
+
+def test_console_parsing_is_bounded(populated: Database) -> None:
+    state = AppState(populated, actor="sam")
+    for text in ("params<1e400000", "not " * 2000 + "pinned"):
+        started = time.monotonic()
+        state.run_query(text)
+        assert time.monotonic() - started < 2
+        assert state.query_error.startswith("query error")
+
+
+def test_nasdb_ui_listens_on_nasdb_port(db_url: str) -> None:
+    port = _free_port()
+    env = {**os.environ, "NASDB_DATABASE_URL": db_url, "NASDB_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "nasdb.ui.cli", "ui", "--no-browser"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                assert _request(port, "GET", "/").status == 200
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    bad = subprocess.run([sys.executable, "-m", "nasdb.ui.cli", "ui", "--no-browser"],
+                         env={**env, "NASDB_PORT": "abc"}, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: NASDB_PORT='abc'")
