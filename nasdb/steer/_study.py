@@ -403,6 +403,7 @@ def run_study(
     max_seconds: float | None = None,
     stop: threading.Event | None = None,
     rank: Ranker | None = None,
+    store: EventStore | None = None,
 ) -> str:
     """Drive the study until its budget is used (StudyCompleted), it is stopped, or (without
     ``wait_when_paused``) it is paused; return its final state.
@@ -412,10 +413,11 @@ def run_study(
     ``parallel`` overrides the strategy's ``parallel`` setting (models in flight at once).
     ``rank`` is the ranking function handed to the strategy (the guided strategy needs one:
     `nasdb.recommend.predictor_ranker`). ``max_seconds`` or setting ``stop`` ends the driving
-    early ("running": the study goes on when a driver runs it again). Safe to run after a crash
-    and concurrently with another driver (module docstring).
+    early ("running": the study goes on when a driver runs it again). ``store`` appends the
+    driver's events (the web app passes the launching session's, so its user is their actor).
+    Safe to run after a crash and concurrently with another driver (module docstring).
     """
-    store = EventStore(db=db)
+    store = store or EventStore(db=db)
     say = on_progress or (lambda message: None)
     started = time.monotonic()
     paused_said = False

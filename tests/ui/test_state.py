@@ -338,6 +338,8 @@ def test_studies_state_refines_the_brushed_space_into_the_next_study(
     app.drivers.stop()
     assert app.drivers.driving() == []
     step = next(e for e in store.read_stream(f"study-{next_id}") if e.type == "SearchStepTaken")
+    # the driver appends as the session that launched it: its user is the actor
+    assert (step.metadata["session"], step.metadata["actor"]) == (app.session_id, app.actor)
     for mid in step.data["model_ids"]:
         assert [e.type for e in store.read_stream(f"model-{mid}")] == [
             "ArchitectureProposed", "TrainingRequested"]

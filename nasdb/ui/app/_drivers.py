@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from nasdb.ingest import EventStore
 from nasdb.schema.db import Database
 from nasdb.steer import run_study
 
@@ -28,13 +29,15 @@ class StudyDrivers:
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
-    def start(self, study_id: str) -> bool:
-        """Drive ``study_id`` unless a driver of this server already does; True if started."""
+    def start(self, study_id: str, store: EventStore | None = None) -> bool:
+        """Drive ``study_id`` unless a driver of this server already does; True if started.
+        ``store`` appends the driver's events: the launching session's, so the person who
+        launched the study is the actor of what its driver proposes."""
         with self._lock:
             running = self._threads.get(study_id)
             if self._stop.is_set() or (running is not None and running.is_alive()):
                 return False
-            thread = threading.Thread(target=self._drive, args=(study_id,), daemon=True,
+            thread = threading.Thread(target=self._drive, args=(study_id, store), daemon=True,
                                       name=f"nasdb-study-{study_id}")
             self._threads[study_id] = thread
             thread.start()
@@ -52,13 +55,13 @@ class StudyDrivers:
         for thread in threads:
             thread.join(timeout)
 
-    def _drive(self, study_id: str) -> None:
+    def _drive(self, study_id: str, store: EventStore | None) -> None:
         from nasdb.ui._ranker import lazy_ranker
 
         try:
             state = run_study(self.db, study_id, poll_seconds=self.poll_seconds, stop=self._stop,
                               on_progress=lambda message: log.info("%s", message),
-                              rank=lazy_ranker(self.db))
+                              rank=lazy_ranker(self.db), store=store)
             log.info("study %s: driver ended, the study is %s", study_id, state)
         except Exception:  # a driver must not take the server down; the log has the reason
             log.exception("driving study %s failed", study_id)

@@ -219,7 +219,7 @@ class StudiesState(param.Parameterized):
         next_id, changes = refine_study(self.app.store, self.study, refinements,
                                         metadata=self.app.metadata)
         self.app.record("refine_study", study=self.study, next_study=next_id, changes=changes)
-        self.app.drivers.start(next_id)
+        self.app.drivers.start(next_id, self.app.store)
         self.app.refresh()
         return next_id, changes
 
@@ -238,7 +238,7 @@ class StudiesState(param.Parameterized):
             hint = f" (resume it with `nasdb study resume {self.study}`)" if (
                 row["state"] == "paused") else ""
             raise NasdbError(f"study {self.study} is {row['state']}: nothing to run{hint}")
-        if not self.app.drivers.start(self.study):
+        if not self.app.drivers.start(self.study, self.app.store):
             raise NasdbError(f"study {self.study} is already driven by this server")
         self.app.record("run_study", study=self.study)
 
