@@ -9,7 +9,8 @@ writes them (run by the migration that created the tables and by `nasdb.migratio
 owner whenever the code's catalogue differs from the database's, found by `fingerprint`).
 
 Rows are keyed by (type, schema version) and never deleted, so older code that still appends an
-older version keeps working. JSON cannot carry NaN or infinity (pydantic writes them as null), so
+older version keeps working; every version below a type's current one is registered too, with no
+field rules (the code no longer describes it), so for those only "a JSON object" is checked. JSON cannot carry NaN or infinity (pydantic writes them as null), so
 a ``number`` field also accepts null. Value bounds (lengths, ranges) stay in Python.
 """
 
@@ -102,8 +103,11 @@ def sync(conn: Any) -> None:
     execute = _executor(conn)
     types = sorted((name, cls.VERSION) for name, cls in catalogue.PAYLOAD_TYPES.items())
     for name, version in types:
-        execute("insert into nasdb_event_types (type, schema_version) values (%s, %s) "
-                "on conflict do nothing", (name, version))
+        # older versions stay appendable (older code, logs being moved): their fields are not
+        # described any more, so only "a JSON object" is checked for them
+        for older in range(1, version + 1):
+            execute("insert into nasdb_event_types (type, schema_version) values (%s, %s) "
+                    "on conflict do nothing", (name, older))
         execute("delete from nasdb_event_fields where type = %s and schema_version = %s",
                 (name, version))
     for r in field_rules():

@@ -13,6 +13,7 @@ import pytest
 from pydantic import Field
 
 from nasdb.ingest import EventStore, NewEvent
+from nasdb.schema import catalogue_sql
 from nasdb.schema import events as catalogue
 from nasdb.schema.errors import InvalidEvent
 
@@ -38,6 +39,8 @@ def test_an_old_event_is_read_as_the_current_version(db_url: str,
     assert stored == (1, {"text": "first note"})
 
     monkeypatch.setitem(catalogue.PAYLOAD_TYPES, "Noted", NotedV2)
+    with psycopg.connect(db_url, autocommit=True) as owner:  # the new code's catalogue
+        catalogue_sql.sync(owner)
     # Without its upcaster the old event cannot be read as the new type: a clear error.
     with pytest.raises(InvalidEvent, match=r"^no upcaster for Noted v1 -> v2$"):
         store.read_stream("model-m1")

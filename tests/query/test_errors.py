@@ -27,7 +27,7 @@ CATALOG = Catalog(
     datasets=("cifar10",),
 )
 
-FIELD_LIST = "valid fields: id, study, dataset, parent, origin, status, optimizer, tag, glyph, layers, params, flops, depth, epochs, epochs_planned, batch_size, lr, weight_decay, acc, test_acc, val_acc, last_val_acc, predicted_acc, loss, test_loss, val_loss, train_loss, latency, train_time, priority, notes, created, age, pinned, conv, maxpool, avgpool, pool, dropout, batchnorm, activation, dense, flatten, gap"
+FIELD_LIST = "valid fields: id, study, dataset, parent, origin, status, optimizer, tag, glyph, layers, params, flops, depth, epochs, epochs_planned, batch_size, lr, weight_decay, acc, test_acc, val_acc, last_val_acc, predicted_acc, loss, test_loss, val_loss, train_loss, latency, train_time, priority, notes, created, age, pinned, conv, maxpool, avgpool, pool, dropout, batchnorm, activation, dense, flatten, gap, convblock, sepconv, residual, block"
 
 ERRORS: list[tuple[str, str]] = [
     (
@@ -150,13 +150,13 @@ ERRORS: list[tuple[str, str]] = [
     ),
     (
         "has:Conv3D",
-        "query error at column 5: unknown layer type 'Conv3D'; did you mean 'Conv2D' or 'conv'?"
+        "query error at column 5: unknown layer type 'Conv3D'; did you mean 'Conv2D', 'conv' or 'SepConv'?"
         + "\n"
         + "  has:Conv3D"
         + "\n"
         + "      ^^^^^^"
         + "\n"
-        + "layer types: Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D",
+        + "layer types: Activation, AvgPool2D, BatchNorm, Conv2D, ConvBlock, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, Residual, SepConv",
     ),
     (
         "pareto acc",

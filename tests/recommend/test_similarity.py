@@ -63,7 +63,8 @@ def test_held_out_digits_are_most_similar_to_digits(
     assert set(shares) == {"digits", "noise", "stripes", "textures"}
     assert sum(shares.values()) == pytest.approx(1.0)
     assert shares["digits"] >= 0.9
-    assert ranker.most_similar(digits[1000:1100]) == "digits"
+    shares = ranker.similarity(digits[1000:1100])
+    assert max(shares, key=shares.__getitem__) == "digits"
 
 
 def test_channels_sizes_and_dtypes_do_not_matter(

@@ -77,6 +77,10 @@ _CHECK = """
                                     where f.type = t.e->>'type'
                                       and f.schema_version::text = t.e->>'schema_version'
                                       and f.field = k.key)
+                   -- an older version the code no longer describes: any object is accepted
+                   and exists (select 1 from nasdb_event_fields f
+                                where f.type = t.e->>'type'
+                                  and f.schema_version::text = t.e->>'schema_version')
                  order by t.ord limit 1;
             end if;
             if v_problem is not null then
