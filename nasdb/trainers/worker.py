@@ -248,6 +248,9 @@ class Worker:
         try:
             arch = Architecture.from_json(proposed["architecture"])
             hp = Hyperparameters.of(proposed["hyperparameters"])
+            # over nasdb's own size bounds no device takes it: claimed, and failed with the reason
+            check_bounds(arch, layer_table(arch, shape, int(proposed["num_classes"])),
+                         hp.batch_size)
             estimate = estimate_job_bytes(
                 lambda: build_module(arch, shape, int(proposed["num_classes"])),
                 shape, hp.batch_size, splits)
