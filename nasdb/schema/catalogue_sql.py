@@ -10,8 +10,9 @@ owner whenever the code's catalogue differs from the database's, found by `finge
 
 Rows are keyed by (type, schema version) and never deleted, so older code that still appends an
 older version keeps working; every version below a type's current one is registered too, with no
-field rules (the code no longer describes it), so for those only "a JSON object" is checked. JSON cannot carry NaN or infinity (pydantic writes them as null), so
-a ``number`` field also accepts null. Value bounds (lengths, ranges) stay in Python.
+field rules (the code no longer describes it), so for those only "a JSON object" is checked.
+JSON cannot carry NaN or infinity (pydantic writes them as null), so a ``number`` field also
+accepts null. Value bounds (lengths, ranges) stay in Python.
 """
 
 from __future__ import annotations

@@ -59,7 +59,22 @@ def _load_extensions() -> None:
         # frame (0.4 s of a 100k-model page load on a software-rendered browser).
         hv.renderer("bokeh").webgl = False
         pn.extension("tabulator", notifications=False, sizing_mode="stretch_width")
+        _warm_datashader()
         _extensions_loaded = True
+
+
+def _warm_datashader() -> None:
+    """Rasterise and spread a two-point frame once, as the overview does, so that datashader's
+    numba kernels are compiled when the server starts rather than during the first page load
+    (the first load after a start measured 3.19 s against 1.47 s warm at 100,000 models)."""
+    import datashader as ds
+    import pandas as pd
+    from holoviews.operation.datashader import dynspread, rasterize
+
+    frame = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "color": [0.25, 0.75]})
+    points = hv.Points(frame, kdims=["x", "y"], vdims=["color"])
+    hv.render(dynspread(rasterize(points, aggregator=ds.mean("color"), width=16, height=16),
+                        threshold=0.6, max_px=3, how="max"))
 
 
 class App(pn.viewable.Viewer):
