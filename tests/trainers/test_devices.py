@@ -79,7 +79,7 @@ def test_the_cpu_is_described_by_name_threads_and_memory() -> None:
     assert facts["torch_version"] == torch.__version__
 
 
-@pytest.mark.skipif(NO_GPU, reason="needs a CUDA GPU")
+@pytest.mark.skipif(NO_GPU, reason="no CUDA device")
 def test_a_gpu_is_described_by_name_memory_and_cuda_version() -> None:
     facts = describe_device(torch.device("cuda:0"))
     props = torch.cuda.get_device_properties(0)

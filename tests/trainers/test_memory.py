@@ -64,7 +64,7 @@ def test_the_estimate_counts_weights_activations_and_data() -> None:
                               DIGITS[1]).params > 7 * 10**10  # estimated, never allocated
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_the_estimate_bounds_what_training_really_allocates_on_a_gpu() -> None:
     from nasdb.trainers.datasets import load_dataset
     from nasdb.trainers.loop import train

@@ -107,7 +107,7 @@ def test_a_child_that_keeps_crashing_is_given_up() -> None:
                              "giving up on this slot")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the path with no CUDA device")
 def test_gpus_without_a_gpu_is_one_line_and_exit_2() -> None:
     proc = subprocess.run([sys.executable, "-m", "nasdb.ui.cli", "worker", "--gpus", "all"],
                           capture_output=True, text=True, timeout=600,

@@ -96,8 +96,8 @@ def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: 
     _cell(page, "children-table", child).wait_for(timeout=15_000)
 
 
-@pytest.mark.xfail(reason="open (issue 16): failed in the integrated suite (the highlight stayed on "
-                   "another row); not yet known whether the fault or the test is at fault",
+@pytest.mark.xfail(reason="open (issue 16): passes alone, failed once in the full suite (the highlight "
+                   "stayed on another row): order- or timing-dependent, not yet understood",
                    strict=False)
 def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
@@ -154,8 +154,8 @@ def _overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
     return [(i, i + 1) for i in range(len(boxes) - 1) if boxes[i][1] > boxes[i + 1][0]]
 
 
-@pytest.mark.xfail(reason="open (issue 16): in the integrated suite the trade-off plot had no x "
-                   "tick labels to read; not yet known whether the fault or the test is at fault",
+@pytest.mark.xfail(reason="open (issue 16): passes alone, failed once in the full suite (no x tick "
+                   "labels to read yet): order- or timing-dependent, not yet understood",
                    strict=False)
 def test_tradeoff_ticks_apart_and_learning_curves_in_whole_epochs(page: Any, ui_db: Any) -> None:
     _, mid = ui_db
