@@ -122,6 +122,7 @@ def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> S
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
+    first_step = next((e for e in events if e.type == "SearchStepTaken"), None)
     objectives = tuple(row.objectives)
     return StudyView(
         id=study_id,
@@ -134,6 +135,7 @@ def load_view(store: EventStore, study_id: str, rank: Ranker | None = None) -> S
         state=row.state,
         created_at=row.created_at,
         steps=sum(1 for e in events if e.type == "SearchStepTaken"),
+        started_at=first_step.recorded_at if first_step else None,
         version=events[-1].version if events else 0,
         trials=tuple(_trials(store.db, study_id, objectives)),
         rank=rank,
@@ -166,7 +168,7 @@ def budget_of(view: StudyView, now: datetime | None = None) -> Budget:
     used = {
         "models": float(len(view.trials)),
         "epochs": float(sum(t.epochs_charged for t in view.trials)),
-        "seconds": max(0.0, (now - view.created_at).total_seconds()),
+        "seconds": max(0.0, (now - view.started_at).total_seconds()) if view.started_at else 0.0,
     }
     limits = {k: int(v) for k, v in view.budget.items() if k in BUDGET_KEYS}
     return Budget(limits, {k: used[k] for k in limits})
@@ -323,6 +325,7 @@ def refine_study(
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
+    first_step = next((e for e in events if e.type == "SearchStepTaken"), None)
     space, changes = StudySpace.from_dict(created["space"]).refined(dict(assignments),
                                                                     tuple(drop))
     if not changes:

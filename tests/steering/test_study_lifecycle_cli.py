@@ -58,6 +58,9 @@ def test_a_time_budget_stops_the_study(store: EventStore, nasdb: Callable[..., R
                     "--budget-seconds", "3", "--epochs", "1", "--max-params", "20000",
                     "--name", "timed")
     assert created.code == 0, created.err
+    time.sleep(1)  # the clock starts at the first step, not at creation
+    before = json.loads(nasdb("study", "status", "timed", "--format", "json").out)[0]
+    assert before["budget"]["seconds"]["used"] == 0
     started = time.monotonic()
     ran = nasdb("study", "run", "timed")
     elapsed = time.monotonic() - started

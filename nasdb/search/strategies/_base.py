@@ -132,6 +132,9 @@ class StudyView:
     steps: int
     version: int
     trials: tuple[Trial, ...]
+    #: When the driver took its first step (None before it): a seconds budget counts from here,
+    #: so a study created today and run tomorrow has its whole time.
+    started_at: datetime | None = None
     #: The ranking function the driver was handed, for strategies that rank candidates by a
     #: prediction (the guided strategy); None when the driver was given none.
     rank: Ranker | None = field(default=None, compare=False, repr=False)
