@@ -325,7 +325,6 @@ def refine_study(
     row = get_study(store.db, study_id)
     events = store.read_stream(f"study-{study_id}")
     created = next(e for e in events if e.type == "StudyCreated").data
-    first_step = next((e for e in events if e.type == "SearchStepTaken"), None)
     space, changes = StudySpace.from_dict(created["space"]).refined(dict(assignments),
                                                                     tuple(drop))
     if not changes:

@@ -74,7 +74,7 @@ def _space(space_json: str | None, epochs: int | None, lr: str | None, max_layer
 budget_options = [
     click.option("--budget-models", type=int, default=None, help="Stop after N models."),
     click.option("--budget-epochs", type=int, default=None, help="Stop after N trained epochs."),
-    click.option("--budget-seconds", type=int, default=None, help="Stop N seconds after the study's first step."),
+    click.option("--budget-seconds", type=int, default=None, help="Stop N seconds after the first step."),
 ]
 
 
