@@ -44,9 +44,9 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop", "sgd-nesterov"
 SCHEDULES: tuple[str, ...] = ("none", "step", "cosine", "onecycle", "warmup-cosine")
 """The learning-rate schedules the training loop builds (Hyperparameters.schedule): per epoch
 (none, step, cosine) or per batch (onecycle, warmup-cosine)."""
-AUGMENTATIONS: tuple[str, ...] = ("none", "crop", "flip", "crop-flip")
+AUGMENTATIONS: tuple[str, ...] = ("none", "crop", "flip", "crop-flip", "auto")
 """Training-time augmentation (Hyperparameters.augment): random crop with reflect padding,
-horizontal flip, or both."""
+horizontal flip, or both; ``auto`` chooses by the run's length (`effective_augment`)."""
 
 JobState = Literal["queued", "claimed", "done", "failed", "cancelled"]
 JOB_STATES: tuple[str, ...] = get_args(JobState)

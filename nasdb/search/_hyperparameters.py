@@ -16,12 +16,28 @@ from typing import Any
 from nasdb.schema.errors import InvalidRequest
 from nasdb.schema.vocabulary import AUGMENTATIONS, OPTIMIZERS, SCHEDULES
 
+#: ``augment="auto"`` (the modern recipe's) trains with random crops and flips only when the run
+#: takes at least this many optimizer steps, and without augmentation when it is shorter: in a
+#: short run augmentation costs more accuracy than it buys. Measured on 15,000 Fashion-MNIST
+#: images, 4 epochs (480 steps) of `CB16k3s2-CB32k3s2-CB32k5s2-CB32k5-GAP-D10`: 0.8755 test
+#: accuracy without augmentation, 0.855 after 6 epochs with crops and flips (README, "The
+#: default search").
+AUTO_AUGMENT_STEPS = 2000
+
 
 def allowed_augment(augment: str, hflip: bool) -> str:
     """``augment`` without the horizontal flip when the dataset does not allow one (digits)."""
     if hflip or "flip" not in augment:
         return augment
     return "crop" if augment == "crop-flip" else "none"
+
+
+def effective_augment(augment: str, hflip: bool, steps: int) -> str:
+    """What a run of ``steps`` optimizer steps trains with: ``auto`` resolved by
+    `AUTO_AUGMENT_STEPS`, then only the flips the dataset allows (`allowed_augment`)."""
+    if augment == "auto":
+        augment = "crop-flip" if steps >= AUTO_AUGMENT_STEPS else "none"
+    return allowed_augment(augment, hflip)
 
 
 def _is_int(value: object) -> bool:
@@ -171,12 +187,13 @@ class HyperparameterSpace:
     @classmethod
     def modern(cls) -> HyperparameterSpace:
         """The modern recipe (issue 12): SGD with Nesterov momentum under OneCycle, label
-        smoothing 0.1, random crops and flips (flips only where the dataset allows them), no
+        smoothing 0.1, random crops and flips in runs long enough to profit from them
+        (``auto``, `AUTO_AUGMENT_STEPS`; flips only where the dataset allows them), no
         weight decay on BatchNorm and biases, batch 128, no early stopping (multi-fidelity
         search stops hopeless runs instead)."""
         base = Hyperparameters(
             optimizer="sgd-nesterov", lr=0.1, weight_decay=5e-4, batch_size=128, epochs=9,
-            schedule="onecycle", early_stop_patience=0, augment="crop-flip",
+            schedule="onecycle", early_stop_patience=0, augment="auto",
             label_smoothing=0.1, wd_norm_bias=False,
         )
         return cls(optimizers=("sgd-nesterov",), lr_range=(0.05, 0.3), batch_sizes=(128,),

@@ -43,7 +43,7 @@ from torch import nn
 from nasdb.schema.errors import TrainingError
 from nasdb.schema.metrics import ClassMetrics, per_class_metrics
 from nasdb.search import Hyperparameters
-from nasdb.search._hyperparameters import allowed_augment
+from nasdb.search._hyperparameters import effective_augment
 from nasdb.trainers.acceleration import Acceleration, autocast, compiled_module, place_splits
 from nasdb.trainers.datasets import LoadedDataset
 from nasdb.trainers.devices import select_device
@@ -452,7 +452,7 @@ def train(
         optimizer = _make_optimizer(trained, cfg)
         steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
         schedule, per_step = _make_schedule(optimizer, cfg, steps_per_epoch)
-        augment = allowed_augment(cfg.augment, data.hflip)
+        augment = effective_augment(cfg.augment, data.hflip, cfg.epochs * steps_per_epoch)
 
         # ---------------------------------------------------------------------------------- loop
         history: list[EpochResult] = []

@@ -346,6 +346,10 @@ def train_queue(ctx: Context, title: str) -> int:
 #: with Adam and a cosine schedule on the same images as the search.
 LOGISTIC_REGRESSION_HP = {"optimizer": "adam", "lr": 0.002, "batch_size": 128, "epochs": 10,
                           "schedule": "cosine", "early_stop_patience": 0}
+#: The demo's ASHA rungs: 1, 3 and 9 epochs, so that a few minutes train 20 or more models and
+#: carry the best of them to 9 epochs (the default study's bottom rung would be 2 epochs on the
+#: demo's 15,000 images: `nasdb.steer.default_settings`).
+DEMO_RUNGS = {"min_epochs": 1, "R": 9}
 
 
 @click.command("demo")
@@ -355,7 +359,7 @@ LOGISTIC_REGRESSION_HP = {"optimizer": "adam", "lr": 0.002, "batch_size": 128, "
 @click.option("--limit", type=int, default=15000, show_default=True,
               help="Fashion-MNIST training images to use (CPU-friendly); the test split is the "
               "official 10,000 images.")
-@click.option("--budget-seconds", type=int, default=240, show_default=True,
+@click.option("--budget-seconds", type=int, default=260, show_default=True,
               help="Wall time of the search (the default study: ASHA in the modern space).")
 @click.option("--max-mflops", type=float, default=4.0, show_default=True,
               help="Largest forward cost per image of a sampled model (MFLOPs).")
@@ -392,7 +396,7 @@ def demo(ctx: Context, kind: str, limit: int, budget_seconds: int, max_mflops: f
     train_queue(ctx, "logistic-regression baseline")
     space = StudySpace(SearchSpace.modern(max_mflops=max_mflops), HyperparameterSpace.modern())
     study_id = create_study(ctx.store, dataset_id, budget={"seconds": budget_seconds},
-                            space=space)
+                            space=space, settings=DEMO_RUNGS)
     ctx.wait_projected()
     console.print(f"study {study_id}: the default search (ASHA over epochs, modern space) for "
                   f"{budget_seconds}s")

@@ -227,6 +227,6 @@ def test_optuna_encoding_covers_the_modern_blocks() -> None:
             seen |= set(arch.layer_types)
             assert count_params(arch, ds.input_shape, 10) <= 100_000
             assert count_flops(arch, ds.input_shape, 10) <= 12e6
-            assert hp.augment == ("crop-flip" if ds.hflip else "crop")
+            assert hp.augment == "auto"  # resolved by the run's length and the dataset's flip
     assert built > 30
     assert {"ConvBlock", "SepConv", "Residual", "MaxPool2D", "GlobalAvgPool"} <= seen

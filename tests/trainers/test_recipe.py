@@ -16,7 +16,11 @@ from nasdb.ingest import EventStore, Projector
 from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, ConvBlock, GlobalAvgPool, Hyperparameters, SepConv
-from nasdb.search._hyperparameters import allowed_augment
+from nasdb.search._hyperparameters import (
+    AUTO_AUGMENT_STEPS,
+    allowed_augment,
+    effective_augment,
+)
 from nasdb.search.strategies import StudySpace
 from nasdb.steer import Proposal, propose
 from nasdb.trainers.build import build_seeded
@@ -56,7 +60,11 @@ def test_flips_only_where_the_dataset_allows_them(db: Database) -> None:
     for name, expected in (("digits", "crop"), ("fashion-mnist", "crop-flip")):
         info = get_dataset(db, name)
         for _ in range(5):
-            assert space.sample(info, rng)[1].augment == expected
+            augment = space.sample(info, rng)[1].augment
+            assert augment == "auto"
+            # a long run gets crops, and flips only where the dataset allows them
+            assert effective_augment(augment, info.hflip, AUTO_AUGMENT_STEPS) == expected
+            assert effective_augment(augment, info.hflip, AUTO_AUGMENT_STEPS - 1) == "none"
     assert allowed_augment("crop-flip", False) == "crop"
     assert allowed_augment("flip", False) == "none"
     assert allowed_augment("crop-flip", True) == "crop-flip"
@@ -81,6 +89,29 @@ def test_the_loop_never_flips_digits_even_when_asked(digits: LoadedDataset) -> N
     batch = seen[0]
     assert sorted(map(tuple, batch.flatten(1).tolist())) == sorted(
         map(tuple, digits.x_train.flatten(1).tolist()))
+
+
+def test_auto_augmentation_leaves_a_short_run_unaugmented(digits: LoadedDataset) -> None:
+    seen: list[torch.Tensor] = []
+
+    class Spy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:
+                seen.append(x.detach().clone())
+            return self.linear(x.flatten(1))
+
+    def images(hp: dict[str, object]) -> set[tuple[float, ...]]:
+        seen.clear()
+        train(Spy(), digits, {"batch_size": 4096, "early_stop_patience": 0, **hp})
+        return {tuple(row) for row in torch.cat(seen).flatten(1).tolist()}
+
+    originals = {tuple(row) for row in digits.x_train.flatten(1).tolist()}
+    assert images({"epochs": 1, "augment": "auto"}) == originals  # 1 step: no augmentation
+    assert images({"epochs": 1, "augment": "crop"}) != originals  # the spy sees crops
 
 
 def test_augment_batch_crops_and_flips_as_documented() -> None:
