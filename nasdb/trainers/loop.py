@@ -311,8 +311,11 @@ def _make_schedule(
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)), False
     if cfg.schedule == "onecycle":
+        if total < 3:  # too short for a cycle (torch divides by zero): the peak rate throughout
+            return None, False
+        # at least two warmup steps: a shorter warmup phase makes torch divide by zero
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=ONECYCLE_WARMUP
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(ONECYCLE_WARMUP, 2 / total)
         ), True
     if cfg.schedule == "warmup-cosine":
         warm = max(1, round(total * WARMUP_SHARE))

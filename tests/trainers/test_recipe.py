@@ -193,6 +193,21 @@ def test_onecycle_rises_to_lr_then_anneals() -> None:
     assert lrs[-1] < 0.001
 
 
+def test_onecycle_runs_of_a_few_steps_train() -> None:
+    # torch's OneCycleLR divides by zero when its warmup is shorter than two steps
+    for steps in range(1, 9):
+        module = nn.Linear(2, 2)
+        cfg = Hyperparameters(optimizer="sgd-nesterov", lr=0.4, epochs=1, schedule="onecycle")
+        opt = _make_optimizer(module, cfg)
+        sched, _ = _make_schedule(opt, cfg, steps)
+        assert (sched is None) == (steps < 3)
+        for _ in range(steps):
+            opt.step()
+            if sched is not None:
+                sched.step()
+        assert all(lr <= 0.4 for lr in (g["lr"] for g in opt.param_groups))
+
+
 def test_warmup_cosine_warms_up_linearly_then_follows_a_cosine() -> None:
     lrs = _lrs("warmup-cosine")
     assert lrs[:4] == pytest.approx([0.1, 0.2, 0.3, 0.4])  # 10% of 40 steps
