@@ -11,7 +11,9 @@ the server's time per event):
 
 - ``nasdb_catalogue_ok(events)``: the catalogue check as one set-based pass. The rules of the
   batch's (type, schema version) pairs are gathered once (declared fields, required fields, and
-  one jsonpath predicate for the JSON types of the typed fields); each event is then checked by
+  one jsonpath predicate for the JSON types of the typed fields, joined from each field's
+  predicate, which ``nasdb_event_fields.path`` - a generated column - holds since the catalogue
+  was written); each event is then checked by
   three C-level operations (``?&`` for the required fields, ``-`` for undeclared ones,
   ``jsonb_path_match`` for the types) instead of a correlated lookup per event and per key.
 - ``nasdb_catalogue_problem(events)``: 0015's event-by-event query, unchanged, which names the
@@ -77,12 +79,15 @@ CATALOGUE_OK = """
                        coalesce(array_agg(f.field) filter (where f.field is not null),
                                 '{}') as declared,
                        coalesce(array_agg(f.field) filter (where f.required), '{}') as required,
-                       coalesce(string_agg(nasdb_field_path(f.field, f.json_types), ' && ')
+                       coalesce(string_agg(f.path, ' && ')
                                   filter (where f.json_types is not null), 'true')::jsonpath
                            as typed
                   from nasdb_event_types c
                   left join nasdb_event_fields f
                          on f.type = c.type and f.schema_version = c.schema_version
+                 where (c.type, c.schema_version::text) in (
+                           select e->>'type', e->>'schema_version'
+                             from jsonb_array_elements(p_events) as e)
                  group by c.type, c.schema_version
             ), ev as (
                 select t.e->>'type' as type, t.e->>'schema_version' as ver, t.e->'data' as data
@@ -184,6 +189,9 @@ APPEND_MANY = f"""
 
 def upgrade() -> None:
     op.execute(FIELD_PATH)
+    # each field's predicate, computed when the catalogue is written, not on every append
+    op.execute("alter table nasdb_event_fields add column path text "
+               "generated always as (nasdb_field_path(field, json_types)) stored")
     op.execute(CATALOGUE_OK)
     op.execute(_catalogue_problem())
     op.execute(APPEND_MANY)
@@ -196,6 +204,7 @@ def downgrade() -> None:
         """
         drop function if exists nasdb_catalogue_ok(jsonb);
         drop function if exists nasdb_catalogue_problem(jsonb);
+        alter table nasdb_event_fields drop column if exists path;
         drop function if exists nasdb_field_path(text, text[]);
         """
     )
