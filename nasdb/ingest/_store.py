@@ -19,7 +19,9 @@ Guarantees (each tested against a real server in tests/ingest/):
   n = its current version must be n, else `ConcurrencyConflict`;
 - idempotency: an event whose ``event_id`` was already appended is not appended again; the call
   returns the original events (events with an ``idempotency_key`` get a deterministic id);
-- validation: payloads of known types are validated on append, unknown types are refused;
+- validation: every payload is validated against its class (bounds included) before it is
+  appended - when its typed payload is built for `NewEvent.of`, on append for a plain dict -
+  and unknown types are refused;
 - atomicity: one `append_batch` call, however many streams it names, commits all its events or
   none;
 - the log is append-only: the database refuses UPDATE, DELETE and TRUNCATE on ``events`` and
