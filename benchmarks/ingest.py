@@ -7,7 +7,7 @@ own streams. Modes:
 
 - **store-single**: one ``EventStore.append(stream, event)`` per event (one transaction each);
 - **store-batch**: ``EventStore.append_batch`` of ``--batch-size`` events (whole streams of 10
-  epochs, one ``nasdb_append`` call per stream, one transaction per batch);
+  epochs; one ``nasdb_append_many`` call and one transaction per batch);
 
 and the raw baselines, into a plain table ``raw_events`` of the same columns (identity position,
 event_id, stream_id, version, type, schema_version, data jsonb, metadata jsonb, recorded_at) with

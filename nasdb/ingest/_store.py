@@ -19,7 +19,9 @@ Guarantees (each tested against a real server in tests/ingest/):
   n = its current version must be n, else `ConcurrencyConflict`;
 - idempotency: an event whose ``event_id`` was already appended is not appended again; the call
   returns the original events (events with an ``idempotency_key`` get a deterministic id);
-- validation: payloads of known types are validated on append, unknown types are refused;
+- validation: every payload is validated against its class (bounds included) before it is
+  appended - when its typed payload is built for `NewEvent.of`, on append for a plain dict -
+  and unknown types are refused;
 - atomicity: one `append_batch` call, however many streams it names, commits all its events or
   none;
 - the log is append-only: the database refuses UPDATE, DELETE and TRUNCATE on ``events`` and
@@ -34,6 +36,7 @@ commits on its own unless it runs inside `EventStore.transaction`.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -61,18 +64,25 @@ CHANNEL = "nasdb_events"
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to append. ``idempotency_key`` makes its id deterministic within its stream."""
+    """An event to append. ``idempotency_key`` makes its id deterministic within its stream.
+
+    An event made by `of` carries the JSON dump of a payload that was validated (bounds included)
+    when it was built - payloads are frozen - so the store does not validate it a second time;
+    an event built from a plain dict is validated on append.
+    """
 
     type: str
     data: dict[str, Any]
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    _validated: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, payload: catalogue.Payload, *, metadata: dict[str, Any] | None = None,
            idempotency_key: str | None = None) -> NewEvent:
         """The event that records ``payload``: producers build the typed payload, never a dict."""
-        return cls(payload.TYPE, payload.model_dump(mode="json"), metadata, idempotency_key)
+        return cls(payload.TYPE, payload.model_dump(mode="json"), metadata, idempotency_key,
+                   _validated=type(payload) is catalogue.PAYLOAD_TYPES.get(payload.TYPE))
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,20 @@ class RecordedEvent:
 def event_id_for(stream_id: str, idempotency_key: str) -> uuid.UUID:
     """The deterministic id of the event with this key in this stream."""
     return uuid.uuid5(EVENT_NAMESPACE, f"{stream_id}\x1f{idempotency_key}")
+
+
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
+def _event_id_text(stream_id: str, idempotency_key: str) -> str:
+    """``str(event_id_for(...))`` without the UUID object (the append path makes one per event)."""
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + f"{stream_id}\x1f{idempotency_key}".encode()).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def code_version() -> str:
@@ -203,15 +227,15 @@ class EventStore:
         base = default_metadata()
         encoded = []
         for e in events:
-            data = catalogue.validate_payload(e.type, e.data)
+            data = e.data if e._validated else catalogue.validate_payload(e.type, e.data)
             event_id = (
-                event_id_for(stream_id, e.idempotency_key)
+                _event_id_text(stream_id, e.idempotency_key)
                 if e.idempotency_key is not None
-                else uuid.uuid4()
+                else str(uuid.uuid4())
             )
             encoded.append(
                 {
-                    "event_id": str(event_id),
+                    "event_id": event_id,
                     "type": e.type,
                     "schema_version": catalogue.current_version(e.type),
                     "data": data,

@@ -13,6 +13,7 @@ import pytest
 
 from nasdb.ingest import EventStore, NewEvent, event_id_for
 from nasdb.schema.errors import ConcurrencyConflict, InvalidEvent
+from nasdb.schema.events import Tagged
 
 
 def pinned() -> NewEvent:
@@ -61,6 +62,17 @@ def test_idempotent_append_returns_the_original(db_url: str) -> None:
     # The same key in another stream is another event.
     store.append("model-m2", [event])
     assert len(store.read_all()) == 2
+
+
+def test_the_append_path_writes_the_same_deterministic_ids(db_url: str) -> None:
+    """The store formats deterministic ids without UUID objects; they are event_id_for's."""
+    store = EventStore(db_url)
+    keys = [f"k{i}-\u00e9\x1f{'x' * (i % 70)}" for i in range(300)]
+    recorded = store.append("model-\u00fc", [NewEvent.of(Tagged(tag="t"), idempotency_key=k)
+                                             for k in keys])
+    assert [e.event_id for e in recorded] == [event_id_for("model-\u00fc", k) for k in keys]
+    assert [e.event_id for e in store.read_stream("model-\u00fc")] == [
+        event_id_for("model-\u00fc", k) for k in keys]
 
 
 def test_unknown_type_and_bad_payload_are_refused(db_url: str) -> None:
