@@ -90,7 +90,7 @@ from nasdb.schema.events import (
     WorkerStopped,
 )
 from nasdb.schema.resilience import retrying
-from nasdb.schema.vocabulary import JobState, next_job_state
+from nasdb.schema.vocabulary import IllegalJobTransition, JobState, job_transition
 from nasdb.search import Architecture, Hyperparameters, check_bounds
 from nasdb.trainers.acceleration import Acceleration
 from nasdb.trainers.build import build_module, build_seeded
@@ -116,13 +116,19 @@ class Job:
 
 
 def fold_job(events: list[RecordedEvent]) -> Job:
-    """The job after these events (a model stream, in version order)."""
+    """The job after these events (a model stream, in version order).
+
+    An event the job state machine does not allow is ignored whole, as the projection skips it.
+    """
     state: JobState | None = None
     attempt, lease_until, worker = 0, None, None
     request: dict[str, Any] = {}
     lease = timedelta(0)
     for e in events:
-        state = next_job_state(state, e.type)
+        try:
+            state = job_transition(state, e.type)
+        except IllegalJobTransition:
+            continue
         if e.type == "TrainingRequested":
             request = e.data
         elif e.type == "JobClaimed":
