@@ -300,6 +300,8 @@ class Worker:
         beat = time.monotonic()
         try:
             with self._graceful_signals(), _Listener(self.db) as listener:
+                # listening before the first look: a job queued after it wakes the worker at once
+                self._ride_out(listener.listen, "listening for jobs")
                 while not self.stopping and (max_jobs is None or done < max_jobs):
                     claim = self._ride_out(self._project_and_claim, "looking for a job")
                     if claim is None:
@@ -576,6 +578,10 @@ class _Heartbeat:
                 continue  # the database stayed away past the window: try again next beat
 
 
+LISTEN_SQL = f"listen {CHANNEL} /* nasdb worker */"
+"""A worker's LISTEN, as ``pg_stat_activity.query`` shows it for the session while it waits."""
+
+
 class _Listener:
     """LISTEN on the events channel; reopened after the database went away."""
 
@@ -590,11 +596,17 @@ class _Listener:
         if self.conn is not None:
             self.conn.close()
 
-    def wait(self, timeout: float) -> None:
-        """Return on the first notification or after ``timeout`` seconds."""
+    def listen(self) -> None:
+        """Open the session and LISTEN, unless it is open: appends notified from now on wake
+        `wait`, even those that come before it is called."""
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.conn = self.db.connect(autocommit=True)
-            self.conn.execute(f"listen {CHANNEL}")
+            self.conn.execute(LISTEN_SQL)
+
+    def wait(self, timeout: float) -> None:
+        """Return on the first notification or after ``timeout`` seconds."""
+        self.listen()
+        assert self.conn is not None
         try:
             for _ in self.conn.notifies(timeout=timeout, stop_after=1):
                 pass
