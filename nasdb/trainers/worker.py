@@ -69,6 +69,7 @@ from nasdb.ingest import (
     wait_projected,
 )
 from nasdb.ingest._store import RecordedEvent
+from nasdb.read import claimable_jobs, count_jobs, dataset_row
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import (
@@ -77,6 +78,7 @@ from nasdb.schema.errors import (
     InvalidRequest,
     LeaseLost,
     NasdbError,
+    NotFound,
     TrainingError,
 )
 from nasdb.schema.events import (
@@ -266,12 +268,11 @@ class Worker:
 
     def _split_sizes(self, dataset_id: str) -> tuple[int, int, int] | None:
         if dataset_id not in self._splits:
-            with self.db.connect() as conn:
-                row = conn.execute("select train_size, val_size, test_size from datasets "
-                                   "where id = %s", (dataset_id,)).fetchone()
-            if row is None:
+            try:
+                row = dataset_row(self.db, dataset_id)
+            except NotFound:
                 return None
-            self._splits[dataset_id] = (int(row[0]), int(row[1]), int(row[2]))
+            self._splits[dataset_id] = (row.train_size, row.val_size, row.test_size)
         return self._splits[dataset_id]
 
     def _acceleration(self, hp: dict[str, Any], train_size: int) -> Acceleration:
@@ -349,27 +350,14 @@ class Worker:
 
     def _jobs_in_flight(self) -> bool:
         """Jobs queued but not claimable now (paused study) do not count; claimed ones do."""
-        with self.db.connect() as conn:
-            row = conn.execute(
-                "select count(*) from jobs where state = 'claimed'"
-            ).fetchone()
-        return bool(row and row[0])
+        return count_jobs(self.db, ["claimed"]) > 0
 
     # --- claiming ---------------------------------------------------------------------------
 
     def candidates(self, limit: int = 20) -> list[str]:
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                """select j.model_id from jobs j left join studies s on s.id = j.study_id
-                   where (j.state = 'queued'
-                          or (j.state = 'claimed' and j.lease_expires_at < now()))
-                     and coalesce(s.state, 'running') not in ('paused', 'stopped', 'done')
-                     and not (j.model_id = any(%s))
-                   order by j.priority desc, j.queued_at, j.model_id
-                   limit %s""",
-                (list(self._refused), limit),
-            ).fetchall()
-        return [r[0] for r in rows]
+        """The jobs worth trying to claim, best first (`nasdb.read.claimable_jobs`), less those
+        left to a larger device."""
+        return claimable_jobs(self.db, skip=list(self._refused), limit=limit)
 
     def claim(self) -> Claim | None:
         """Claim the best claimable job, or return None. Never blocks on other workers."""
