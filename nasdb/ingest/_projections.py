@@ -26,6 +26,13 @@ from typing import Any, TypeVar
 
 from nasdb.ingest._store import RecordedEvent
 from nasdb.schema import events as ev
+from nasdb.schema.vocabulary import (
+    IllegalJobTransition,
+    JobState,
+    job_state,
+    job_transition,
+    model_status,
+)
 
 Row = dict[str, Any]
 # Epoch and class-metric rows are the bulk of a log's rows: plain tuples in these column orders.
@@ -130,7 +137,20 @@ class Batch:
             row["lease_seconds"] = lease
         self.dirty_workers.add(worker)
 
-    def finish_job(self, mid: str, state: str, at: datetime) -> None:
+    def advance_job(self, model: Row, e: RecordedEvent) -> JobState | None:
+        """The job state after ``e``, by the job state machine (`nasdb.schema.vocabulary`), read
+        from and written to the model's ``status``; the caller sets the ``jobs`` row's state.
+
+        Raises `ProjectionFailure` (nothing changed) for an event the machine does not allow.
+        """
+        try:
+            state = job_transition(job_state(model["status"]), e.type)
+        except IllegalJobTransition as error:
+            raise ProjectionFailure(f"model {model['id']}: {error}") from None
+        model["status"] = model_status(state)
+        return state
+
+    def finish_job(self, mid: str, state: JobState | None, at: datetime) -> None:
         """The job's end, and its worker freed: shared by completed, failed and cancelled."""
         job = self.job(mid)
         if job is None:
@@ -245,7 +265,7 @@ def proposed(b: Batch, e: RecordedEvent, p: ev.ArchitectureProposed) -> None:
         "layer_types": p.layer_types, "glyph": p.glyph, "depth": p.depth, "params": p.params,
         "flops": p.flops, "optimizer": _text(hp.get("optimizer")), "lr": hp.get("lr"),
         "weight_decay": hp.get("weight_decay"), "batch_size": hp.get("batch_size"),
-        "epochs_planned": hp.get("epochs"), "hyperparameters": hp, "status": "proposed",
+        "epochs_planned": hp.get("epochs"), "hyperparameters": hp, "status": model_status(None),
         "priority": 0, "epochs_trained": 0, "best_val_acc": None, "last_val_acc": None,
         "last_val_loss": None, "last_train_loss": None, "test_acc": None, "test_loss": None,
         "latency_ms": None, "train_seconds": None, "pinned": False, "tags": [],
@@ -258,7 +278,7 @@ def proposed(b: Batch, e: RecordedEvent, p: ev.ArchitectureProposed) -> None:
 @handles(ev.TrainingRequested)
 def requested(b: Batch, e: RecordedEvent, p: ev.TrainingRequested) -> None:
     m = b.model(e)
-    m["status"] = "queued"
+    state = b.advance_job(m, e)
     m["priority"] = p.priority
     if p.epochs is not None:
         m["epochs_planned"] = p.epochs
@@ -268,26 +288,26 @@ def requested(b: Batch, e: RecordedEvent, p: ev.TrainingRequested) -> None:
     if job is None:
         b.jobs[mid] = {
             "model_id": mid, "study_id": m["study_id"], "priority": p.priority,
-            "state": "queued", "worker": None, "attempt": 0, "lease_expires_at": None,
+            "state": state, "worker": None, "attempt": 0, "lease_expires_at": None,
             "heartbeat_at": None, "queued_at": e.recorded_at, "claimed_at": None,
             "finished_at": None, "cancel_requested": False,
         }
         b.dirty_jobs.add(mid)
     else:
-        job.update(state="queued", priority=p.priority, queued_at=e.recorded_at, worker=None,
+        job.update(state=state, priority=p.priority, queued_at=e.recorded_at, worker=None,
                    lease_expires_at=None, finished_at=None, cancel_requested=False)
 
 
 @handles(ev.JobClaimed)
 def claimed(b: Batch, e: RecordedEvent, p: ev.JobClaimed) -> None:
     m = b.model(e)
+    state = b.advance_job(m, e)
     mid = m["id"]
     job = b.job(mid)
     if job is not None:
-        job.update(state="claimed", worker=p.worker, attempt=p.attempt, claimed_at=e.recorded_at,
+        job.update(state=state, worker=p.worker, attempt=p.attempt, claimed_at=e.recorded_at,
                    heartbeat_at=e.recorded_at,
                    lease_expires_at=e.recorded_at + timedelta(seconds=p.lease_seconds))
-    m["status"] = "training"
     if p.attempt > 1:  # a retry after a dead worker trains from scratch
         b.epoch_resets.add(mid)
         for key in [k for k in b.epochs if k[0] == mid]:
@@ -341,8 +361,9 @@ def completed(b: Batch, e: RecordedEvent, p: ev.TrainingCompleted) -> None:
     except binascii.Error as error:
         raise ProjectionFailure(f"predictions are not base64: {error}") from None
     m = b.model(e)
+    state = b.advance_job(m, e)
     mid = m["id"]
-    m.update(status="done", test_acc=p.test_acc, test_loss=p.test_loss,
+    m.update(test_acc=p.test_acc, test_loss=p.test_loss,
              latency_ms=p.latency_ms, train_seconds=p.train_seconds,
              epochs_trained=p.epochs_trained, finished_at=e.recorded_at, error=None)
     dataset = m["dataset_id"]
@@ -353,24 +374,26 @@ def completed(b: Batch, e: RecordedEvent, p: ev.TrainingCompleted) -> None:
     ]
     b.predictions[mid] = {"model_id": mid, "labels": p.predictions,  # base64, as checked above
                           "digest": p.predictions_digest or hashlib.sha256(labels).hexdigest()}
-    b.finish_job(mid, "done", e.recorded_at)
+    b.finish_job(mid, state, e.recorded_at)
 
 
 @handles(ev.TrainingFailed)
 def failed(b: Batch, e: RecordedEvent, p: ev.TrainingFailed) -> None:
     m = b.model(e)
-    m.update(status="failed", error=p.error, finished_at=e.recorded_at)
-    b.finish_job(m["id"], "failed", e.recorded_at)
+    state = b.advance_job(m, e)
+    m.update(error=p.error, finished_at=e.recorded_at)
+    b.finish_job(m["id"], state, e.recorded_at)
 
 
 @handles(ev.TrainingCancelled)
 def cancelled(b: Batch, e: RecordedEvent, p: ev.TrainingCancelled) -> None:
     m = b.model(e)
-    m.update(status="cancelled", finished_at=e.recorded_at)
+    state = b.advance_job(m, e)
+    m["finished_at"] = e.recorded_at
     job = b.job(m["id"])
     if job is not None:
         job["cancel_requested"] = True
-    b.finish_job(m["id"], "cancelled", e.recorded_at)
+    b.finish_job(m["id"], state, e.recorded_at)
 
 
 @handles(ev.PriorityChanged)

@@ -46,6 +46,9 @@ from nasdb.schema.errors import InvalidEvent
 
 NAME = "read_models"
 PROJECTOR_LOCK_KEY = 5_310_202
+IDLE_IN_BATCH_SECONDS = 30
+"""How long a projector's session may wait for its own process inside a batch (folding a batch
+in memory takes well under a second); then the server ends the session and releases its lock."""
 PROJECTED_CHANNEL = "nasdb_projected"
 
 # The database refused a write because of the data (not because it went away).
@@ -156,8 +159,12 @@ class Projector:
         return int(row[0]) if row else 0
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A connection ready to project on (JSON decoded by orjson)."""
-        conn = self.db.connect()
+        """A connection ready to project on (JSON decoded by orjson). A session that sits idle
+        inside a batch for `IDLE_IN_BATCH_SECONDS` (its process frozen, or stopped with SIGSTOP)
+        is ended by the server, so the projector lock it holds never stalls the other projectors;
+        its batch rolls back and is applied again."""
+        conn = self.db.connect(
+            options=f"-c idle_in_transaction_session_timeout={IDLE_IN_BATCH_SECONDS * 1000}")
         set_json_loads(orjson.loads, conn)
         return conn
 

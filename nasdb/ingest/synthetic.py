@@ -105,12 +105,10 @@ def model_lifecycle(
             params=params, flops=params * rng.randint(2, 60), input_shape=[1, 8, 8],
             num_classes=len(classes),
         ), idempotency_key="proposed"),
-        NewEvent.of(TrainingRequested(priority=0), idempotency_key="requested"),
     ]
     if not finish:
-        return events
-    events.append(NewEvent.of(JobClaimed(worker="synthetic", attempt=1, lease_seconds=60.0),
-                              idempotency_key="claim-1"))
+        return [*events, job_started()[0]]
+    events += job_started()
     acc = 0.1
     for epoch in range(1, epochs + 1):
         acc = min(0.99, acc + (1 - acc) * quality * 0.5)
@@ -127,6 +125,13 @@ def model_lifecycle(
                                   latency_ms=rng.uniform(0.01, 1.0),
                                   train_seconds=rng.uniform(1, 30)))
     return events
+
+
+def job_started() -> list[NewEvent]:
+    """TrainingRequested and JobClaimed: what the job state machine needs before a result."""
+    return [NewEvent.of(TrainingRequested(priority=0), idempotency_key="requested"),
+            NewEvent.of(JobClaimed(worker="synthetic", attempt=1, lease_seconds=60.0),
+                        idempotency_key="claim-1")]
 
 
 def completed_event(epochs: int, acc: float, classes: list[str], per_class: list[float],
@@ -166,9 +171,9 @@ def search_log(
 
 def lean_log(n_models: int, n_classes: int = 10, seed: int = 5
              ) -> Iterator[tuple[str, list[NewEvent], int | None]]:
-    """A dataset and ``n_models`` models of exactly two events each (ArchitectureProposed and
-    TrainingCompleted, payloads as in `model_lifecycle`): what the web app's overview needs,
-    without the job and epoch events that make a full lifecycle ~8 events."""
+    """A dataset and ``n_models`` models of four events each (ArchitectureProposed, the job's
+    TrainingRequested and JobClaimed, and TrainingCompleted, payloads as in `model_lifecycle`):
+    what the web app's overview needs, without the epoch events of a full lifecycle."""
     rng = np.random.default_rng(seed)
     classes = [f"c{i}" for i in range(n_classes)]
     yield "dataset-synthetic", [dataset_event("synthetic", classes)], None
@@ -214,6 +219,7 @@ def lean_log(n_models: int, n_classes: int = 10, seed: int = 5
                 flops=int(params[i]) * 10, input_shape=[1, 8, 8],
                 num_classes=n_classes,
             ), idempotency_key="proposed"),
+            *job_started(),
             completed_event(3, acc, classes, pc, labels, latency_ms=0.1 + acc,
                             train_seconds=5.0),
         ], None

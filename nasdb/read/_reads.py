@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, cast, func
@@ -23,6 +23,7 @@ from nasdb.search import DatasetInfo
 from ._rows import ClassMetricRow, DatasetRow, ModelRow, StudyRow
 
 __all__ = [
+    "ModelScore",
     "class_metrics",
     "dataset_row",
     "find_model",
@@ -32,7 +33,11 @@ __all__ = [
     "list_datasets",
     "list_models",
     "list_studies",
+    "model_scores",
+    "stored_architectures",
     "suggest",
+    "trained_dataset_ids",
+    "val_acc_curves",
 ]
 
 
@@ -162,3 +167,55 @@ def class_metrics(
     query = query.order_by(col(ClassMetricRow.model_id), col(ClassMetricRow.class_index))
     with Session(db.engine) as session:
         return list(session.exec(query).all())
+
+
+def trained_dataset_ids(db: Database) -> list[str]:
+    """The datasets with at least one trained model (done, with a test accuracy), in id order."""
+    with db.connect() as conn:
+        rows = conn.execute("select distinct dataset_id from models where status = 'done' "
+                            "and test_acc is not null order by 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def val_acc_curves(db: Database, model_ids: Sequence[str]) -> dict[str, list[float]]:
+    """Validation accuracy per epoch (epoch order) of each of ``model_ids`` that recorded one."""
+    out: dict[str, list[float]] = {}
+    if not model_ids:
+        return out
+    with db.connect() as conn:
+        for model_id, val_acc in conn.execute(
+            "select model_id, val_acc from epochs where model_id = any(%s) and val_acc is not null "
+            "order by model_id, epoch",
+            (list(model_ids),),
+        ).fetchall():
+            out.setdefault(model_id, []).append(float(val_acc))
+    return out
+
+
+def stored_architectures(db: Database, *, exclude: Sequence[str] = ()) -> list[Any]:
+    """Every distinct stored architecture (its JSON) of the models not in ``exclude``, in no
+    particular order."""
+    with db.connect() as conn:
+        return [r[0] for r in conn.execute(
+            "select distinct architecture from models where not (id = any(%s))",
+            (list(exclude),)).fetchall()]
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """A model's size and accuracies, and where it belongs (a light row of the `models` view)."""
+
+    id: str
+    params: int | None
+    test_acc: float | None
+    best_val_acc: float | None
+    study_id: str | None
+    dataset_id: str
+
+
+def model_scores(db: Database) -> list[ModelScore]:
+    """Every model's `ModelScore`, in no particular order."""
+    with db.connect() as conn:
+        rows = conn.execute("select id, params, test_acc, best_val_acc, study_id, dataset_id "
+                            "from models").fetchall()
+    return [ModelScore(*r) for r in rows]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent
+from nasdb.read import trained_dataset_ids, val_acc_curves
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NotFound
 from nasdb.schema.events import AccuracyPredicted
@@ -28,7 +29,6 @@ from nasdb.schema.vocabulary import FINISHED_JOB_STATES, MODEL_STATUSES
 from ._recommend import Candidate, recommend
 from ._service import (
     Bundle,
-    curves,
     has_architecture,
     load_bundle,
     partial_curve,
@@ -71,15 +71,7 @@ def _open_models(db: Database, dataset_id: str) -> list[dict[str, Any]]:
 
 def _source_dataset(bundle: Bundle, dataset_id: str) -> str:
     """The most similar other dataset that has trained models."""
-    with bundle.db.connect() as conn:
-        trained = [
-            r[0]
-            for r in conn.execute(
-                "select distinct dataset_id from models where status = 'done' "
-                "and test_acc is not null and dataset_id <> %s order by 1",
-                (dataset_id,),
-            ).fetchall()
-        ]
+    trained = [d for d in trained_dataset_ids(bundle.db) if d != dataset_id]
     if not trained:
         raise InvalidRequest(
             f"no model has been trained on {dataset_id!r} or on any other dataset; "
@@ -151,7 +143,7 @@ def recommend_for(
                 f"nothing has been trained on {dataset_id!r} yet, so there are no class-level "
                 f"metrics to rank by; drop --class (recommendations come from {source!r})"
             )
-    found_curves = curves(db, [m["id"] for m in open_models])
+    found_curves = val_acc_curves(db, [m["id"] for m in open_models])
     for m in open_models:
         m["curve"] = partial_curve(found_curves.get(m["id"], []), 0, False)
     models = pool + open_models
@@ -222,7 +214,7 @@ def predict_model(
     assert bundle.predictor is not None
     item: Mapping[str, Any]
     if target == model["dataset_id"]:
-        curve = curves(db, [model_id]).get(model_id, [])
+        curve = val_acc_curves(db, [model_id]).get(model_id, [])
         item = {**model, "curve": partial_curve(curve, int(model["epochs_trained"] or 0),
                                                model["status"] == "done")}
     else:

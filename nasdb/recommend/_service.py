@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, get_artifact, put_artifact
-from nasdb.read import list_datasets, list_models
+from nasdb.read import list_datasets, list_models, stored_architectures, val_acc_curves
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
 from nasdb.schema.events import RecommenderTrained
@@ -255,21 +255,6 @@ def trained_models(db: Database, dataset_id: str | None = None) -> list[dict[str
     return [r.model_dump() for r in rows]
 
 
-def curves(db: Database, model_ids: Sequence[str]) -> dict[str, list[float]]:
-    """Validation accuracy per epoch (epoch order) of each model that has recorded epochs."""
-    out: dict[str, list[float]] = {}
-    if not model_ids:
-        return out
-    with db.connect() as conn:
-        for model_id, val_acc in conn.execute(
-            "select model_id, val_acc from epochs where model_id = any(%s) and val_acc is not null "
-            "order by model_id, epoch",
-            (list(model_ids),),
-        ).fetchall():
-            out.setdefault(model_id, []).append(float(val_acc))
-    return out
-
-
 def partial_curve(curve: Sequence[float], epochs_trained: int, done: bool) -> list[float]:
     """The curve the predictor sees: at most `CURVE_EPOCHS` epochs, and for a finished model
     never its last epoch (which would be the answer, not a partial curve)."""
@@ -309,11 +294,8 @@ def fit_encoder(
         n = n_corpus // len(shapes) + (1 if i < n_corpus % len(shapes) else 0)
         if n:
             corpus += [a.to_dict() for a, _ in sample(shape, classes, n, seed=seed + i)]
-    with db.connect() as conn:
-        stored = [r[0] for r in conn.execute(
-            "select distinct architecture from models where not (id = any(%s))",
-            (list(exclude_models),)).fetchall()]
-    stored = [a for a in stored if has_architecture(a)]
+    stored = [a for a in stored_architectures(db, exclude=list(exclude_models))
+              if has_architecture(a)]
     corpus += stored
     progress(f"fitting the architecture encoder on {len(corpus)} architectures "
              f"({len(corpus) - len(stored)} sampled, {len(stored)} stored)")
@@ -458,7 +440,7 @@ def model_rows(
     models that were left out because they have no recorded architecture."""
     usable = [m for m in models if has_architecture(m["architecture"])]
     skipped = [dict(m) for m in models if not has_architecture(m["architecture"])]
-    found = curves(bundle.db, [m["id"] for m in usable])
+    found = val_acc_curves(bundle.db, [m["id"] for m in usable])
     rows: list[PredictorRow] = []
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for m in usable:

@@ -7,17 +7,26 @@ The job state machine. A model's training job moves by events of its stream alon
 
     (none) --TrainingRequested--> queued --JobClaimed--> claimed --TrainingCompleted--> done
                                                                  --TrainingFailed-----> failed
-           any state --TrainingCancelled--> cancelled;  a finished job --TrainingRequested--> queued
+                                         claimed --JobClaimed--> claimed (a retry: the lease ran out)
+    (none), queued or claimed --TrainingCancelled--> cancelled
+    done, failed or cancelled --TrainingRequested--> queued
 
-`JOB_TRANSITIONS` is that table (event type -> the state it leads to; every other event leaves the
-state as it is) and `next_job_state` applies it. The worker's claim decision and the `jobs` read
-model fold a stream with it. A model's `status` (`MODEL_STATUSES`) is the same machine seen from
-the model: ``proposed`` before any request, and ``training`` for a claimed job.
+`JOB_TRANSITIONS` is that table (event type -> the states it may follow and the state it leads
+to; every other event leaves the state as it is), and `job_transition` applies it. An event of
+the table in any other state is an illegal transition: `job_transition` raises
+`IllegalJobTransition`, and a fold ignores that event whole. The worker's claim decision and the
+`jobs` / `models.status` read models fold a stream with it (the projector records the illegal
+event as a projection failure and skips it), so both see the same job. A model's `status`
+(`MODEL_STATUSES`) is the same machine seen from the model: ``proposed`` before any request and
+``training`` for a claimed job (`model_status` and its inverse `job_state`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, get_args
+
+from nasdb.schema.errors import InvalidEvent
 
 __all__ = [
     "AUGMENTATIONS",
@@ -28,11 +37,14 @@ __all__ = [
     "OPTIMIZERS",
     "ORIGINS",
     "SCHEDULES",
+    "IllegalJobTransition",
     "JobState",
+    "JobTransition",
     "ModelStatus",
     "Origin",
+    "job_state",
+    "job_transition",
     "model_status",
-    "next_job_state",
 ]
 
 Origin = Literal["sampled", "ablation", "variation", "handcrafted", "mutation", "reference"]
@@ -52,21 +64,51 @@ JobState = Literal["queued", "claimed", "done", "failed", "cancelled"]
 JOB_STATES: tuple[str, ...] = get_args(JobState)
 FINISHED_JOB_STATES: tuple[str, ...] = ("done", "failed", "cancelled")
 
-JOB_TRANSITIONS: dict[str, JobState] = {
-    "TrainingRequested": "queued",
-    "JobClaimed": "claimed",
-    "TrainingCompleted": "done",
-    "TrainingFailed": "failed",
-    "TrainingCancelled": "cancelled",
+
+@dataclass(frozen=True)
+class JobTransition:
+    """An event's edge of the job state machine: the states it may follow, the state it leads to."""
+
+    sources: tuple[JobState | None, ...]
+    target: JobState
+
+
+JOB_TRANSITIONS: dict[str, JobTransition] = {
+    "TrainingRequested": JobTransition((None, "done", "failed", "cancelled"), "queued"),
+    "JobClaimed": JobTransition(("queued", "claimed"), "claimed"),
+    "TrainingCompleted": JobTransition(("claimed",), "done"),
+    "TrainingFailed": JobTransition(("claimed",), "failed"),
+    "TrainingCancelled": JobTransition((None, "queued", "claimed"), "cancelled"),
 }
 
 ModelStatus = Literal["proposed", "queued", "training", "done", "failed", "cancelled"]
 MODEL_STATUSES: tuple[str, ...] = get_args(ModelStatus)
 
 
-def next_job_state(state: JobState | None, event_type: str) -> JobState | None:
-    """The job's state after an event of ``event_type``; None while no training was requested."""
-    return JOB_TRANSITIONS.get(event_type, state)
+class IllegalJobTransition(InvalidEvent):
+    """An event the job state machine does not allow in the job's current state."""
+
+    def __init__(self, state: JobState | None, event_type: str) -> None:
+        self.state = state
+        self.event_type = event_type
+        names = [s or "never requested" for s in JOB_TRANSITIONS[event_type].sources]
+        allowed = " or ".join(names) if len(names) < 3 else \
+            f"{', '.join(names[:-1])} or {names[-1]}"
+        super().__init__(f"{event_type} cannot follow a {state or 'never requested'} job: only a "
+                         f"{allowed} one")
+
+
+def job_transition(state: JobState | None, event_type: str) -> JobState | None:
+    """The job's state after an event of ``event_type``; None while no training was requested.
+
+    Raises `IllegalJobTransition` for an event of `JOB_TRANSITIONS` that cannot follow ``state``.
+    """
+    edge = JOB_TRANSITIONS.get(event_type)
+    if edge is None:
+        return state
+    if state not in edge.sources:
+        raise IllegalJobTransition(state, event_type)
+    return edge.target
 
 
 def model_status(state: JobState | None) -> ModelStatus:
@@ -74,3 +116,10 @@ def model_status(state: JobState | None) -> ModelStatus:
     if state is None:
         return "proposed"
     return "training" if state == "claimed" else state
+
+
+def job_state(status: ModelStatus) -> JobState | None:
+    """The job state a model's `status` shows (the inverse of `model_status`)."""
+    if status == "proposed":
+        return None
+    return "claimed" if status == "training" else status

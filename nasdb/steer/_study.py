@@ -33,7 +33,7 @@ import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
 from nasdb.query import pareto_mask
-from nasdb.read import class_metrics, get_dataset, get_study
+from nasdb.read import class_metrics, get_dataset, get_study, study_trials
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
 from nasdb.schema.events import (
@@ -85,34 +85,23 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def _trials(db: Database, study_id: str, objectives: Sequence[str]) -> list[Trial]:
-    with db.connect(dict_rows=True) as conn:
-        rows = conn.execute(
-            """select m.*, e.data->'proposal' as proposal, c.data->>'checkpoint' as checkpoint
-               from models m
-               join events e on e.stream_id = 'model-' || m.id and e.type = 'ArchitectureProposed'
-               left join lateral (select data from events x where x.stream_id = 'model-' || m.id
-                                  and x.type = 'TrainingCompleted'
-                                  order by version desc limit 1) c on true
-               where m.study_id = %s""",
-            (study_id,),
-        ).fetchall()
     per_class: dict[str, dict[str, float]] = {}
     if any(o.startswith("acc:") for o in objectives):
         for c in class_metrics(db, study_id=study_id):
             if c.accuracy is not None:
                 per_class.setdefault(c.model_id, {})[c.class_name] = c.accuracy
-    trials = [
-        Trial(
-            model_id=r["id"], architecture=Architecture.from_json(r["architecture"]),
-            hyperparameters=Hyperparameters.from_json(r["hyperparameters"]), status=r["status"],
-            params=r["params"], flops=r["flops"], origin=r["origin"], parent_id=r["parent_id"],
-            proposal=r["proposal"] or {}, epochs_planned=r["epochs_planned"] or 0,
-            epochs_trained=r["epochs_trained"] or 0, best_val_acc=r["best_val_acc"],
-            test_acc=r["test_acc"], latency_ms=r["latency_ms"], train_seconds=r["train_seconds"],
-            class_acc=per_class.get(r["id"], {}), checkpoint=r["checkpoint"],
-        )
-        for r in rows
-    ]
+    trials = []
+    for row in study_trials(db, study_id):
+        m = row.model
+        trials.append(Trial(
+            model_id=m.id, architecture=Architecture.from_json(m.architecture),
+            hyperparameters=Hyperparameters.from_json(m.hyperparameters), status=m.status,
+            params=m.params, flops=m.flops, origin=m.origin, parent_id=m.parent_id,
+            proposal=row.proposal, epochs_planned=m.epochs_planned or 0,
+            epochs_trained=m.epochs_trained or 0, best_val_acc=m.best_val_acc,
+            test_acc=m.test_acc, latency_ms=m.latency_ms, train_seconds=m.train_seconds,
+            class_acc=per_class.get(m.id, {}), checkpoint=row.checkpoint,
+        ))
     return sorted(trials, key=lambda t: t.number)
 
 

@@ -69,6 +69,7 @@ from nasdb.ingest import (
     wait_projected,
 )
 from nasdb.ingest._store import RecordedEvent
+from nasdb.read import claimable_jobs, count_jobs, dataset_row
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import (
@@ -77,6 +78,7 @@ from nasdb.schema.errors import (
     InvalidRequest,
     LeaseLost,
     NasdbError,
+    NotFound,
     TrainingError,
 )
 from nasdb.schema.events import (
@@ -90,7 +92,7 @@ from nasdb.schema.events import (
     WorkerStopped,
 )
 from nasdb.schema.resilience import retrying
-from nasdb.schema.vocabulary import JobState, next_job_state
+from nasdb.schema.vocabulary import IllegalJobTransition, JobState, job_transition
 from nasdb.search import Architecture, Hyperparameters, check_bounds
 from nasdb.trainers.acceleration import Acceleration
 from nasdb.trainers.build import build_module, build_seeded
@@ -116,13 +118,19 @@ class Job:
 
 
 def fold_job(events: list[RecordedEvent]) -> Job:
-    """The job after these events (a model stream, in version order)."""
+    """The job after these events (a model stream, in version order).
+
+    An event the job state machine does not allow is ignored whole, as the projection skips it.
+    """
     state: JobState | None = None
     attempt, lease_until, worker = 0, None, None
     request: dict[str, Any] = {}
     lease = timedelta(0)
     for e in events:
-        state = next_job_state(state, e.type)
+        try:
+            state = job_transition(state, e.type)
+        except IllegalJobTransition:
+            continue
         if e.type == "TrainingRequested":
             request = e.data
         elif e.type == "JobClaimed":
@@ -260,12 +268,11 @@ class Worker:
 
     def _split_sizes(self, dataset_id: str) -> tuple[int, int, int] | None:
         if dataset_id not in self._splits:
-            with self.db.connect() as conn:
-                row = conn.execute("select train_size, val_size, test_size from datasets "
-                                   "where id = %s", (dataset_id,)).fetchone()
-            if row is None:
+            try:
+                row = dataset_row(self.db, dataset_id)
+            except NotFound:
                 return None
-            self._splits[dataset_id] = (int(row[0]), int(row[1]), int(row[2]))
+            self._splits[dataset_id] = (row.train_size, row.val_size, row.test_size)
         return self._splits[dataset_id]
 
     def _acceleration(self, hp: dict[str, Any], train_size: int) -> Acceleration:
@@ -294,6 +301,8 @@ class Worker:
         beat = time.monotonic()
         try:
             with self._graceful_signals(), _Listener(self.db) as listener:
+                # listening before the first look: a job queued after it wakes the worker at once
+                self._ride_out(listener.listen, "listening for jobs")
                 while not self.stopping and (max_jobs is None or done < max_jobs):
                     claim = self._ride_out(self._project_and_claim, "looking for a job")
                     if claim is None:
@@ -341,27 +350,14 @@ class Worker:
 
     def _jobs_in_flight(self) -> bool:
         """Jobs queued but not claimable now (paused study) do not count; claimed ones do."""
-        with self.db.connect() as conn:
-            row = conn.execute(
-                "select count(*) from jobs where state = 'claimed'"
-            ).fetchone()
-        return bool(row and row[0])
+        return count_jobs(self.db, ["claimed"]) > 0
 
     # --- claiming ---------------------------------------------------------------------------
 
     def candidates(self, limit: int = 20) -> list[str]:
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                """select j.model_id from jobs j left join studies s on s.id = j.study_id
-                   where (j.state = 'queued'
-                          or (j.state = 'claimed' and j.lease_expires_at < now()))
-                     and coalesce(s.state, 'running') not in ('paused', 'stopped', 'done')
-                     and not (j.model_id = any(%s))
-                   order by j.priority desc, j.queued_at, j.model_id
-                   limit %s""",
-                (list(self._refused), limit),
-            ).fetchall()
-        return [r[0] for r in rows]
+        """The jobs worth trying to claim, best first (`nasdb.read.claimable_jobs`), less those
+        left to a larger device."""
+        return claimable_jobs(self.db, skip=list(self._refused), limit=limit)
 
     def claim(self) -> Claim | None:
         """Claim the best claimable job, or return None. Never blocks on other workers."""
@@ -570,6 +566,10 @@ class _Heartbeat:
                 continue  # the database stayed away past the window: try again next beat
 
 
+LISTEN_SQL = f"listen {CHANNEL} /* nasdb worker */"
+"""A worker's LISTEN, as ``pg_stat_activity.query`` shows it for the session while it waits."""
+
+
 class _Listener:
     """LISTEN on the events channel; reopened after the database went away."""
 
@@ -584,11 +584,17 @@ class _Listener:
         if self.conn is not None:
             self.conn.close()
 
-    def wait(self, timeout: float) -> None:
-        """Return on the first notification or after ``timeout`` seconds."""
+    def listen(self) -> None:
+        """Open the session and LISTEN, unless it is open: appends notified from now on wake
+        `wait`, even those that come before it is called."""
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.conn = self.db.connect(autocommit=True)
-            self.conn.execute(f"listen {CHANNEL}")
+            self.conn.execute(LISTEN_SQL)
+
+    def wait(self, timeout: float) -> None:
+        """Return on the first notification or after ``timeout`` seconds."""
+        self.listen()
+        assert self.conn is not None
         try:
             for _ in self.conn.notifies(timeout=timeout, stop_after=1):
                 pass

@@ -31,19 +31,12 @@ def status(ctx: Context, fmt: str) -> None:
     events the projector could not apply."""
     from nasdb.ingest import projection_status
     from nasdb.migrations.runner import current_revision, head_revision
+    from nasdb.read import holdings, models_by_status, recent_projection_failures
 
     db = ctx.db
-    with db.connect() as conn:
-        counts = {
-            name: conn.execute(f"select count(*) from {name}").fetchone()[0]  # type: ignore[index]
-            for name in ("events", "datasets", "studies", "models", "jobs")
-        }
-        by_status = dict(
-            conn.execute("select status, count(*) from models group by status").fetchall()
-        )
-        failures = conn.execute(
-            "select position, type, stream_id, handler, message from projection_failures "
-            "order by position desc limit 5").fetchall()
+    counts = holdings(db)
+    by_status = models_by_status(db)
+    failures = recent_projection_failures(db, limit=5)
     projection = projection_status(db)
     row: dict[str, Any] = {
         "database": db.display_url,
@@ -57,8 +50,8 @@ def status(ctx: Context, fmt: str) -> None:
         **counts,
         **{f"models_{k}": v for k, v in sorted(by_status.items())},
     }
-    for position, type_, stream, handler, message in reversed(failures):
-        row[f"failure_{position}"] = f"{type_} in {stream} ({handler}): {message}"
+    for f in failures:
+        row[f"failure_{f.position}"] = f"{f.type} in {f.stream_id} ({f.handler}): {f.message}"
     if fmt == "table":
         emit([{"key": k, "value": v} for k, v in row.items()], ["key", "value"], fmt)
     else:

@@ -319,12 +319,10 @@ def reproduce_cmd(ctx: Context, model_id: str, device: str | None) -> None:
 
 def train_queue(ctx: Context, title: str) -> int:
     """Train every queued job in-process with a progress display; return how many completed."""
+    from nasdb.read import count_jobs
     from nasdb.trainers.worker import Worker
 
-    with ctx.db.connect() as conn:
-        row = conn.execute("select count(*) from jobs where state in ('queued', 'claimed')") \
-            .fetchone()
-    total = int(row[0]) if row else 0
+    total = count_jobs(ctx.db, ("queued", "claimed"))
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:

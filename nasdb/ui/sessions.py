@@ -340,6 +340,7 @@ def load(db: Any, session: str | None = None) -> tuple[list[Action], list[ModelP
     """The actions (of one session, or all) and every model, from ``db`` (a `Database`):
     the log's ``UiAction`` events and the public ``models`` view. Reads only."""
     from nasdb.ingest import EventStore
+    from nasdb.read import model_scores
 
     store = EventStore(db=db)
     try:
@@ -347,9 +348,7 @@ def load(db: Any, session: str | None = None) -> tuple[list[Action], list[ModelP
                   if session is None or e.stream_id == f"session-{session}"]
     finally:
         store.close()
-    with db.connect() as conn:
-        rows = conn.execute("select id, params, coalesce(test_acc, best_val_acc), study_id, "
-                            "dataset_id from models").fetchall()
-    models = [ModelPoint(str(r[0]), int(r[1] or 1), None if r[2] is None else float(r[2]),
-                         r[3], r[4]) for r in rows]
+    models = [ModelPoint(m.id, int(m.params or 1),
+                         m.test_acc if m.test_acc is not None else m.best_val_acc,
+                         m.study_id, m.dataset_id) for m in model_scores(db)]
     return actions_from_events(events), models

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -14,8 +15,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from nasdb.ingest import EventStore, NewEvent, Projector
-from nasdb.ingest.synthetic import dataset_event, model_lifecycle, search_log
+from nasdb.ingest.synthetic import completed_event, dataset_event, model_lifecycle, search_log
 from nasdb.schema import Database
+from nasdb.schema.events import (
+    JobClaimed,
+    TrainingCancelled,
+    TrainingFailed,
+    TrainingRequested,
+)
+from nasdb.schema.vocabulary import (
+    JOB_TRANSITIONS,
+    IllegalJobTransition,
+    JobState,
+    job_transition,
+    model_status,
+)
+from nasdb.trainers.worker import fold_job
 
 from ._helpers import snapshot
 
@@ -47,6 +62,95 @@ def test_models_view_reflects_a_model_lifecycle(db: Database) -> None:
     assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
     assert classes["n"] == 10
     assert job["state"] == "done"
+
+
+def _job_event(event_type: str, attempt: int = 1) -> NewEvent:
+    """An event of the job state machine, as a worker or a person appends it."""
+    return {
+        "TrainingRequested": lambda: NewEvent.of(TrainingRequested(priority=1)),
+        "JobClaimed": lambda: NewEvent.of(JobClaimed(worker=f"w{attempt}", attempt=attempt,
+                                                     lease_seconds=60.0)),
+        "TrainingCompleted": lambda: replace(  # no idempotency key: a second one is appended
+            completed_event(2, 0.8, [str(i) for i in range(10)], [0.8] * 10, b"\x01" * 8,
+                            latency_ms=0.1, train_seconds=1.0), idempotency_key=None),
+        "TrainingFailed": lambda: NewEvent.of(TrainingFailed(attempt=attempt, error="boom")),
+        "TrainingCancelled": lambda: NewEvent.of(TrainingCancelled(reason="enough")),
+    }[event_type]()
+
+
+# A legal path to each state of the job state machine.
+PATHS: dict[JobState | None, list[str]] = {
+    None: [],
+    "queued": ["TrainingRequested"],
+    "claimed": ["TrainingRequested", "JobClaimed"],
+    "done": ["TrainingRequested", "JobClaimed", "TrainingCompleted"],
+    "failed": ["TrainingRequested", "JobClaimed", "TrainingFailed"],
+    "cancelled": ["TrainingRequested", "TrainingCancelled"],
+}
+
+
+def test_the_jobs_projection_and_the_worker_follow_the_job_state_machine(db: Database) -> None:
+    """Every job event in every state: the projection's ``models.status`` and ``jobs.state``, the
+    worker's fold and `nasdb.schema.vocabulary`'s machine agree; an illegal event is recorded as
+    a projection failure and changes nothing."""
+    store = EventStore(db=db)
+    store.append("dataset-synthetic", [dataset_event()])
+    rng = random.Random(3)
+    cases: dict[str, tuple[JobState | None, str]] = {}
+    for i, (state, path) in enumerate(PATHS.items()):
+        for j, event_type in enumerate(JOB_TRANSITIONS):
+            mid = f"m{i}{j}"
+            attempts = iter(range(1, 9))
+            events = [_job_event(t, next(attempts) if t == "JobClaimed" else 1) for t in path]
+            last = _job_event(event_type, 2 if event_type == "JobClaimed" else 1)
+            proposed = model_lifecycle(rng, mid, finish=False)[0]
+            store.append(f"model-{mid}", [proposed, *events, last])
+            cases[mid] = (state, event_type)
+    Projector(db, batch_size=7).catch_up()
+    with db.connect() as conn:
+        status = dict(conn.execute("select id, status from models").fetchall())
+        jobs = dict(conn.execute("select model_id, state from jobs").fetchall())
+        failed = {(stream.removeprefix("model-"), t): message for stream, t, message in
+                  conn.execute("select stream_id, type, message from projection_failures")}
+    for mid, (state, event_type) in cases.items():
+        try:
+            expected, legal = job_transition(state, event_type), True
+        except IllegalJobTransition:
+            expected, legal = state, False
+        assert status[mid] == model_status(expected), (state, event_type)
+        # a job row exists once training was requested (a cancelled proposal never had one)
+        assert jobs.get(mid, expected if expected in (None, "cancelled") else "missing") == \
+            expected, (state, event_type)
+        assert ((mid, event_type) in failed) == (not legal), (state, event_type)
+        assert fold_job(store.read_stream(f"model-{mid}")).state == expected, (state, event_type)
+    assert len(failed) == sum(1 for s, t in cases.values() if s not in JOB_TRANSITIONS[t].sources)
+
+
+def test_a_claim_after_the_job_completed_is_a_projection_failure_and_changes_nothing(
+    db: Database,
+) -> None:
+    store = EventStore(db=db)
+    store.append("dataset-synthetic", [dataset_event()])
+    store.append("model-m1", model_lifecycle(random.Random(1), "m1", epochs=2))
+    store.append("model-m1", [_job_event("JobClaimed", attempt=2), _job_event("TrainingFailed"),
+                              NewEvent.of(TrainingCancelled(reason="late"))])
+    Projector(db).catch_up()
+    with db.connect() as conn:
+        assert conn.execute("select status, epochs_trained, error from models").fetchone() == \
+            ("done", 2, None)
+        assert conn.execute("select state, attempt, worker from jobs").fetchone() == \
+            ("done", 1, "synthetic")
+        assert conn.execute("select type, handler, message from projection_failures "
+                            "order by position").fetchall() == [
+            ("JobClaimed", "claimed",
+             "model m1: JobClaimed cannot follow a done job: only a queued or claimed one"),
+            ("TrainingFailed", "failed",
+             "model m1: TrainingFailed cannot follow a done job: only a claimed one"),
+            ("TrainingCancelled", "cancelled", "model m1: TrainingCancelled cannot follow a done "
+             "job: only a never requested, queued or claimed one"),
+        ]
+    job = fold_job(store.read_stream("model-m1"))
+    assert (job.state, job.attempt, job.worker) == ("done", 1, "synthetic")  # the worker agrees
 
 
 def test_incremental_projection_equals_replay(db: Database) -> None:

@@ -305,7 +305,7 @@ def test_a_slow_transaction_that_began_first_is_not_skipped(db_url: str) -> None
         # The fast writer cannot commit ahead of the slow one, so a reader sees nothing yet.
         assert not fast_done.is_set()
         assert EventStore(db_url).read_all() == []
-    thread.join(10)
+    thread.join()  # it can commit now; how long that takes on a loaded machine is no matter
     seen = EventStore(db_url).read_all()
     assert [e.stream_id for e in seen] == ["model-s", "model-f"]
     assert seen[0].position < seen[1].position

@@ -29,6 +29,7 @@ def old_model(db: Database, model_id: str, params: int, cm: list[list[int]]) -> 
         ("ArchitectureProposed", current_version("ArchitectureProposed"),
          proposed(model_id, "four", params, CLASSES)),
         ("TrainingRequested", 1, {"priority": 0}),
+        ("JobClaimed", 1, {"worker": "old", "attempt": 1, "lease_seconds": 60.0}),
         ("EpochCompleted", 1, v1_epoch_completed({c: 0.9 for c in CLASSES})),
         ("TrainingCompleted", 1, v1_training_completed(cm, CLASSES)),
     ])

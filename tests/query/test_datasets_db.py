@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector
-from nasdb.ingest.synthetic import DIGIT_CLASSES, completed_event, dataset_event
+from nasdb.ingest.synthetic import DIGIT_CLASSES, completed_event, dataset_event, job_started
 from nasdb.query import run
 from nasdb.schema import Database
 from nasdb.schema.errors import DatasetNotChosen
@@ -19,6 +19,7 @@ def add_models(store: EventStore, dataset: str, models: dict[str, tuple[int, flo
     store.append_batch([
         (f"model-{mid}", [
             NewEvent("ArchitectureProposed", proposed(mid, dataset, params, DIGIT_CLASSES)),
+            *job_started(),
             completed_event(1, acc, DIGIT_CLASSES, [acc] * 10, b"\x00" * 8, latency_ms=0.1,
                             train_seconds=1.0),
         ], None)

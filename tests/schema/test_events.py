@@ -7,7 +7,13 @@ import pytest
 from nasdb.ingest import NewEvent
 from nasdb.schema.errors import InvalidEvent
 from nasdb.schema.events import Tagged, TrainingRequested, validate_payload
-from nasdb.schema.vocabulary import JobState, model_status, next_job_state
+from nasdb.schema.vocabulary import (
+    IllegalJobTransition,
+    JobState,
+    job_state,
+    job_transition,
+    model_status,
+)
 
 
 def test_a_payload_that_does_not_fit_is_an_invalid_event_with_the_append_message() -> None:
@@ -27,10 +33,24 @@ def test_the_job_state_machine() -> None:
     state: JobState | None = None
     seen = []
     for event_type in ("ArchitectureProposed", "TrainingRequested", "JobClaimed", "LeaseRenewed",
-                       "EpochCompleted", "TrainingFailed", "TrainingRequested", "JobClaimed",
-                       "TrainingCompleted", "Tagged"):
-        state = next_job_state(state, event_type)
+                       "EpochCompleted", "JobClaimed", "TrainingFailed", "TrainingRequested",
+                       "JobClaimed", "TrainingCompleted", "Tagged"):
+        state = job_transition(state, event_type)
         seen.append(model_status(state))
-    assert seen == ["proposed", "queued", "training", "training", "training", "failed", "queued",
-                    "training", "done", "done"]
-    assert next_job_state("queued", "TrainingCancelled") == "cancelled"
+        assert job_state(model_status(state)) == state
+    assert seen == ["proposed", "queued", "training", "training", "training", "training", "failed",
+                    "queued", "training", "done", "done"]
+    assert job_transition("queued", "TrainingCancelled") == "cancelled"
+    assert job_transition(None, "TrainingCancelled") == "cancelled"
+
+
+@pytest.mark.parametrize(("state", "event_type"), [
+    ("done", "JobClaimed"), ("cancelled", "JobClaimed"), (None, "JobClaimed"),
+    ("queued", "TrainingCompleted"), ("failed", "TrainingCompleted"), ("done", "TrainingFailed"),
+    ("done", "TrainingCancelled"), ("queued", "TrainingRequested"), ("claimed", "TrainingRequested"),
+])
+def test_an_event_the_machine_does_not_allow_is_an_illegal_transition(
+        state: JobState | None, event_type: str) -> None:
+    with pytest.raises(IllegalJobTransition) as err:
+        job_transition(state, event_type)
+    assert str(err.value).startswith(f"{event_type} cannot follow a {state or 'never requested'} job")

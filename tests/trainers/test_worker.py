@@ -25,7 +25,9 @@ from nasdb.steer import cancel as cancel_model
 from nasdb.trainers.devices import cpu_name
 from nasdb.trainers.registry import register_dataset
 from nasdb.trainers.reproduce import reproduce
-from nasdb.trainers.worker import Worker, wait_for
+from nasdb.trainers.worker import LISTEN_SQL, Worker, wait_for
+
+from .._kill import signal_when
 
 TINY = {"layers": [{"type": "Conv2D", "filters": 8, "kernel": 3},
                    {"type": "Activation", "fn": "relu"}]}
@@ -109,17 +111,18 @@ def test_several_worker_processes_never_train_the_same_job(db: Database) -> None
 def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=20, batch_size=8)  # small batches: seconds, not a blink
     victim = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
-        "the victim finished before it was killed"
-    started = time.monotonic()
+    stream = f"model-{model_id}"
+    signal_when(db, victim, "exists (select 1 from events where stream_id = %s and type = "
+                "'EpochCompleted') and not exists (select 1 from events where stream_id = %s and "
+                "type = 'TrainingCompleted')", (stream, stream))  # killed mid-training, always
     assert Worker(db, lease_seconds=2, poll_seconds=0.3).run(max_jobs=1, idle_exit=False) == 1
-    assert time.monotonic() - started < 30
-    events = types_of(db, model_id)
-    assert [d["attempt"] for t, d in events if t == "JobClaimed"] == [1, 2]
-    assert sum(1 for t, _ in events if t == "TrainingCompleted") == 1
+    recorded = EventStore(db=db).read_stream(stream)
+    claims = [e for e in recorded if e.type == "JobClaimed"]
+    assert [e.data["attempt"] for e in claims] == [1, 2]
+    # taken over only once the victim's lease ran out: 2 s after its last sign of life
+    last_sign_of_life = max(e.recorded_at for e in recorded if e.version < claims[1].version)
+    assert (claims[1].recorded_at - last_sign_of_life).total_seconds() >= 2
+    assert sum(1 for e in recorded if e.type == "TrainingCompleted") == 1
     Projector(db).catch_up()
     with db.connect() as conn:
         epochs = conn.execute("select epoch from epochs where model_id = %s order by epoch",
@@ -133,11 +136,11 @@ def test_a_killed_worker_s_job_is_trained_exactly_once_after_its_lease(db: Datab
 def test_a_worker_that_lost_its_lease_cannot_append_results(db: Database) -> None:
     [model_id] = queue(db, 1, epochs=30, batch_size=8)
     sleeper = start_worker(db, "--lease-seconds", "2", "--exit-when-idle")
-    assert wait_for(db, f"exists (select 1 from epochs where model_id = '{model_id}')", 180)
-    os.kill(sleeper.pid, signal.SIGSTOP)  # paused too long: its lease runs out
-    assert "TrainingCompleted" not in [t for t, _ in types_of(db, model_id)], \
-        "the worker finished before it was paused"
-    time.sleep(2.5)
+    # paused too long mid-training: its lease runs out. An append it had sent goes through after
+    # the pause, so the condition leaves room for more than one more epoch.
+    signal_when(db, sleeper, "(select count(*) from events where stream_id = %s and type = "
+                "'EpochCompleted') between 1 and 25", (f"model-{model_id}",),
+                signum=signal.SIGSTOP)
     Worker(db, lease_seconds=30, name="rescuer").run(max_jobs=1, idle_exit=False)
     os.kill(sleeper.pid, signal.SIGCONT)  # it wakes up and tries to carry on
     output, _ = sleeper.communicate(timeout=120)
@@ -188,20 +191,19 @@ def test_cancel_stops_a_running_job_at_the_next_epoch_boundary(db: Database) -> 
 
 def test_an_idle_worker_wakes_on_notify(db: Database) -> None:
     queue(db, 0, epochs=1)
-    worker = Worker(db, poll_seconds=30)
-    finished: list[float] = []
-
-    def run() -> None:
-        worker.run(max_jobs=1, idle_exit=False)
-        finished.append(time.monotonic())
-
-    thread = threading.Thread(target=run)
+    worker = Worker(db, poll_seconds=86000)  # its poll would wake it tomorrow: only NOTIFY can
+    thread = threading.Thread(target=lambda: worker.run(max_jobs=1, idle_exit=False), daemon=True)
     thread.start()
-    time.sleep(2)
-    queued_at = time.monotonic()
-    queue(db, 1, epochs=1)
-    thread.join(60)
-    assert finished and finished[0] - queued_at < 15  # far less than the 30 s poll
+    with db.connect() as conn:  # the worker listens: a job queued from now on must wake it
+        while not conn.execute(
+                "select exists (select 1 from pg_stat_activity where query = %s and "
+                "datname = current_database() and state = 'idle')", (LISTEN_SQL,)).fetchone()[0]:
+            assert thread.is_alive(), "the worker ended before it listened"
+            conn.rollback()
+            time.sleep(0.05)
+    [model_id] = queue(db, 1, epochs=1)
+    thread.join()  # the suite's timeout fails a worker that sleeps through the notification
+    assert "TrainingCompleted" in [t for t, _ in types_of(db, model_id)]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector
-from nasdb.ingest.synthetic import DIGIT_CLASSES, completed_event, dataset_event
+from nasdb.ingest.synthetic import DIGIT_CLASSES, completed_event, dataset_event, job_started
 from nasdb.query import run
 from nasdb.schema import Database
 from nasdb.ui.app import AppState, StudiesState, TimelineState
@@ -22,6 +22,7 @@ def add(store: EventStore, dataset: str, mid: str, params: int, acc: float | Non
     if acc is not None:
         per_class = [acc] * 10
         per_class[3] = recall_of_3
+        events += job_started()
         events.append(completed_event(1, acc, DIGIT_CLASSES, per_class, b"\x01" * 8,
                                       latency_ms=0.1, train_seconds=1.0))
     store.append(f"model-{mid}", events)

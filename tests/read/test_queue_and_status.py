@@ -1,0 +1,90 @@
+"""nasdb.read's queue, status and score reads against the views they replace SQL for."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from nasdb.ingest import EventStore, NewEvent, Projector
+from nasdb.ingest.synthetic import dataset_event, model_lifecycle, search_log
+from nasdb.read import (
+    ProjectionFailureRow,
+    claimable_jobs,
+    count_jobs,
+    holdings,
+    model_scores,
+    models_by_status,
+    recent_projection_failures,
+    trained_dataset_ids,
+    val_acc_curves,
+)
+from nasdb.schema import Database
+from nasdb.schema.events import JobClaimed, PriorityChanged
+
+
+def _view(db: Database, sql: str) -> list[tuple[object, ...]]:
+    with db.connect() as conn:
+        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+
+
+def test_the_queue_offers_queued_jobs_by_priority_and_claimed_ones_whose_lease_ran_out(
+    db: Database,
+) -> None:
+    store = EventStore(db=db)
+    store.append("dataset-synthetic", [dataset_event()])
+    rng = random.Random(1)
+    for mid in ("m1", "m2", "m3", "m4"):
+        store.append(f"model-{mid}", model_lifecycle(rng, mid, finish=False))  # queued
+    store.append("model-m5", model_lifecycle(rng, "m5"))  # done
+    store.append("model-m2", [NewEvent.of(PriorityChanged(priority=5))])
+    store.append("model-m3", [NewEvent.of(JobClaimed(worker="gone", attempt=1, lease_seconds=0.05))])
+    store.append("model-m4", [NewEvent.of(JobClaimed(worker="busy", attempt=1, lease_seconds=600))])
+    time.sleep(0.2)  # m3's lease has run out (by the database's clock); m4's has not
+    Projector(db).catch_up()
+    assert claimable_jobs(db) == ["m2", "m1", "m3"]
+    assert claimable_jobs(db, skip=["m2"], limit=1) == ["m1"]
+    assert count_jobs(db, ["queued"]) == 2
+    assert count_jobs(db, ["queued", "claimed"]) == 4
+    assert count_jobs(db, ["done"]) == 1
+
+
+def test_status_reads_count_what_the_views_hold(db: Database) -> None:
+    store = EventStore(db=db)
+    store.append_batch([(stream, events, 0) for stream, events in search_log(30, 3)])
+    Projector(db).catch_up()
+    done = str(_view(db, "select min(id) from models where status = 'done'")[0][0])
+    store.append(f"model-{done}", [NewEvent.of(JobClaimed(worker="late", attempt=2,
+                                                          lease_seconds=60))])
+    Projector(db).catch_up()
+    assert holdings(db) == {name: _view(db, f"select count(*) from {name}")[0][0]
+                            for name in ("events", "datasets", "studies", "models", "jobs")}
+    assert models_by_status(db) == dict(
+        _view(db, "select status, count(*) from models group by status"))  # type: ignore[arg-type]
+    [failure] = recent_projection_failures(db)
+    assert isinstance(failure, ProjectionFailureRow)
+    assert (failure.type, failure.stream_id, failure.handler) == \
+        ("JobClaimed", f"model-{done}", "claimed")
+    assert failure.message.startswith(f"model {done}: JobClaimed cannot follow a done job")
+
+
+def test_scores_curves_and_trained_datasets_are_the_views_rows(db: Database) -> None:
+    store = EventStore(db=db)
+    store.append_batch([(stream, events, 0) for stream, events in search_log(30, 3)])
+    store.append_batch([(stream, events, 0) for stream, events in search_log(3, 4, "other")
+                        if stream.startswith("dataset-")])
+    Projector(db).catch_up()
+    scores = {s.id: s for s in model_scores(db)}
+    for mid, params, test_acc, val_acc, study, dataset in _view(
+            db, "select id, params, test_acc, best_val_acc, study_id, dataset_id from models"):
+        s = scores[str(mid)]
+        assert (s.params, s.test_acc, s.best_val_acc, s.study_id, s.dataset_id) == \
+            (params, test_acc, val_acc, study, dataset)
+    assert len(scores) == 30
+    assert trained_dataset_ids(db) == ["synthetic"]  # "other" is registered but has no model
+    curves = val_acc_curves(db, ["m1", "m2", "m404"])
+    expected: dict[str, list[float]] = {}
+    for mid, val_acc in _view(db, "select model_id, val_acc from epochs where model_id in "
+                                  "('m1', 'm2') order by model_id, epoch"):
+        expected.setdefault(str(mid), []).append(float(val_acc))  # type: ignore[arg-type]
+    assert curves == expected and expected
+    assert val_acc_curves(db, []) == {}
