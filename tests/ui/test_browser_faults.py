@@ -109,16 +109,16 @@ def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) 
     model_ids = ".tabulator-cell[tabulator-field='model_id']"
     selected = page.locator(f".jobs-table .tabulator-selected {model_ids}")
     page.locator(f".jobs-table {model_ids}", has_text=re.compile(f"^{last}$")).first.click()
-    _wait_text(page, ".queue-selected", rf"selected job: {last}\b")
+    _wait_text(page, ".queue-selected", rf"selected job:\s+{last}\b")
     # each move is done when the server says so: the highlight must be on the job's new row
     # (priority -1, below the other queued jobs), then on the first row
     page.locator(".bk-btn", has_text="Down").first.click()
-    _wait_text(page, ".queue-message", rf"moved down {last}\b")
+    _wait_text(page, ".queue-message", rf"moved down\s+{last}\b")
     expect(selected).to_have_text([last], timeout=30_000)
     row = page.locator(".jobs-table .tabulator-selected")
     expect(row.locator(".tabulator-cell[tabulator-field='priority']")).to_have_text("-1", timeout=30_000)
     page.locator(".bk-btn", has_text="Top").first.click()
-    _wait_text(page, ".queue-message", rf"moved top {last}\b")
+    _wait_text(page, ".queue-message", rf"moved top\s+{last}\b")
     first = page.locator(".jobs-table .tabulator-row").first
     expect(first.locator(model_ids)).to_have_text(last, timeout=30_000)
     expect(first).to_have_class(re.compile(r"\btabulator-selected\b"), timeout=30_000)
