@@ -97,6 +97,10 @@ def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: 
     _cell(page, "children-table", child).wait_for(timeout=15_000)
 
 
+@pytest.mark.xfail(reason="open (issue 16): 2 of 3 runs of this file: after 'moved down' the "
+                   "server reloaded the queue, yet the highlighted row kept priority 0 for 30 s and then "
+                   "no highlighted row was drawn: the highlight does not follow the job (app fault, "
+                   "not yet fixed)", strict=False)
 def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
     store = EventStore(db=db)
