@@ -119,3 +119,40 @@ _COLUMN = """([title, glyph, name]) => {
 
 def column(page: Any, title: str, glyph: str, name: str) -> list[Any]:
     return list(page.evaluate(_COLUMN, [title, glyph, name]))
+
+
+#: Columns ``names`` of every glyph renderer of type ``glyph`` on the figures on the page (those
+#: with a view: a document keeps models a re-render replaced) whose title starts with ``title``,
+#: read together: {name: [values, renderer after renderer]}, plus "renderer" (the
+#: renderer's number) for each row.
+COLUMNS = """([title, glyph, names]) => {
+  const views = [];
+  const seen = new Set();
+  const walk = (v) => {
+    if (seen.has(v)) return;
+    seen.add(v); views.push(v);
+    for (const c of v.children()) walk(c);
+  };
+  for (const root of Bokeh.index) walk(root);
+  const figs = views.map(v => v.model).filter(m => m.type === 'Figure' && m.title
+                                               && m.title.text && m.title.text.startsWith(title));
+  const out = {renderer: []};
+  for (const n of names) out[n] = [];
+  let k = 0;
+  for (const f of figs) for (const r of f.renderers) {
+    if (r.type !== 'GlyphRenderer' || r.glyph.type !== glyph) continue;
+    const data = r.data_source.data;
+    const length = r.data_source.get_length() || 0;
+    for (let i = 0; i < length; i++) {
+      out.renderer.push(k);
+      for (const n of names) out[n].push(data[n] === undefined ? null : data[n][i]);
+    }
+    k++;
+  }
+  return out;
+}"""
+
+
+def columns(page: Any, title: str, glyph: str, names: list[str]) -> dict[str, list[Any]]:
+    """`COLUMNS` evaluated on ``page``: the columns of one moment of the page."""
+    return dict(page.evaluate(COLUMNS, [title, glyph, names]))

@@ -7,12 +7,15 @@ import time
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
-from nasdb.ingest import EventStore
+from nasdb.ingest import EventStore, Projector
 from nasdb.schema import Database
-from nasdb.steer import stop_study
+from nasdb.steer import pin, stop_study
 
-from .conftest import shot
+from ._bokeh import COLUMNS
+from .conftest import open_page, shot
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -379,10 +382,177 @@ def _wait_value(handle: Any, value: int, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("name", ["Classes", "Compare"])
-def test_other_views_render(page: Any, name: str) -> None:
-    _tab(page, name)
-    page.wait_for_timeout(800)
-    body = _text(page)
-    assert "Traceback" not in body
-    shot(page, name.lower())
+#: Columns of the bump chart's circles (one row per model and class).
+_BUMP = ("Rank of each model", "Scatter", ["model_id", "class_name", "value", "rank"])
+
+
+def _wait_models(page: Any, title: str, glyph: str, names: list[str], ids: list[str]
+                 ) -> dict[str, list[Any]]:
+    """The columns ``names`` of the plot titled ``title`` (`_bokeh.COLUMNS`) once its rows are
+    exactly the models ``ids``: waits in the page for what a selection change draws."""
+    query = [title, glyph, list(dict.fromkeys([*names, "model_id"]))]
+    try:
+        handle = page.wait_for_function(
+            f"""(arg) => {{
+              const c = ({COLUMNS})(arg.query);
+              const got = [...new Set(c.model_id)].sort();
+              return JSON.stringify(got) === JSON.stringify(arg.ids) && c;
+            }}""", arg={"query": query, "ids": sorted(ids)}, timeout=30_000)
+    except PlaywrightTimeout:
+        shown = sorted(set(page.evaluate(COLUMNS, query)["model_id"]))
+        raise AssertionError(f"{title!r} never showed the models {sorted(ids)}: {shown}") from None
+    return dict(handle.json_value())
+
+
+def _class_values(db: Database, ids: list[str], metric: str) -> dict[tuple[str, str], float]:
+    """(model, class) -> the metric's value, from the `class_metrics` read model."""
+    assert metric in ("accuracy", "precision", "recall", "specificity")
+    with db.connect() as conn:
+        rows = conn.execute(f"select model_id, class_name, {metric} from class_metrics "
+                            "where model_id = any(%s)", (ids,)).fetchall()
+    return {(m, c): float(v) for m, c, v in rows}
+
+
+def _assert_bump(shown: dict[str, list[Any]], expected: dict[tuple[str, str], float]) -> None:
+    """Every circle is one (model, class) with the read model's value, and in each class rank 1
+    is the best value, down to the worst (ties in any order)."""
+    rows = list(zip(shown["model_id"], shown["class_name"], shown["value"], shown["rank"],
+                    strict=True))
+    assert {(m, c) for m, c, _, _ in rows} == set(expected) and len(rows) == len(expected)
+    for m, c, v, _ in rows:
+        assert abs(float(v) - expected[m, c]) < 1e-9, (m, c, v, expected[m, c])
+    for name in {c for _, c, _, _ in rows}:
+        ranked = sorted((float(r), float(v)) for _, c, v, r in rows if c == name)
+        assert [r for r, _ in ranked] == list(range(1, len(ranked) + 1)), (name, ranked)
+        values = [v for _, v in ranked]
+        assert values == sorted(values, reverse=True), (name, ranked)
+
+
+def test_classes_ranks_the_read_models_per_class_values(page: Any, ui_db: Any) -> None:
+    db, _ = ui_db
+    with db.connect() as conn:
+        top = [r[0] for r in conn.execute(
+            "select id from models where dataset_id = 'synthetic' and test_acc is not null "
+            "order by test_acc desc limit 8").fetchall()]
+        pinned = [r[0] for r in conn.execute(
+            "select id from models where dataset_id = 'synthetic' and test_acc is not null and "
+            "pinned order by test_acc desc limit 8").fetchall()]
+    assert len(top) == 8 and pinned and set(pinned) != set(top)
+    _tab(page, "Classes")
+    page.locator("select").filter(has=page.locator("option[value='query result']")).first \
+        .select_option(value="top")
+    title, glyph, names = _BUMP
+    shown = _wait_models(page, title, glyph, names, top)
+    _assert_bump(shown, _class_values(db, top, "accuracy"))
+    # another choice of models draws those models
+    page.locator("select").filter(has=page.locator("option[value='query result']")).first \
+        .select_option(value="pinned")
+    shown = _wait_models(page, title, glyph, names, pinned)
+    _assert_bump(shown, _class_values(db, pinned, "accuracy"))
+    # another metric draws that metric's values
+    specificity = _class_values(db, pinned, "specificity")
+    assert specificity != _class_values(db, pinned, "accuracy")
+    page.locator(".bk-btn", has_text=re.compile(r"^\s*specificity\s*$")).first.click()
+    page.wait_for_function(
+        f"""(arg) => {{
+          const c = ({COLUMNS})(arg.query);
+          return c.value.length > 0 && c.value.every(v => Math.abs(v - arg.want) < 1e-9);
+        }}""", arg={"query": [title, glyph, ["value"]],
+                    "want": next(iter(specificity.values()))}, timeout=30_000)
+    shown = _wait_models(page, title, glyph, names, pinned)
+    _assert_bump(shown, specificity)
+    shot(page, "classes")
+
+
+def _pinned_row(page: Any, model: str) -> Any:
+    return page.locator(".pinned-table .tabulator-row").filter(
+        has=page.locator(".tabulator-cell[tabulator-field='id']",
+                         has_text=re.compile(f"^{re.escape(model)}$")))
+
+
+def _assert_card(page: Any, row: Any) -> None:
+    """The model's compare card shows its id and its read-model values."""
+    mid, test_acc, val_acc, params, latency = row
+    card = page.locator(".compare-card").filter(has_text=re.compile(rf"^{mid}\b"))
+    text = card.inner_text()
+    assert f"acc (test) {test_acc:.3f}" in text and f"val_acc {val_acc:.3f}" in text, text
+    shown = re.search(r"params ([\d.]+)([kM]?)", text)
+    assert shown, text
+    scale = {"": 1, "k": 1e3, "M": 1e6}[shown.group(2)]
+    assert abs(float(shown.group(1)) * scale - params) <= 0.05 * scale + 0.5, (text, params)
+    assert f"latency {latency:.3f} ms" in text, text
+
+
+def _curves(db: Database, ids: list[str]) -> set[tuple[str, int, float]]:
+    with db.connect() as conn:
+        rows = conn.execute("select model_id, epoch, val_acc from epochs where model_id = any(%s)",
+                            (ids,)).fetchall()
+    return {(m, int(e), round(float(v), 9)) for m, e, v in rows}
+
+
+def _wait_curves(page: Any, n: int) -> set[tuple[str, int, float]]:
+    """(renderer, epoch, val_acc) of the compare chart once it has ``n`` curves."""
+    query = ["validation accuracy", "Line", ["epoch", "val_acc"]]
+    try:
+        handle = page.wait_for_function(
+            f"""(arg) => {{
+              const c = ({COLUMNS})(arg);
+              return new Set(c.renderer).size === {n} && c;
+            }}""", arg=query, timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the compare chart never had {n} curves: "
+                             f"{page.evaluate(COLUMNS, query)}") from None
+    c = handle.json_value()
+    return {(str(r), int(e), round(float(v), 9))
+            for r, e, v in zip(c["renderer"], c["epoch"], c["val_acc"], strict=True)}
+
+
+def test_compare_shows_the_ticked_models_values_and_curves(browser: Any, ui_server: str,
+                                                           ui_db: Any) -> None:
+    db, _ = ui_db
+    with db.connect() as conn:  # the newest trained models: the first rows of the pinned table
+        rows = conn.execute(
+            "select id, test_acc, best_val_acc, params, latency_ms, pinned from models m "
+            "where test_acc is not null and best_val_acc is not null and exists "
+            "(select 1 from epochs e where e.model_id = m.id) "
+            "order by created_at desc, id desc limit 2").fetchall()
+    assert len(rows) == 2 and rows[0][1] != rows[1][1]
+    ids = [r[0] for r in rows]
+    store = EventStore(db=db)
+    for r in rows:
+        if not r[5]:
+            pin(store, r[0])
+    Projector(db).catch_up()
+    context, page = open_page(browser, ui_server)
+    try:
+        session = re.search(r"session (u[0-9a-f]{12})", _deep(page, ".log-position"))
+        assert session
+        for mid in ids:
+            _pinned_row(page, mid).locator("input[type='checkbox']").first.check()
+        _tab(page, "Compare")
+        expect(page.locator(".compare-card")).to_have_count(2, timeout=30_000)
+        for r in rows:
+            _assert_card(page, r[:5])
+        want = _curves(db, ids)
+        shown = _wait_curves(page, 2)
+        # each curve is one model's validation accuracy per epoch, as recorded
+        by_curve = {k: {(e, v) for c, e, v in shown if c == k} for k in {c for c, _, _ in shown}}
+        by_model = {m: {(e, v) for mm, e, v in want if mm == m} for m in ids}
+        assert sorted(map(sorted, by_curve.values())) == sorted(map(sorted, by_model.values()))
+        shot(page, "compare")
+        recorded = _wait(lambda: [e.data["detail"]["models"] for e in
+                                  _events(db, "UiAction", f"session-{session.group(1)}")
+                                  if e.data["action"] == "compare"])
+        assert recorded and sorted(recorded[-1]) == sorted(ids)
+        # unticking one leaves the other alone on the page
+        _pinned_row(page, ids[0]).locator("input[type='checkbox']").first.uncheck()
+        expect(page.locator(".compare-card")).to_have_count(1, timeout=30_000)
+        _assert_card(page, rows[1][:5])
+        shown = _wait_curves(page, 1)
+        assert {(e, v) for _, e, v in shown} == by_model[ids[1]]
+    finally:
+        context.close()
+        for r in rows:
+            if not r[5]:
+                pin(store, r[0], False)
+        store.close()

@@ -6,13 +6,14 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from nasdb.ingest import EventStore, Projector
 from nasdb.read import get_dataset
 from nasdb.search import Architecture, Dense, Hyperparameters
 from nasdb.steer import Proposal, propose
 
-from ._bokeh import axes, drag, screen
+from ._bokeh import AXES, drag, screen
 from .conftest import open_page, shot
 from .test_browser import _cell, _events, _tab, _text, _wait, _wait_text
 
@@ -96,9 +97,10 @@ def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: 
     _cell(page, "children-table", child).wait_for(timeout=15_000)
 
 
-@pytest.mark.xfail(reason="open (issue 16): passes alone, failed once in the full suite (the highlight "
-                   "stayed on another row): order- or timing-dependent, not yet understood",
-                   strict=False)
+@pytest.mark.xfail(reason="open (issue 16): 2 of 3 runs of this file: after 'moved down' the "
+                   "server reloaded the queue, yet the highlighted row kept priority 0 for 30 s and then "
+                   "no highlighted row was drawn: the highlight does not follow the job (app fault, "
+                   "not yet fixed)", strict=False)
 def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) -> None:
     db, _ = ui_db
     store = EventStore(db=db)
@@ -108,26 +110,23 @@ def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) 
     Projector(db).catch_up()
     _tab(page, "Queue")
     last = ids[-1]
-    cell = page.locator(".jobs-table .tabulator-cell[tabulator-field='model_id']",
-                        has_text=re.compile(f"^{last}$")).first
-    cell.wait_for()
-    bottom = _wait(lambda: (rows := page.locator(".jobs-table .tabulator-row").all())
-                   and rows)
-    assert bottom
-    # put the job at the bottom, select it, then send it to the top
-    cell.click()
+    model_ids = ".tabulator-cell[tabulator-field='model_id']"
+    selected = page.locator(f".jobs-table .tabulator-selected {model_ids}")
+    page.locator(f".jobs-table {model_ids}", has_text=re.compile(f"^{last}$")).first.click()
+    _wait_text(page, ".queue-selected", rf"selected job:\s+{last}\b")
+    # each move is done when the server says so: the highlight must be on the job's new row
+    # (priority -1, below the other queued jobs), then on the first row
     page.locator(".bk-btn", has_text="Down").first.click()
-    page.wait_for_timeout(800)
+    _wait_text(page, ".queue-message", rf"moved down\s+{last}\b")
+    expect(selected).to_have_text([last], timeout=30_000)
+    row = page.locator(".jobs-table .tabulator-selected")
+    expect(row.locator(".tabulator-cell[tabulator-field='priority']")).to_have_text("-1", timeout=30_000)
     page.locator(".bk-btn", has_text="Top").first.click()
-
-    def selected() -> list[str]:
-        return [r.strip() for r in page.locator(
-            ".jobs-table .tabulator-selected .tabulator-cell[tabulator-field='model_id']"
-        ).all_inner_texts()]
-
-    assert _wait(lambda: selected() == [last]), selected()
+    _wait_text(page, ".queue-message", rf"moved top\s+{last}\b")
     first = page.locator(".jobs-table .tabulator-row").first
-    assert first.locator(".tabulator-cell[tabulator-field='model_id']").inner_text() == last
+    expect(first.locator(model_ids)).to_have_text(last, timeout=30_000)
+    expect(first).to_have_class(re.compile(r"\btabulator-selected\b"), timeout=30_000)
+    expect(selected).to_have_text([last], timeout=30_000)
     shot(page, "queue-reordered")
 
 
@@ -154,30 +153,52 @@ def _overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
     return [(i, i + 1) for i in range(len(boxes) - 1) if boxes[i][1] > boxes[i + 1][0]]
 
 
-@pytest.mark.xfail(reason="open (issue 16): passes alone, failed once in the full suite (no x tick "
-                   "labels to read yet): order- or timing-dependent, not yet understood",
-                   strict=False)
+def _settled_axes(page: Any, titles: list[str]) -> dict[str, Any]:
+    """`_bokeh.AXES` of the plots whose titles start with each of ``titles``, once each has at
+    least two x tick labels and the labels and their boxes read the same twice in a row (250 ms
+    apart): a plot that exists is not yet laid out, and a resize lays it out again."""
+    handle = page.wait_for_function(
+        f"""(titles) => {{
+          const all = ({AXES})();
+          const picked = {{}};
+          for (const t of titles) {{
+            const key = Object.keys(all).find(k => k.startsWith(t));
+            const x = key && all[key].x;
+            if (!x || x.labels.length < 2 || !x.boxes) {{ window.__nasdbAxes = null; return false; }}
+            picked[t] = all[key];
+          }}
+          const now = JSON.stringify(picked);
+          const settled = window.__nasdbAxes === now;
+          window.__nasdbAxes = now;
+          return settled && picked;
+        }}""", arg=titles, polling=250, timeout=60_000)
+    return dict(handle.json_value())
+
+
 def test_tradeoff_ticks_apart_and_learning_curves_in_whole_epochs(page: Any, ui_db: Any) -> None:
-    _, mid = ui_db
+    db, mid = ui_db
+    with db.connect() as conn:  # the fixture's study: the Studies tab opens on the newest, which
+        # may be one another test launched and nothing trained
+        study = conn.execute("select id from studies order by created_at limit 1").fetchone()[0]
     # models within one decade of params (a box on the overview): where a log axis writes long
     # labels
     corners = _wait(lambda: screen(page, "", [(5.05, 0.25), (5.95, 0.97)], "BoxSelectTool"), 60)
     assert corners
     drag(page, corners[0], corners[1])
     _wait_text(page, ".brush-status", r"models selected")
+    page.set_viewport_size({"width": 1100, "height": 1000})  # a narrow grid cell
     _tab(page, "Studies")
-    page.wait_for_selector(".study-brushed")
-    page.set_viewport_size({"width": 1100, "height": 1000})
-    page.wait_for_timeout(1500)
-    trade = _wait(lambda: next((v for k, v in axes(page).items()
-                                if k.startswith("Trade-off")), None))
-    assert trade and len(trade["x"]["labels"]) >= 2
+    select = page.locator(".study-select select")
+    select.locator(f"option[value='{study}']").wait_for(state="attached")
+    select.select_option(value=study)
+    _wait_text(page, ".study-brushed", r"\d+ of 48 models brushed in")
+    trade = _settled_axes(page, ["Trade-off"])["Trade-off"]
     assert all(re.fullmatch(r"\d+(\.\d)?[kMG]?", t) for t in trade["x"]["labels"]), trade["x"]
     assert _overlaps(trade["x"]["boxes"]) == [], trade["x"]
     page.set_viewport_size({"width": 1500, "height": 1000})
     _select(page, "origin=handcrafted sort acc desc", mid)
     _tab(page, "Inspect")
-    plots = _wait(lambda: (a := axes(page)) and "Loss" in a and "Accuracy" in a and a)
+    plots = _settled_axes(page, ["Loss", "Accuracy"])
     for title in ("Loss", "Accuracy"):
         ticks = plots[title]["x"]["ticks"]
         assert ticks and all(float(t).is_integer() for t in ticks), (title, ticks)

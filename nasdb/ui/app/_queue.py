@@ -72,8 +72,9 @@ class QueueView(pn.viewable.Viewer):
         return pn.Column(
             "### Training queue",
             pn.Row(pn.pane.Markdown(bind(lambda m: f"selected job: **{m or '—'}**",
-                                            s.param.selected_job), width=200), *buttons),
-            pn.pane.Markdown(s.param.message),
+                                            s.param.selected_job), width=200,
+                                    css_classes=["queue-selected"]), *buttons),
+            pn.pane.Markdown(s.param.message, css_classes=["queue-message"]),
             self._jobs,
             "### Workers (heartbeat = seconds since last seen)",
             self._workers,
