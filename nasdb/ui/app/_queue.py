@@ -10,17 +10,27 @@ import panel as pn
 from ._steer_state import QueueState
 from ._util import action, bind
 
+#: The cell style of the selected job's row.
+SELECTED_ROW = "background-color: #fde68a; font-weight: 600"
+
 
 class QueueView(pn.viewable.Viewer):
     def __init__(self, state: QueueState, **params: Any) -> None:
         super().__init__(**params)
         self.state = state
-        self._jobs = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
-                                          selectable=1, height=360, sizing_mode="stretch_width",
+        # The selected job is highlighted by a cell style computed with the data, not by the
+        # table's own row selection: the style travels in the same message as the rows and is
+        # drawn after them, while a selection (by row position) raced the redraw of a reorder
+        # and was left on another job's row or dropped.
+        styled = pd.DataFrame().style.apply(self._row_style, axis=1)
+        self._jobs = pn.widgets.Tabulator(styled, disabled=True, show_index=False,
+                                          selectable=False, height=360,
+                                          sizing_mode="stretch_width",
                                           layout="fit_data_stretch", name="jobs",
                                           pagination="local", page_size=100,
                                           css_classes=["jobs-table"])
         self._jobs.on_click(self._clicked)
+        state.param.watch(lambda _: self._jobs.param.trigger("value"), ["selected_job"])
         self._workers = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
                                              height=160, sizing_mode="stretch_width",
                                              layout="fit_data_stretch", name="workers")
@@ -38,18 +48,13 @@ class QueueView(pn.viewable.Viewer):
                          "glyph",
                          "params", "attempt", "heartbeat_at", "queued_at"]]
         self._jobs.value = jobs
-        self._highlight()
         self._workers.value = self.state.workers()
 
-    def _highlight(self) -> None:
-        """Highlight the selected job's row wherever the reload put it (a reorder moves it; the
-        table's selection is by row index, so it would stay on the old row)."""
-        value = self._jobs.value
+    def _row_style(self, row: pd.Series) -> list[str]:
+        """The selected job's row is highlighted wherever a reload puts it."""
         job = self.state.selected_job
-        rows = [] if value is None or value.empty or not job else \
-            [int(i) for i in (value["model_id"] == job).to_numpy().nonzero()[0]]
-        if list(self._jobs.selection) != rows:
-            self._jobs.selection = rows
+        chosen = job is not None and row.get("model_id") == job
+        return [SELECTED_ROW if chosen else ""] * len(row)
 
     def _clicked(self, event: Any) -> None:
         value = self._jobs.value
