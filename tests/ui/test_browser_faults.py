@@ -97,9 +97,9 @@ def test_handcrafted_child_appears_in_the_live_children_table(page: Any, ui_db: 
     _cell(page, "children-table", child).wait_for(timeout=15_000)
 
 
-#: The rows the page draws highlighted: (model id, priority) of each row whose cells carry the
-#: queue's selected-row style (`nasdb.ui.app._queue.SELECTED_ROW`, background #fde68a).
-_HIGHLIGHTED = """() => [...document.querySelectorAll('.jobs-table .tabulator-row')]
+#: Of the queue's rows, those drawn highlighted: (model id, priority) of each row whose cells carry
+#: the selected-row style (`nasdb.ui.app._queue.SELECTED_ROW`, background #fde68a).
+_HIGHLIGHTED = """(rows) => rows
   .filter((row) => {
     const cell = row.querySelector(".tabulator-cell[tabulator-field='model_id']");
     return cell && getComputedStyle(cell).backgroundColor === 'rgb(253, 230, 138)';
@@ -107,6 +107,12 @@ _HIGHLIGHTED = """() => [...document.querySelectorAll('.jobs-table .tabulator-ro
   .map((row) => [
     row.querySelector(".tabulator-cell[tabulator-field='model_id']").textContent.trim(),
     row.querySelector(".tabulator-cell[tabulator-field='priority']").textContent.trim()])"""
+
+
+def _highlighted(page: Any) -> list[list[str]]:
+    """(model id, priority) of the queue rows drawn highlighted (the table is in a shadow root:
+    the locator pierces it)."""
+    return list(page.locator(".jobs-table .tabulator-row").evaluate_all(_HIGHLIGHTED))
 
 
 def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) -> None:
@@ -121,19 +127,19 @@ def test_queue_highlight_follows_the_job_after_a_reorder(page: Any, ui_db: Any) 
     model_ids = ".tabulator-cell[tabulator-field='model_id']"
     page.locator(f".jobs-table {model_ids}", has_text=re.compile(f"^{last}$")).first.click()
     _wait_text(page, ".queue-selected", rf"selected job:\s+{last}\b")
-    assert _wait(lambda: page.evaluate(_HIGHLIGHTED) == [[last, "0"]]), page.evaluate(_HIGHLIGHTED)
+    assert _wait(lambda: _highlighted(page) == [[last, "0"]]), _highlighted(page)
     # each move is done when the server says so: the highlight must be on the job's new row
     # (priority -1, below the other queued jobs), then on the first row, and on no other row
     page.locator(".bk-btn", has_text="Down").first.click()
     _wait_text(page, ".queue-message", rf"moved down\s+{last}\b")
-    assert _wait(lambda: page.evaluate(_HIGHLIGHTED) == [[last, "-1"]], timeout=30), \
-        page.evaluate(_HIGHLIGHTED)
+    assert _wait(lambda: _highlighted(page) == [[last, "-1"]], timeout=30), \
+        _highlighted(page)
     page.locator(".bk-btn", has_text="Top").first.click()
     _wait_text(page, ".queue-message", rf"moved top\s+{last}\b")
     first = page.locator(".jobs-table .tabulator-row").first
     expect(first.locator(model_ids)).to_have_text(last, timeout=30_000)
-    assert _wait(lambda: [m for m, _ in page.evaluate(_HIGHLIGHTED)] == [last], timeout=30), \
-        page.evaluate(_HIGHLIGHTED)
+    assert _wait(lambda: [m for m, _ in _highlighted(page)] == [last], timeout=30), \
+        _highlighted(page)
     shot(page, "queue-reordered")
 
 
