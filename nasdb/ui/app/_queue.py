@@ -28,6 +28,9 @@ class QueueView(pn.viewable.Viewer):
                                           sizing_mode="stretch_width",
                                           layout="fit_data_stretch", name="jobs",
                                           pagination="local", page_size=100,
+                                          # every row of the page in the page, not only the
+                                          # visible ones: a moved job's row is always drawn
+                                          configuration={"renderVertical": "basic"},
                                           css_classes=["jobs-table"])
         self._jobs.on_click(self._clicked)
         state.param.watch(lambda _: self._jobs.param.trigger("value"), ["selected_job"])
