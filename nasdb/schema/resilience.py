@@ -1,7 +1,8 @@
 """Riding out a database restart: retry while the server is away, for a bounded window.
 
 `retrying` runs an action and, while the database is unreachable (`DatabaseUnavailable`, or a
-connection that broke mid-statement: ``psycopg.OperationalError``), tries again with exponential
+connection that broke mid-statement: ``psycopg.OperationalError``, bare or wrapped by SQLAlchemy
+as the read side's sessions raise it), tries again with exponential
 backoff (0.25 s doubling to 5 s) until ``NASDB_RECONNECT_SECONDS`` have passed, then raises
 `DatabaseUnavailable`. It says what happened once when the database goes away and once when it is
 back, so a log never shows a misleading failure. The action must be safe to repeat: a read, or an
@@ -30,6 +31,13 @@ def _reason(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def _unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is away (SQLAlchemy keeps psycopg's error in ``orig``)."""
+    if isinstance(error, DatabaseUnavailable | psycopg.OperationalError):
+        return True
+    return isinstance(getattr(error, "orig", None), psycopg.OperationalError)
+
+
 def retrying(action: Callable[[], T], *, what: str, log: Callable[[str], None],
              window: float | None = None, sleep: Callable[[float], object] = time.sleep) -> T:
     """``action()``, retried while the database is unreachable for up to ``window`` seconds.
@@ -43,7 +51,9 @@ def retrying(action: Callable[[], T], *, what: str, log: Callable[[str], None],
     while True:
         try:
             result = action()
-        except (DatabaseUnavailable, psycopg.OperationalError) as e:
+        except Exception as e:
+            if not _unreachable(e):
+                raise
             now = time.monotonic()
             if lost_at is None:
                 lost_at = now
