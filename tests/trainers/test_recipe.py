@@ -70,20 +70,24 @@ def test_flips_only_where_the_dataset_allows_them(db: Database) -> None:
     assert allowed_augment("crop-flip", True) == "crop-flip"
 
 
+class Spy(nn.Module):
+    """A linear digits classifier that keeps every training batch it sees in ``seen``."""
+
+    def __init__(self, seen: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.seen = seen
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen.append(x.detach().clone())
+        return self.linear(x.flatten(1))
+
+
 def test_the_loop_never_flips_digits_even_when_asked(digits: LoadedDataset) -> None:
     seen: list[torch.Tensor] = []
 
-    class Spy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = nn.Linear(64, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.training:
-                seen.append(x.detach().clone())
-            return self.linear(x.flatten(1))
-
-    train(Spy(), digits, {"epochs": 1, "augment": "flip", "batch_size": 4096,
+    train(Spy(seen), digits, {"epochs": 1, "augment": "flip", "batch_size": 4096,
                           "early_stop_patience": 0})
     # one full batch in permutation order, unflipped: the same multiset of images
     batch = seen[0]
@@ -94,19 +98,9 @@ def test_the_loop_never_flips_digits_even_when_asked(digits: LoadedDataset) -> N
 def test_auto_augmentation_leaves_a_short_run_unaugmented(digits: LoadedDataset) -> None:
     seen: list[torch.Tensor] = []
 
-    class Spy(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = nn.Linear(64, 10)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.training:
-                seen.append(x.detach().clone())
-            return self.linear(x.flatten(1))
-
     def images(hp: dict[str, object]) -> set[tuple[float, ...]]:
         seen.clear()
-        train(Spy(), digits, {"batch_size": 4096, "early_stop_patience": 0, **hp})
+        train(Spy(seen), digits, {"batch_size": 4096, "early_stop_patience": 0, **hp})
         return {tuple(row) for row in torch.cat(seen).flatten(1).tolist()}
 
     originals = {tuple(row) for row in digits.x_train.flatten(1).tolist()}
