@@ -15,6 +15,8 @@ import holoviews as hv
 import panel as pn
 import param
 import psycopg
+from bokeh.document import Document
+from panel.io.state import set_curdoc
 
 from nasdb.ingest import EventStore, ProjectorService
 from nasdb.schema.db import Database
@@ -261,6 +263,9 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
         return build_app(db, layouts=layouts, store=store, frames=frames, drivers=drivers,
                          poll_ms=poll_ms, auth=auth)
 
+    _warm_page(lambda: build_app(db, layouts=layouts, store=store, frames=frames,
+                                 drivers=drivers, poll_ms=0))
+
     def status() -> pn.viewable.Viewable:
         return build_status(db, poll_ms=poll_ms)
 
@@ -277,6 +282,17 @@ def serve(db: Database, port: int = 5006, host: str = "127.0.0.1", show: bool = 
     drivers.stop()  # the server has stopped (Ctrl+C): studies stay running in the log
     projector.stop()
     return None
+
+
+def _warm_page(make_page: Callable[[], pn.viewable.Viewable]) -> None:
+    """Build one page into a throwaway document before the server listens, so that the first
+    visitor does not pay for loading the shared model frame, placing the models and HoloViews'
+    first render (`benchmarks/ui.py` reports the first load after a start beside the median).
+    Building a page appends nothing; the document is discarded."""
+    doc = Document()
+    with set_curdoc(doc):
+        make_page().server_doc(doc)
+    doc.clear()
 
 
 def _wait_listening(host: str, port: int, timeout: float = 30.0) -> None:
