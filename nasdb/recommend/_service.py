@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from nasdb.ingest import EventStore, NewEvent, get_artifact, put_artifact
-from nasdb.read import list_datasets, list_models, stored_architectures, val_acc_curves
+from nasdb.read import (
+    latest_recommender,
+    list_datasets,
+    list_models,
+    stored_architectures,
+    val_acc_curves,
+)
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NotFound
 from nasdb.schema.events import RecommenderTrained
@@ -214,15 +220,10 @@ def load_latest(db: Database, kind: str) -> Recommender:
     """The newest recommender of ``kind``; `NotFound` saying how to fit one."""
     if kind not in KINDS:
         raise InvalidRequest(f"unknown recommender kind {kind!r}; expected one of {KINDS}")
-    with db.connect() as conn:
-        row = conn.execute(
-            "select data from events where type = 'RecommenderTrained' and data->>'kind' = %s "
-            "order by position desc limit 1",
-            (kind,),
-        ).fetchone()
-    if row is None:
+    recorded = latest_recommender(db, kind)
+    if recorded is None:
         raise NotFound(f"no {kind} has been fitted in this database yet; run: {_HOW_TO_FIT[kind]}")
-    return _recommender_from(db, row[0])
+    return _recommender_from(db, recorded.data)
 
 
 def load_recommender(db: Database, recommender_id: str) -> Recommender:

@@ -88,9 +88,9 @@ def test_replay_gives_the_same_class_accuracy(four: Database) -> None:
 
 
 def test_every_reader_of_a_class_accuracy_sees_the_recall(four: Database) -> None:
+    from nasdb.read.frames import class_accuracy
     from nasdb.recommend._advice import _class_metrics
     from nasdb.ui.app import ClassesState
-    from nasdb.ui.app._data import class_accuracy
 
     # the Recommend class focus, the overview's class colouring, the bump chart's default metric
     assert {m: v["3"]["accuracy"] for m, v in _class_metrics(four, ["a", "b", "c"]).items()} \

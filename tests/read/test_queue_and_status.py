@@ -11,15 +11,18 @@ from nasdb.read import (
     ProjectionFailureRow,
     claimable_jobs,
     count_jobs,
+    done_models_by_dataset,
     holdings,
+    latest_recommender,
     model_scores,
     models_by_status,
     recent_projection_failures,
+    recorded_recommender,
     trained_dataset_ids,
     val_acc_curves,
 )
 from nasdb.schema import Database
-from nasdb.schema.events import JobClaimed, PriorityChanged
+from nasdb.schema.events import JobClaimed, PriorityChanged, RecommenderTrained
 
 
 def _view(db: Database, sql: str) -> list[tuple[object, ...]]:
@@ -88,3 +91,31 @@ def test_scores_curves_and_trained_datasets_are_the_views_rows(db: Database) -> 
         expected.setdefault(str(mid), []).append(float(val_acc))  # type: ignore[arg-type]
     assert curves == expected and expected
     assert val_acc_curves(db, []) == {}
+
+
+def test_status_counts_per_dataset_and_done_models_by_dataset(db: Database) -> None:
+    store = EventStore(db=db)
+    store.append_batch([(stream, events, 0) for stream, events in search_log(30, 3)])
+    store.append_batch([(stream, events, 0) for stream, events in search_log(3, 4, "other")
+                        if stream.startswith("dataset-")])
+    Projector(db).catch_up()
+    assert models_by_status(db, "synthetic") == models_by_status(db)  # every model is synthetic's
+    assert models_by_status(db, "other") == {}
+    done = _view(db, "select count(*) from models where status = 'done'")[0][0]
+    assert done_models_by_dataset(db) == {"synthetic": done, "other": 0}  # registration order
+
+
+def test_recommenders_are_read_from_their_events_newest_first(db: Database) -> None:
+    store = EventStore(db=db)
+    assert latest_recommender(db, "predictor") is None
+    for rid, kind, rows in (("p1", "predictor", 20), ("s1", "similarity", 3),
+                            ("p2", "predictor", 25)):
+        store.append(f"recommender-{rid}", [NewEvent.of(RecommenderTrained(
+            recommender_id=rid, kind=kind, artifact="sha", data_fingerprint="f",
+            training_rows=rows))])
+    latest = latest_recommender(db, "predictor")
+    assert latest is not None and latest.data["recommender_id"] == "p2"
+    assert latest.data["training_rows"] == 25 and latest.recorded_at is not None
+    similarity = recorded_recommender(db, "s1")
+    assert similarity is not None and similarity.data["kind"] == "similarity"
+    assert recorded_recommender(db, "nope") is None

@@ -68,12 +68,12 @@ def test_a_query_literal_compiles_or_is_a_query_error_quickly(
         field: str, op: str, literal: str, nesting: int) -> None:
     text = f"{field} {literal}" if field == "limit" else f"{field}{op}{literal}"
     text = "(" * nesting + text + ")" * nesting if nesting % 2 else "not " * nesting + text
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time: the bound holds however loaded the machine is
     try:
         compile(parse(text))
     except NasdbError as e:
         assert str(e).startswith("query error")
-    assert time.monotonic() - started < 2
+    assert time.thread_time() - started < 2
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from nasdb.ingest import EventStore, NewEvent, Projector
+from nasdb.read import frames
 from nasdb.schema import Database
 from nasdb.schema.errors import NasdbError
 from nasdb.steer import create_study, stop_study
@@ -23,7 +24,6 @@ from nasdb.ui.app import (
     QueueState,
     StudiesState,
     TimelineState,
-    _data,
     classical_mds,
 )
 from nasdb.ui.app._analysis_state import moving_average
@@ -261,13 +261,13 @@ def test_studies_state_loads_models_once_per_refresh_and_only_when_asked(
         studies_app: tuple[AppState, str], monkeypatch: pytest.MonkeyPatch) -> None:
     app, sid = studies_app
     loads: list[str | None] = []
-    real = _data.study_trials
+    real = frames.study_trials
 
     def counted(db: Database, study_id: str | None) -> pd.DataFrame:
         loads.append(study_id)
         return real(db, study_id)
 
-    monkeypatch.setattr(_data, "study_trials", counted)
+    monkeypatch.setattr(frames, "study_trials", counted)
     studies = StudiesState(app)
     assert loads == []  # a new session pays for the list of studies only
     assert studies.study == sid and studies.param.study.objects == [ALL_MODELS, sid]

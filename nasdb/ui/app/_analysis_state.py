@@ -11,8 +11,8 @@ import pandas as pd
 import param
 
 from nasdb.query import pareto_mask
+from nasdb.read import frames
 
-from . import _data
 from ._state import AppState
 
 
@@ -63,7 +63,7 @@ class InspectState(param.Parameterized):
     def confusion(self, model_id: str | None) -> tuple[list[str], np.ndarray] | None:
         if not model_id:
             return None
-        done = _data.completed(self.app.db, model_id)
+        done = frames.completed(self.app.db, model_id)
         if not done or not done.get("confusion_matrix"):
             return None
         matrix = np.asarray(done["confusion_matrix"], dtype=float)
@@ -73,7 +73,7 @@ class InspectState(param.Parameterized):
     def curves(self, model_id: str | None) -> pd.DataFrame:
         if not model_id:
             return pd.DataFrame()
-        df = _data.epochs(self.app.db, [model_id])
+        df = frames.epochs(self.app.db, [model_id])
         if df.empty or not self.smooth:
             return df
         for col in ("train_loss", "val_loss", "train_acc", "val_acc"):
@@ -83,7 +83,7 @@ class InspectState(param.Parameterized):
     def class_bars(self, model_id: str | None) -> pd.DataFrame:
         if not model_id:
             return pd.DataFrame()
-        return _data.class_metrics(self.app.db, [model_id])
+        return frames.class_metrics(self.app.db, [model_id])
 
 
 class ClassesState(param.Parameterized):
@@ -120,7 +120,7 @@ class ClassesState(param.Parameterized):
         ids = self.model_ids()
         if not ids:
             return pd.DataFrame(columns=["model_id", "class_name", "class_index", "value", "rank"])
-        df = _data.class_metrics(self.app.db, ids)
+        df = frames.class_metrics(self.app.db, ids)
         if df.empty:
             return pd.DataFrame(columns=["model_id", "class_name", "class_index", "value", "rank"])
         df = df[["model_id", "class_name", "class_index", self.metric]].rename(
@@ -146,7 +146,7 @@ class TimelineState(param.Parameterized):
         app.param.watch(lambda e: self.reload(), ["revision"])
 
     def reload(self) -> None:
-        self._events = _data.timeline(self.app.db)
+        self._events = frames.timeline(self.app.db)
         n = len(self.completions())
         at_end = self.step >= self.steps
         self.param.step.bounds = (0, max(n, 0))

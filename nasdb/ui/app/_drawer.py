@@ -9,10 +9,9 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
-from nasdb.read import get_dataset
+from nasdb.read import frames, get_dataset
 from nasdb.schema.errors import NasdbError
 
-from . import _data
 from ._glyph import snac_html
 from ._state import AppState
 from ._util import bind
@@ -186,7 +185,7 @@ class CompareView(pn.viewable.Viewer):
                 f"{_acc(row['best_val_acc'])} · params "
                 f"<b>{_fmt_params(row['params'])}</b><br>latency {row['latency_ms'] or 0:.3f} ms"
                 f" · {hp.get('optimizer', '?')} lr {hp.get('lr', '?')}</div>"))
-        curves = _data.epochs(self.state.db, compare)
+        curves = frames.epochs(self.state.db, compare)
         plots: list[Any] = []
         if not curves.empty:
             for key, g in curves.groupby("model_id"):

@@ -130,18 +130,13 @@ class RecommendState(param.Parameterized):
     # --- what is stored --------------------------------------------------------------------
 
     def _load_datasets(self) -> None:
-        with self.app.db.connect() as conn:
-            rows = conn.execute(
-                "select d.id, count(m.id) from datasets d left join models m "
-                "on m.dataset_id = d.id and m.status = 'done' "
-                "group by d.id, d.registered_at order by d.registered_at, d.id"
-            ).fetchall()
-        names = [r[0] for r in rows]
+        done = read.done_models_by_dataset(self.app.db)
+        names = list(done)
         if names == list(self.param.dataset.objects):
             return
         self.param.dataset.objects = names
         if self.dataset not in names:
-            busiest = max(rows, key=lambda r: r[1])[0] if rows else None
+            busiest = max(done, key=lambda d: done[d]) if done else None
             self.dataset = busiest  # also sets the class options (the watcher below)
 
     def dataset_classes(self) -> list[str]:
@@ -158,21 +153,8 @@ class RecommendState(param.Parameterized):
             row = conn.execute(_TRAINED_SQL).fetchone()
         return int(row[0]) if row else 0
 
-    def _latest(self, kind: str) -> tuple[dict[str, Any], Any] | None:
-        with self.app.db.connect() as conn:
-            row = conn.execute(
-                "select data, recorded_at from events where type = 'RecommenderTrained' "
-                "and data->>'kind' = %s order by position desc limit 1", (kind,)
-            ).fetchone()
-        return (dict(row[0]), row[1]) if row else None
-
     def _dataset_counts(self) -> dict[str, int]:
-        if not self.dataset:
-            return {}
-        with self.app.db.connect() as conn:
-            rows = conn.execute("select status, count(*) from models where dataset_id = %s "
-                                "group by status order by status", (self.dataset,)).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
+        return read.models_by_status(self.app.db, self.dataset) if self.dataset else {}
 
     # --- the recommenders ------------------------------------------------------------------
 
@@ -180,7 +162,7 @@ class RecommendState(param.Parameterized):
         """Which predictor is fitted, on how many models, and whether it is stale (models were
         trained or datasets registered since). Sets `fitted`, `stale` and `fit_status`."""
         trained = self.trained_count()
-        latest = self._latest("predictor")
+        latest = read.latest_recommender(self.app.db, "predictor")
         out: dict[str, Any] = {"fitted": latest is not None, "trained_now": trained,
                                "stale": False, "reasons": []}
         if latest is None:
@@ -189,20 +171,15 @@ class RecommendState(param.Parameterized):
                                f"{'' if trained == 1 else 's'}; fitting needs "
                                f"{MIN_TRAINED_MODELS}).")
             return out
-        data, recorded_at = latest
+        data, recorded_at = latest.data, latest.recorded_at
         metrics = data.get("metrics") or {}
         rows = int(data.get("training_rows") or 0)
         reasons = []
         if trained > rows:
             reasons.append(f"{trained - rows} more model{'s' if trained - rows != 1 else ''} "
                            "trained since")
-        with self.app.db.connect() as conn:
-            sim = conn.execute(
-                "select data from events where stream_id = %s and type = 'RecommenderTrained' "
-                "order by position desc limit 1",
-                (f"recommender-{metrics.get('similarity')}",),
-            ).fetchone()
-        known = set(((sim[0] or {}).get("metrics") or {}).get("datasets") or []) if sim else set()
+        sim = read.recorded_recommender(self.app.db, str(metrics.get("similarity")))
+        known = set((sim.data.get("metrics") or {}).get("datasets") or []) if sim else set()
         new = [d.id for d in read.list_datasets(self.app.db) if d.id not in known]
         if new:
             reasons.append(f"dataset{'s' if len(new) > 1 else ''} {', '.join(new)} registered "
@@ -304,9 +281,9 @@ class RecommendState(param.Parameterized):
             self._recompute()
 
     def _current_signature(self) -> tuple[Any, ...]:
-        latest = self._latest("predictor")
+        latest = read.latest_recommender(self.app.db, "predictor")
         counts = self._dataset_counts()
-        return (self.dataset, latest[0]["recommender_id"] if latest else None,
+        return (self.dataset, latest.data["recommender_id"] if latest else None,
                 tuple(sorted(counts.items())))
 
     def set_max_params(self, text: str) -> bool:

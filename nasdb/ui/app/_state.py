@@ -29,13 +29,14 @@ from nasdb.ingest import (
     projection_status,
     wait_projected,
 )
+from nasdb.read import frames
 from nasdb.schema import settings
 from nasdb.schema.db import Database
 from nasdb.schema.errors import InvalidRequest, NasdbError, QuerySyntaxError
 from nasdb.schema.events import UiAction
 from nasdb.search import Architecture
 
-from . import _brush, _data
+from . import _brush
 from ._acting import ActingStore
 from ._drivers import StudyDrivers
 from ._projection import LandmarkLayout, hamming_matrix, structural_matrix
@@ -69,14 +70,14 @@ class Layouts:
         ids = ids[: self.max_models]
         if kind == "structural distance":
             missing = [i for i in ids if i not in self._archs]
-            for mid, arch in _data.architectures(self.db, missing).items():
+            for mid, arch in frames.architectures(self.db, missing).items():
                 try:
                     self._archs[mid] = Architecture.from_json(arch)
                 except NasdbError:
                     continue
             return self.structural.place([i for i in ids if i in self._archs])
         missing = [i for i in ids if i not in self._labels]
-        self._labels.update(_data.predictions(self.db, missing))
+        self._labels.update(frames.predictions(self.db, missing))
         have = [i for i in ids if i in self._labels]
         if not have:
             return {}
@@ -96,11 +97,11 @@ class ModelFrames:
         self._frame: pd.DataFrame | None = None
 
     def at(self, position: int) -> pd.DataFrame:
-        """The frame as of ``position``, the log's last model event (`_data.last_model_position`);
+        """The frame as of ``position``, the log's last model event (`frames.last_model_position`);
         callers must not modify it."""
         with self._lock:
             if self._frame is None or self._position != position:
-                self._frame = _data.load_models(self.db)
+                self._frame = frames.load_models(self.db)
                 self._position = position
             return self._frame
 
@@ -220,12 +221,12 @@ class AppState(param.Parameterized):
         status = projection_status(self.db)
         self.projection_lag = lag_text(status)
         position = status["last_position"]
-        model_position = _data.last_model_position(self.db)
+        model_position = frames.last_model_position(self.db)
         if not force and model_position == self._model_position:
             self.position = position  # only session events: nothing the views show moved
             return False
         self._model_position = model_position
-        self._datasets = _data.datasets(self.db)
+        self._datasets = frames.datasets(self.db)
         with param.parameterized.batch_call_watchers(self):
             self.param.dataset.objects = list(self._datasets)
             if self.dataset not in self._datasets:
@@ -286,7 +287,7 @@ class AppState(param.Parameterized):
         if not self.class_focus:
             return pd.Series(models["acc"].to_numpy(dtype=float), index=models["id"])
         if self._class_values is None:
-            self._class_values = _data.class_accuracy(self.db, list(self.class_focus),
+            self._class_values = frames.class_accuracy(self.db, list(self.class_focus),
                                                       dataset=self.dataset)
         return self._class_values.reindex(models["id"]).astype(float)
 
@@ -523,7 +524,7 @@ class AppState(param.Parameterized):
 
     def notes(self, model_id: str | None) -> pd.DataFrame:
         """The model's notes, oldest first: text, actor, recorded_at."""
-        return _data.notes(self.db, model_id) if model_id else pd.DataFrame(
+        return frames.notes(self.db, model_id) if model_id else pd.DataFrame(
             columns=["text", "actor", "recorded_at"])
 
     def pinned(self) -> pd.DataFrame:
@@ -539,7 +540,7 @@ class AppState(param.Parameterized):
         self.record("compare", models=list(self.compare))
 
     def model(self, model_id: str | None) -> dict[str, Any] | None:
-        return _data.model_row(self.db, model_id) if model_id else None
+        return frames.model_row(self.db, model_id) if model_id else None
 
 
 def lag_text(status: dict[str, int]) -> str:

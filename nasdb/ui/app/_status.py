@@ -12,10 +12,10 @@ import panel as pn
 from panel.io.resources import _env
 
 from nasdb.ingest import projection_status
+from nasdb.read import frames
 from nasdb.schema.db import Database
 from nasdb.schema.errors import NasdbError
 
-from . import _data
 from ._state import lag_text
 
 _CSS = """
@@ -40,11 +40,11 @@ def _acc(v: Any) -> str:
 
 def status_html(db: Database) -> str:
     """The page's content as of now (reads only)."""
-    models = _data.load_models(db)
-    studies = _data.studies(db)
-    jobs = _data.jobs(db)
-    workers = _data.workers(db)
-    live = _data.live_workers(db, 60.0)
+    models = frames.load_models(db)
+    studies = frames.studies(db)
+    jobs = frames.jobs(db)
+    workers = frames.workers(db)
+    live = frames.live_workers(db, 60.0)
     parts = ["<div class='status-page'>"]
     trained = models[models["acc"].notna()] if len(models) else models
     parts.append("<h2>Best model so far</h2>")

@@ -10,12 +10,12 @@ import pandas as pd
 import param
 
 from nasdb import read, search, steer
+from nasdb.read import frames
 from nasdb.schema.errors import InvalidArchitecture, InvalidRequest, NasdbError
 from nasdb.schema.vocabulary import Origin
 from nasdb.search import CHANGE_KINDS, Architecture, Hyperparameters
 from nasdb.steer import Proposal
 
-from . import _data
 from ._state import AppState
 
 
@@ -180,10 +180,10 @@ class QueueState(param.Parameterized):
         self.app = app
 
     def jobs(self) -> pd.DataFrame:
-        return _data.jobs(self.app.db)
+        return frames.jobs(self.app.db)
 
     def workers(self) -> pd.DataFrame:
-        df = _data.workers(self.app.db)
+        df = frames.workers(self.app.db)
         if not df.empty:
             now = pd.Timestamp.now(tz="UTC")
             df["seen_s_ago"] = (now - pd.to_datetime(df["last_seen"], utc=True)).dt.total_seconds()

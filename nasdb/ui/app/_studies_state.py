@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import param
 
+from nasdb.read import frames
 from nasdb.schema.errors import NasdbError
 from nasdb.steer import refine_study
 from nasdb.steer._importance import study_importance
 
-from . import _brush, _data
+from . import _brush
 from ._state import AppState
 
 #: The study selector's entry for every model of the selected dataset (`AppState.dataset`),
@@ -67,7 +68,7 @@ class StudiesState(param.Parameterized):
 
     def reload(self) -> None:
         """Re-read the list of studies (one small query); models are re-read when next asked."""
-        self.studies = _data.studies(self.app.db)
+        self.studies = frames.studies(self.app.db)
         ids = self.studies["id"].tolist() if len(self.studies) else []
         self.param.study.objects = [ALL_MODELS, *ids]
         if self.study not in self.param.study.objects:
@@ -122,7 +123,7 @@ class StudiesState(param.Parameterized):
             self._frames_revision = self.app.revision
         study = self.study
         if study not in self._frames:
-            trials = _data.study_trials(self.app.db, None if study == ALL_MODELS else study)
+            trials = frames.study_trials(self.app.db, None if study == ALL_MODELS else study)
             if study == ALL_MODELS and len(trials):  # rankings never mix datasets
                 trials = trials[trials["dataset_id"] == self.app.dataset].reset_index(drop=True)
             df = _frame(trials)
@@ -244,7 +245,7 @@ class StudiesState(param.Parameterized):
 
     def live_workers(self, within_s: float = 60.0) -> int:
         """Workers seen in the last ``within_s`` seconds and not stopped."""
-        return _data.live_workers(self.app.db, within_s)
+        return frames.live_workers(self.app.db, within_s)
 
 
 def _in_range(df: pd.DataFrame, name: str, low: float, high: float) -> pd.DataFrame:
@@ -257,7 +258,7 @@ def _in_range(df: pd.DataFrame, name: str, low: float, high: float) -> pd.DataFr
 
 
 def _frame(df: pd.DataFrame) -> pd.DataFrame:
-    """`_data.study_trials` rows -> the frame `StudiesState.models` promises."""
+    """`frames.study_trials` rows -> the frame `StudiesState.models` promises."""
     if df.empty:
         return df.assign(iteration=pd.Series(dtype=int), log_params=pd.Series(dtype=float))
     hp = pd.DataFrame.from_records([h if isinstance(h, dict) else {}

@@ -1,9 +1,11 @@
-"""Reads for the web app: small functions over the public views (and the log), one query each.
+"""Reads as pandas frames, for the web app's plots and tables: small functions over the public
+views (and the log), one query each.
 
-Everything here only SELECTs from the documented views (`models`, `epochs`, `class_metrics`,
-`jobs`, `workers`, `studies`, `datasets`, `predictions`, `events`); the app never touches the
-private read-model tables. Each function opens its own short connection, so they are safe to call
-from any thread.
+The typed-row reads (`nasdb.read`) answer "this model", "these datasets"; these answer "every model
+as columns", which a plot of 100,000 models needs without building 100,000 objects. Everything
+here only SELECTs from the documented views (`models`, `epochs`, `class_metrics`, `jobs`,
+`workers`, `studies`, `datasets`, `predictions`, `notes`, `events`), never the private read-model
+tables. Each function opens its own short connection, so they are safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import orjson
 import pandas as pd
 from psycopg.types.json import set_json_loads
 
-from nasdb.read import find_model
 from nasdb.schema.db import Database
+
+from ._reads import class_metrics as class_metric_rows
+from ._reads import find_model
+from ._rows import ClassMetricRow
 
 #: What the app keeps of each model in memory (the overview, the drawer, the class comparison and
 #: the children table): kept narrow so that 100,000 models load in well under a second.
@@ -119,11 +124,10 @@ def class_accuracy(db: Database, classes: list[str], metric: str = "accuracy",
 
 
 def class_metrics(db: Database, model_ids: list[str] | None = None) -> pd.DataFrame:
-    """Rows of `class_metrics` (for the given models, or all)."""
-    if model_ids is None:
-        return _frame(db, "select * from class_metrics order by model_id, class_index")
-    return _frame(db, "select * from class_metrics where model_id = any(%s) "
-                      "order by model_id, class_index", (model_ids,))
+    """Rows of `class_metrics` (for the given models, or all) as a frame, by model and class."""
+    rows = class_metric_rows(db, model_ids=model_ids)
+    columns = list(ClassMetricRow.model_fields)
+    return pd.DataFrame([r.model_dump() for r in rows], columns=columns)
 
 
 def model_row(db: Database, model_id: str) -> dict[str, Any] | None:
