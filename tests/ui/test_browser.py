@@ -108,7 +108,7 @@ def test_raster_overview_names_the_model_under_the_mouse(
     try:
         page = context.new_page()
         page.goto(ui_server)
-        _wait(lambda: "rasterised with datashader" in _text(page), timeout=60)
+        assert _wait(lambda: "rasterised with datashader" in _text(page), timeout=60)
         canvases = [b for c in page.locator("canvas").all() if (b := c.bounding_box())]
         plot = max(canvases, key=lambda b: b["width"] * b["height"])
         # sweep the mouse over the plot until the server names a model under it
@@ -330,7 +330,7 @@ def test_studies_show_history_parallel_coordinates_importance_and_refine(
     # Refine the space to the brushed lr range and launch the next study from the page.
     page.locator(".study-from-brush button").click()
     refinements = page.locator(".study-refinements textarea")
-    _wait(lambda: refinements.input_value().startswith("lr="))
+    assert _wait(lambda: refinements.input_value().startswith("lr="))
     low, high = (float(v) for v in refinements.input_value().removeprefix("lr=").split(".."))
     page.locator(".study-launch button").click()
     nid = _wait_text(page, ".study-message", r"launched study\s+(\S+)\s").group(1)

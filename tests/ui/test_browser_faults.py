@@ -147,7 +147,7 @@ def test_inspect_with_nothing_selected_asks_for_a_model(browser: Any, ui_server:
     context, page = open_page(browser, ui_server)
     try:
         _tab(page, "Inspect")
-        _wait(lambda: "Select a model" in _text(page))
+        assert _wait(lambda: "Select a model" in _text(page))
         assert "has not finished training" not in _text(page)
     finally:
         context.close()

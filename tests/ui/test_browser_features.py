@@ -99,7 +99,7 @@ def test_tags_and_notes_from_the_drawer(page: Any, ui_db: Any) -> None:
     session = _session_id(page)
     page.locator(".tag-input input").fill("keeper")
     page.locator(".tag-button button").click()
-    _wait(lambda: "keeper" in _deep(page, ".model-card"))
+    assert _wait(lambda: "keeper" in _deep(page, ".model-card"))
     page.locator(".note-input textarea").fill("tight on class 3; retrain with more epochs")
     page.locator(".note-button button").click()
     _wait_text(page, ".model-card", r"tight on class 3; retrain with more epochs")
@@ -111,6 +111,18 @@ def test_tags_and_notes_from_the_drawer(page: Any, ui_db: Any) -> None:
     for e in (tagged, noted):
         assert e.metadata["session"] == session and e.metadata["actor"] == actor
     shot(page, "drawer-notes")
+
+
+#: The axis titles of every plot on the page (BokehJS models; the titles are drawn on the canvas).
+AXIS_LABELS = """() => {
+  const out = [];
+  for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
+    for (const m of doc.all_models) {
+      if (typeof m.axis_label === "string" && m.axis_label) out.push(m.axis_label);
+    }
+  }
+  return out;
+}"""
 
 
 def test_distance_layout_shows_progress_while_it_computes(page: Any) -> None:
@@ -128,11 +140,13 @@ def test_distance_layout_shows_progress_while_it_computes(page: Any) -> None:
       }, 30);
     }""")
     page.locator(".bk-btn", has_text="structural distance").first.click()
-    _wait(lambda: "placed in this layout" in _text(page) or "MDS 1" in _text(page), 90)
+    # the axis titles are drawn on the canvas: read them from the page's Bokeh document
+    assert _wait(lambda: "MDS 1 (structural distance)" in page.evaluate(AXIS_LABELS), 90), \
+        page.evaluate(AXIS_LABELS)
     seen = page.evaluate("() => { clearInterval(window.__timer); return window.__progress; }")
     assert any(re.search(r"computing the structural distance layout of [\d,]+ models", t)
                for t in seen), seen
-    _wait(lambda: "computing the" not in _text(page))
+    assert _wait(lambda: "computing the" not in _text(page))
     shot(page, "overview-structural")
 
 
@@ -141,10 +155,10 @@ def test_sessions_view_shows_this_session_and_exports(page: Any, ui_db: Any) -> 
     _tab(page, "Sessions")
     page.locator(".sessions-refresh button").click()
     page.wait_for_selector(".sessions-table .tabulator-row")
-    _wait(lambda: session in _deep(page, ".sessions-table"))
+    assert _wait(lambda: session in _deep(page, ".sessions-table"))
     page.locator(".sessions-select select").select_option(value=session)
     _wait_text(page, ".session-head", rf"{session}\s+·.*actions")
-    _wait(lambda: "tab" in _deep(page, ".session-actions"))
+    assert _wait(lambda: "tab" in _deep(page, ".session-actions"))
     with page.expect_download() as download:
         page.locator(".sessions-csv button, .sessions-csv a").first.click()
     path = download.value.path()
@@ -177,7 +191,7 @@ def test_status_page_is_readable_on_a_phone(browser: Any, ui_server: str, ui_db:
             "(el) => parseFloat(getComputedStyle(el.shadowRoot ? el : el).fontSize)")
         assert size >= 14
         before = _deep(page, ".status-updated") if page.locator(".status-updated").count() else ""
-        _wait(lambda: page.locator(".status-updated").count()
+        assert _wait(lambda: page.locator(".status-updated").count()
               and _deep(page, ".status-updated") != before, 20)  # refreshed live
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "status-phone.png"), full_page=True)
@@ -200,7 +214,7 @@ def test_validation_vs_test_scatter_click_inspects(browser: Any, ui_server: str,
         sizes = column(page, "Validation vs test", "Scatter", "size")
         assert sizes and max(sizes) > min(sizes)  # sized by test accuracy
         page.mouse.click(*where[0])
-        _wait(lambda: f"Inspect {mid}" in _text(page), 30)
+        assert _wait(lambda: f"Inspect {mid}" in _text(page), 30)
         shot(page, "inspect-generalisation")
     finally:
         context.close()
