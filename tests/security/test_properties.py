@@ -41,6 +41,20 @@ def test_a_number_setting_is_a_positive_number_or_one_line(
             assert number > 0 and number != float("inf")
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=NUMBERS)
+def test_the_statement_timeout_is_one_postgresql_accepts_and_never_zero(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:
+        m.setenv("NASDB_SQL_TIMEOUT_SECONDS", value)
+        try:
+            milliseconds = nasdb_settings.statement_timeout_ms()
+        except InvalidRequest as e:
+            assert str(e).startswith("NASDB_SQL_TIMEOUT_SECONDS=") and "\n" not in str(e)
+        else:
+            assert 1 <= milliseconds <= 2**31 - 1  # 0 is "no timeout" to PostgreSQL
+
+
 @settings(max_examples=200, deadline=None)
 @given(scheme=st.sampled_from(["mysql", "sqlite", "http", "postgresql", "postgres", "x"]),
        password=st.text(alphabet="abcdefXYZ0123456789!$", min_size=6, max_size=16))

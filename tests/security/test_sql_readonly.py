@@ -90,6 +90,28 @@ def test_a_long_statement_is_stopped_by_the_timeout(
     assert "timeout" in result.err and "NASDB_SQL_TIMEOUT_SECONDS" in result.err
 
 
+def test_a_timeout_below_a_millisecond_still_stops_a_statement(
+        populated: str, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    # truncated to whole milliseconds it would be statement_timeout = 0: no timeout at all
+    monkeypatch.setenv("NASDB_SQL_TIMEOUT_SECONDS", "0.0001")
+    start = time.monotonic()
+    result = cli("sql", "select pg_sleep(5)")
+    assert time.monotonic() - start < 4.5
+    assert (result.code, result.err) == (
+        2, "error: sql: the statement ran past the 0.001 s timeout (NASDB_SQL_TIMEOUT_SECONDS)\n")
+
+
+def test_a_timeout_postgresql_cannot_hold_is_one_line(
+        populated: str, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NASDB_SQL_TIMEOUT_SECONDS", "1e12")
+    for args in (("sql", "select 1"), ("query", "params>1")):
+        result = cli(*args)
+        assert result.code == 2, result
+        assert result.err.startswith("error: NASDB_SQL_TIMEOUT_SECONDS='1e12' is above "
+                                     "PostgreSQL's largest statement timeout, 2,147,483 s")
+        assert result.err.count("\n") == 1
+
+
 def test_a_writing_role_is_refused_even_when_configured(
         populated: str, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     for url in (populated, populated.replace("user=postgres", "user=nasdb_app")):

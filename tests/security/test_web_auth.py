@@ -9,11 +9,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from nasdb.ingest import EventStore
@@ -145,6 +147,29 @@ def test_console_parsing_is_bounded(populated: Database) -> None:
         state.run_query(text)
         assert time.monotonic() - started < 15, text[:40]
         assert state.query_error.splitlines()[0] == first_line
+
+
+@pytest.mark.parametrize("seconds, shown", [("0.5", "0.5"), ("0.0001", "0.001")])
+def test_console_queries_run_with_the_statement_timeout(
+        populated: Database, monkeypatch: pytest.MonkeyPatch, seconds: str, shown: str) -> None:
+    """A query held up (here by a lock the owner keeps on the models) ends at the timeout with
+    one message; below a millisecond the timeout is rounded up, not truncated to 0 (no timeout)."""
+    monkeypatch.setenv("NASDB_SQL_TIMEOUT_SECONDS", seconds)
+    state = AppState(populated, actor="sam")
+    with psycopg.connect(populated.url) as owner:
+        owner.execute("lock table rm_models in access exclusive mode")
+        release = threading.Timer(8, owner.rollback)  # else, with no timeout, it waits forever
+        release.start()
+        try:
+            started = time.monotonic()
+            state.run_query("params>1")
+            elapsed = time.monotonic() - started
+        finally:
+            release.cancel()
+    assert state.query_error == (f"the query ran past the {shown} s timeout "
+                                 "(NASDB_SQL_TIMEOUT_SECONDS); narrow it with more filters or "
+                                 "a limit")
+    assert elapsed < 7.5
 
 
 def test_nasdb_ui_listens_on_nasdb_port(db_url: str) -> None:
