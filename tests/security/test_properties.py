@@ -66,6 +66,25 @@ def test_a_database_url_never_echoes_its_password(scheme: str, password: str) ->
         assert password not in str(e)
 
 
+# every way libpq takes a password; the server is a closed port on 127.0.0.1
+URL_FORMS = ["postgresql://user:{}@127.0.0.1:1/db", "postgres://user:{}@127.0.0.1:1/db",
+             "postgresql://user@127.0.0.1:1/db?password={}&connect_timeout=2",
+             "host=127.0.0.1 port=1 dbname=db user=user password={}",
+             "host=127.0.0.1 port=1 dbname=db user=user password='{} x'",
+             "mysql://user:{}@127.0.0.1:1/db"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(form=st.sampled_from(URL_FORMS),
+       password=st.text(alphabet="abcdefXYZ0123456789!$", min_size=6, max_size=16))
+def test_no_command_echoes_a_database_password(
+        cli: Callable[..., Result], form: str, password: str) -> None:
+    result = cli("--database-url", form.format(password), "models")
+    assert result.code in (2, 3), result
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result
+    assert password not in result.err + result.out
+
+
 LITERALS = st.one_of(
     st.from_regex(r"[0-9]{1,12}(\.[0-9]{0,6})?([eE][-+]?[0-9]{1,8})?(k|M|G|%|ms|s|h|d)?",
                   fullmatch=True),
