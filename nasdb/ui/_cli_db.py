@@ -146,8 +146,8 @@ def project(ctx: Context, follow: bool) -> None:
     from nasdb.ingest import Projector, ProjectorService
 
     if follow:
+        service = ProjectorService(ctx.db)  # reads its settings first: a bad one is one line
         click.echo("projecting; Ctrl+C to stop", err=True)
-        service = ProjectorService(ctx.db)
         with contextlib.suppress(KeyboardInterrupt):
             service.run()
         click.echo(f"projected {service.projected} events")

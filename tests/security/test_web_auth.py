@@ -172,6 +172,21 @@ def test_console_queries_run_with_the_statement_timeout(
     assert elapsed < 7.5
 
 
+@pytest.mark.parametrize("name, args", [
+    ("NASDB_POLL_SECONDS", ("ui", "--no-browser")),
+    ("NASDB_SQL_TIMEOUT_SECONDS", ("ui", "--no-browser")),
+    ("NASDB_POLL_SECONDS", ("project", "--follow")),
+])
+def test_a_bad_server_setting_is_one_line_before_anything_listens(
+        cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, name: str,
+        args: tuple[str, ...]) -> None:
+    monkeypatch.setenv(name, "abc")
+    result = cli(*args)
+    assert result.code == 2, result
+    assert result.err.startswith(f"error: {name}='abc' is not a positive number"), result
+    assert result.err.count("\n") == 1, result  # nothing claims to be serving
+
+
 def test_nasdb_ui_listens_on_nasdb_port(db_url: str) -> None:
     port = _free_port()
     env = {**os.environ, "NASDB_DATABASE_URL": db_url, "NASDB_PORT": str(port)}
