@@ -124,3 +124,22 @@ def test_a_bad_option_value_is_one_line_with_exit_code_2(
         assert result.code == 2, result
         lines = result.err.strip().splitlines()
         assert lines[-1].startswith("error: ") and "Traceback" not in result.err, result
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(option=st.sampled_from([("events", "--limit"), ("events", "--after"),
+                               ("train", "--seed"), ("train", "--epochs"),
+                               ("train", "--batch-size"), ("train", "--priority")]),
+       value=st.one_of(st.integers(2**31 - 1, 10**30), st.sampled_from([2**63, 10**20])))
+def test_a_huge_option_value_is_a_result_or_one_line_with_exit_code_2(
+        cli: Callable[..., Result], option: tuple[str, str], value: int) -> None:
+    """Integers past what PostgreSQL (bigint) or the log's JSON holds are refused in words."""
+    command, flag = option
+    if command == "train":
+        cli("dataset", "add", "digits")  # the first example registers it; the rest are refused
+    extra = ("--format=json",) if command == "events" else ("--dataset", "digits",
+                                                            "--reference", "cnn")
+    result = cli(command, flag, str(value), *extra)
+    if result.code != 0:
+        assert result.code == 2, result
+        assert result.err.startswith("error: ") and result.err.count("\n") == 1, result
