@@ -61,6 +61,7 @@ def run_readonly(db: Database, statement: str) -> tuple[list[str], list[dict[str
             ) from e
         except psycopg.Error as e:
             message = (e.diag.message_primary or str(e)).strip().splitlines()[0]
+            conn.close()  # a COPY leaves it mid-protocol: a rollback would log a second line
             raise InvalidRequest(f"sql: {message}") from e
         if cur.description is None:
             raise InvalidRequest("sql: the statement returned no rows (only queries can run here)")

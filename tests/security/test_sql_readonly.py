@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -110,6 +113,22 @@ def test_a_timeout_postgresql_cannot_hold_is_one_line(
         assert result.err.startswith("error: NASDB_SQL_TIMEOUT_SECONDS='1e12' is above "
                                      "PostgreSQL's largest statement timeout, 2,147,483 s")
         assert result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("statement", ["copy events to stdout", "copy (select 1) to stdout",
+                                       "copy events from stdin"])
+def test_copy_is_one_line_in_a_real_process(populated: str, app_url: str,
+                                            statement: str) -> None:
+    """Run as a person runs it (logging unconfigured, as outside pytest), where a failed rollback
+    after the COPY printed 'error ignored in rollback on <psycopg.Connection ...>' too."""
+    env = {**os.environ, "NASDB_DATABASE_URL": app_url, "NASDB_OWNER_URL": populated}
+    env.pop("NASDB_SQL_URL", None)
+    before = log_digest(populated)
+    done = subprocess.run([sys.executable, "-m", "nasdb.ui.cli", "sql", statement], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("error: sql: ") and done.stderr.count("\n") == 1, done
+    assert log_digest(populated) == before
 
 
 def test_a_writing_role_is_refused_even_when_configured(
