@@ -3,9 +3,11 @@ signed-in user is the actor, and loading a page appends nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from nasdb.ingest import EventStore
 from nasdb.ingest.synthetic import search_log
 from nasdb.schema import Database
 from nasdb.ui.app import AppState, serve
+from nasdb.ui.app._auth import allowed_origins
 from tests.security.conftest import Result, log_digest
 
 
@@ -107,6 +110,57 @@ def test_a_page_needs_sign_in_and_loading_it_appends_nothing(
     after = EventStore(db=populated).read_all()
     assert [(e.type, e.data) for e in after[len(log):]] == []  # two page loads, not one event
     assert log_digest(populated.url) == before
+
+
+def _websocket(port: int, token: str, origin: str | None, cookie: str | None) -> str:
+    """'ACK' when the server accepts a Bokeh websocket, else the refusal ('HTTP 403: ...')."""
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {k: v for k, v in (("Origin", origin), ("Cookie", cookie)) if v}
+
+    async def connect() -> str:
+        request = HTTPRequest(f"ws://127.0.0.1:{port}/ws", headers=headers)
+        try:
+            ws = await websocket_connect(request, subprotocols=["bokeh", token])
+        except HTTPClientError as e:
+            return str(e)
+        message = await asyncio.wait_for(ws.read_message(), 30)
+        ws.close()
+        return str(json.loads(str(message))["msgtype"])
+
+    return asyncio.run(connect())
+
+
+def test_the_websocket_takes_only_signed_in_sessions_from_allowed_origins(
+        populated: Database, signed_in_server: int) -> None:
+    """The issue's scripted client (no Origin header, no sign-in) and a page on another site
+    are refused at the handshake, even holding a valid session token; the signed-in page is
+    not."""
+    port = signed_in_server
+    signed = _request(port, "POST", "/login",
+                      urllib.parse.urlencode({"username": "sam", "password": "steer-secret"}))
+    cookie = "; ".join(c.split(";", 1)[0] for c in signed.headers.get_all("Set-Cookie") or [])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/", headers={"Cookie": cookie})
+    page = conn.getresponse().read().decode()
+    match = re.search(r'"token":\s*"([^"]+)"', page)
+    assert match, "the page carries its session token"
+    token, ours = match.group(1), f"http://127.0.0.1:{port}"
+    before = log_digest(populated.url)
+    assert _websocket(port, token, None, None) == "HTTP 403: Forbidden"
+    assert _websocket(port, token, ours, None) == "HTTP 403: Forbidden"
+    assert _websocket(port, token, "http://evil.example:5006", cookie) == "HTTP 403: Forbidden"
+    assert log_digest(populated.url) == before
+    assert _websocket(port, token, ours, cookie) == "ACK"
+
+
+def test_allowed_origins_follow_nasdb_ui_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NASDB_UI_ORIGINS", raising=False)
+    assert allowed_origins("0.0.0.0", 5006) == ["0.0.0.0:5006", "localhost:5006",
+                                                "127.0.0.1:5006"]
+    monkeypatch.setenv("NASDB_UI_ORIGINS", "nasdb-box.lan:5006, 192.168.1.20:5006")
+    assert allowed_origins("0.0.0.0", 5006) == ["nasdb-box.lan:5006", "192.168.1.20:5006"]
 
 
 def test_viewers_look_and_steerers_act_as_themselves(populated: Database) -> None:
