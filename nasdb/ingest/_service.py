@@ -143,7 +143,7 @@ class ProjectorService:
                  batch_size: int = 5000) -> None:
         self.db = db
         self.projector = Projector(db, batch_size=batch_size)
-        self.poll_seconds = float(poll_seconds or settings.get("poll_seconds") or 2)
+        self.poll_seconds = float(poll_seconds or settings.number("poll_seconds"))
         self.idle_exit = idle_exit
         self.give_up_after = give_up_after
         self.stopping = threading.Event()

@@ -58,30 +58,31 @@ def run(text: str, db: _Connectable | None, *, explain: bool = False,
         if not explain:
             raise ValueError("run() needs a database unless explain=True")
         return _explained(compile(query))
-    timeout_ms = int(settings.number("sql_timeout_seconds") * 1000)
-    with db.connect() as conn:
-        conn.execute("SET TRANSACTION READ ONLY")
-        conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
-        catalog = Catalog.load(conn)
-        check_one_dataset(query, catalog.datasets)
-        compiled = compile(query, catalog)
-        if explain:
-            return _explained(compiled)
-        _check_regexes(conn, text, compiled)
-        with conn.cursor(row_factory=dict_row) as cur:
-            try:
-                cur.execute(compiled.sql, compiled.params)
-            except psycopg.errors.QueryCanceled as e:
-                raise InvalidRequest(
-                    f"the query ran past the {timeout_ms / 1000:g} s timeout "
-                    "(NASDB_SQL_TIMEOUT_SECONDS); narrow it with more filters or a limit"
-                ) from e
-            except psycopg.errors.InvalidRegularExpression as e:  # _check_regexes saw them all
-                raise QuerySyntaxError(
-                    f"query error: the database rejected a regular expression: {_reason(e)}",
-                    text=text,
-                ) from e
-            rows = [dict(r) for r in cur.fetchall()]
+    timeout_ms = settings.statement_timeout_ms()
+    try:
+        with db.connect() as conn:
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            catalog = Catalog.load(conn)
+            check_one_dataset(query, catalog.datasets)
+            compiled = compile(query, catalog)
+            if explain:
+                return _explained(compiled)
+            _check_regexes(conn, text, compiled)
+            with conn.cursor(row_factory=dict_row) as cur:
+                try:
+                    cur.execute(compiled.sql, compiled.params)
+                except psycopg.errors.InvalidRegularExpression as e:  # _check_regexes saw all
+                    raise QuerySyntaxError(
+                        f"query error: the database rejected a regular expression: {_reason(e)}",
+                        text=text,
+                    ) from e
+                rows = [dict(r) for r in cur.fetchall()]
+    except psycopg.errors.QueryCanceled as e:  # the catalog and regex checks are timed too
+        raise InvalidRequest(
+            f"the query ran past the {timeout_ms / 1000:g} s timeout "
+            "(NASDB_SQL_TIMEOUT_SECONDS); narrow it with more filters or a limit"
+        ) from e
     return Result(
         rows=rows,
         columns=compiled.columns,

@@ -38,9 +38,15 @@ _embedded_lock = threading.Lock()
 _embedded_servers: dict[str, Any] = {}
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^/]*@")  # user:secret@host, to its last @
+# password=secret in a keyword/value conninfo or a URL's query string, quoted or not
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """The URL or conninfo string with any password replaced by ``***``: the user-info one of a
+    URL, a ``password=`` keyword of a conninfo string and a URL's ``?password=`` parameter."""
+    return _KEYWORD_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
 
 
 APP_ROLE = "nasdb_app"

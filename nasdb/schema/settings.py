@@ -121,6 +121,24 @@ def integer(name: str) -> int:
     return int(value)
 
 
+_MAX_TIMEOUT_MS = 2**31 - 1  # PostgreSQL's statement_timeout: an int of milliseconds
+
+
+def statement_timeout_ms() -> int:
+    """``NASDB_SQL_TIMEOUT_SECONDS`` as PostgreSQL's ``statement_timeout``: whole milliseconds,
+    rounded up to at least 1 (0 would turn the timeout off); `InvalidRequest` past PostgreSQL's
+    largest value (about 24.8 days), which the server would refuse at connection time."""
+    setting = _BY_NAME["sql_timeout_seconds"]
+    milliseconds = math.ceil(number(setting.name) * 1000)
+    if milliseconds > _MAX_TIMEOUT_MS:
+        raise InvalidRequest(
+            f"{setting.env_var}={setting.value()!r} is above PostgreSQL's largest statement "
+            f"timeout, {_MAX_TIMEOUT_MS // 1000:,} s ({setting.help}); unset it for the default "
+            f"{setting.default}"
+        )
+    return max(1, milliseconds)
+
+
 def home() -> Path:
     """The per-user nasdb folder, created on first use; `InvalidRequest` when it cannot be."""
     path = Path(str(get("home")))

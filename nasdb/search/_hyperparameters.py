@@ -40,6 +40,9 @@ def effective_augment(augment: str, hflip: bool, steps: int) -> str:
     return allowed_augment(augment, hflip)
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -110,6 +113,8 @@ class Hyperparameters:
             value = getattr(self, name)
             if not _is_int(value) or value < low:
                 problems.append(f"{name} must be an integer >= {low}, got {value!r}")
+            elif value > _INT64_MAX:  # the log's JSON (and the trainer) holds 64-bit integers
+                problems.append(f"{name} must be at most {_INT64_MAX}, got {value!r}")
         if problems:
             raise InvalidRequest("invalid hyperparameters: " + "; ".join(problems))
         for name in ("lr", "weight_decay", "step_gamma", "early_stop_delta", "label_smoothing"):

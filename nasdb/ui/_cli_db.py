@@ -12,6 +12,8 @@ import click
 from nasdb.ui._context import Context, format_option, pass_ctx
 from nasdb.ui._output import emit
 
+_BIGINT_MAX = 2**63 - 1  # log positions and LIMIT are bigint
+
 
 @click.command()
 @pass_ctx
@@ -61,9 +63,9 @@ def status(ctx: Context, fmt: str) -> None:
 @click.command()
 @click.option("--stream", help="Only this stream (e.g. model-m3) or prefix ending in '*'.")
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable).")
-@click.option("--after", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--after", default=0, show_default=True, type=click.IntRange(0, _BIGINT_MAX),
               help="Start after this position.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
+@click.option("--limit", type=click.IntRange(1, _BIGINT_MAX), default=None,
               help="At most this many events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
 @click.option(
@@ -146,8 +148,8 @@ def project(ctx: Context, follow: bool) -> None:
     from nasdb.ingest import Projector, ProjectorService
 
     if follow:
+        service = ProjectorService(ctx.db)  # reads its settings first: a bad one is one line
         click.echo("projecting; Ctrl+C to stop", err=True)
-        service = ProjectorService(ctx.db)
         with contextlib.suppress(KeyboardInterrupt):
             service.run()
         click.echo(f"projected {service.projected} events")

@@ -24,6 +24,8 @@ def ui_command(ctx: Context, port: int | None, host: str, no_browser: bool) -> N
     if port > 65535:
         raise InvalidRequest(f"NASDB_PORT={port} is not a port (1-65535)")
     auth = load_auth(host)  # refuses a non-loopback address without sign-in, before any work
+    settings.number("poll_seconds")  # the server's projector follows the log at this pace
+    settings.statement_timeout_ms()  # every console query runs under it
     db = ctx.db
     ctx.wait_projected()
     from nasdb.ui.app import serve

@@ -33,8 +33,8 @@ def run_readonly(db: Database, statement: str) -> tuple[list[str], list[dict[str
     """The result of one read-only statement as (columns, rows); `InvalidRequest` otherwise."""
     if not statement.strip():
         raise InvalidRequest("sql: give one SQL statement")
-    timeout_ms = int(settings.number("sql_timeout_seconds") * 1000)
-    options = f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on"
+    timeout_ms = settings.statement_timeout_ms()
+    options = "-c default_transaction_read_only=on"
     try:
         conn = db.connect(url=db.sql_url, options=options)
     except DatabaseUnavailable as e:
@@ -51,6 +51,7 @@ def run_readonly(db: Database, statement: str) -> tuple[list[str], list[dict[str
             )
         conn.rollback()
         conn.execute("set transaction read only")
+        conn.execute(f"set local statement_timeout = {timeout_ms}")  # the statement's alone
         try:
             cur = conn.execute(statement, prepare=True)
         except psycopg.errors.QueryCanceled as e:
@@ -60,6 +61,7 @@ def run_readonly(db: Database, statement: str) -> tuple[list[str], list[dict[str
             ) from e
         except psycopg.Error as e:
             message = (e.diag.message_primary or str(e)).strip().splitlines()[0]
+            conn.close()  # a COPY leaves it mid-protocol: a rollback would log a second line
             raise InvalidRequest(f"sql: {message}") from e
         if cur.description is None:
             raise InvalidRequest("sql: the statement returned no rows (only queries can run here)")

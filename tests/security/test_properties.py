@@ -41,6 +41,20 @@ def test_a_number_setting_is_a_positive_number_or_one_line(
             assert number > 0 and number != float("inf")
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(value=NUMBERS)
+def test_the_statement_timeout_is_one_postgresql_accepts_and_never_zero(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:
+        m.setenv("NASDB_SQL_TIMEOUT_SECONDS", value)
+        try:
+            milliseconds = nasdb_settings.statement_timeout_ms()
+        except InvalidRequest as e:
+            assert str(e).startswith("NASDB_SQL_TIMEOUT_SECONDS=") and "\n" not in str(e)
+        else:
+            assert 1 <= milliseconds <= 2**31 - 1  # 0 is "no timeout" to PostgreSQL
+
+
 @settings(max_examples=200, deadline=None)
 @given(scheme=st.sampled_from(["mysql", "sqlite", "http", "postgresql", "postgres", "x"]),
        password=st.text(alphabet="abcdefXYZ0123456789!$", min_size=6, max_size=16))
@@ -50,6 +64,25 @@ def test_a_database_url_never_echoes_its_password(scheme: str, password: str) ->
         check_url(url)
     except InvalidRequest as e:
         assert password not in str(e)
+
+
+# every way libpq takes a password; the server is a closed port on 127.0.0.1
+URL_FORMS = ["postgresql://user:{}@127.0.0.1:1/db", "postgres://user:{}@127.0.0.1:1/db",
+             "postgresql://user@127.0.0.1:1/db?password={}&connect_timeout=2",
+             "host=127.0.0.1 port=1 dbname=db user=user password={}",
+             "host=127.0.0.1 port=1 dbname=db user=user password='{} x'",
+             "mysql://user:{}@127.0.0.1:1/db"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(form=st.sampled_from(URL_FORMS),
+       password=st.text(alphabet="abcdefXYZ0123456789!$", min_size=6, max_size=16))
+def test_no_command_echoes_a_database_password(
+        cli: Callable[..., Result], form: str, password: str) -> None:
+    result = cli("--database-url", form.format(password), "models")
+    assert result.code in (2, 3), result
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result
+    assert password not in result.err + result.out
 
 
 LITERALS = st.one_of(
@@ -91,3 +124,22 @@ def test_a_bad_option_value_is_one_line_with_exit_code_2(
         assert result.code == 2, result
         lines = result.err.strip().splitlines()
         assert lines[-1].startswith("error: ") and "Traceback" not in result.err, result
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(option=st.sampled_from([("events", "--limit"), ("events", "--after"),
+                               ("train", "--seed"), ("train", "--epochs"),
+                               ("train", "--batch-size"), ("train", "--priority")]),
+       value=st.one_of(st.integers(2**31 - 1, 10**30), st.sampled_from([2**63, 10**20])))
+def test_a_huge_option_value_is_a_result_or_one_line_with_exit_code_2(
+        cli: Callable[..., Result], option: tuple[str, str], value: int) -> None:
+    """Integers past what PostgreSQL (bigint) or the log's JSON holds are refused in words."""
+    command, flag = option
+    if command == "train":
+        cli("dataset", "add", "digits")  # the first example registers it; the rest are refused
+    extra = ("--format=json",) if command == "events" else ("--dataset", "digits",
+                                                            "--reference", "cnn")
+    result = cli(command, flag, str(value), *extra)
+    if result.code != 0:
+        assert result.code == 2, result
+        assert result.err.startswith("error: ") and result.err.count("\n") == 1, result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -88,6 +91,44 @@ def test_a_long_statement_is_stopped_by_the_timeout(
     assert time.monotonic() - start < 10
     assert result.code == 2
     assert "timeout" in result.err and "NASDB_SQL_TIMEOUT_SECONDS" in result.err
+
+
+def test_a_timeout_below_a_millisecond_still_stops_a_statement(
+        populated: str, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    # truncated to whole milliseconds it would be statement_timeout = 0: no timeout at all
+    monkeypatch.setenv("NASDB_SQL_TIMEOUT_SECONDS", "0.0001")
+    start = time.monotonic()
+    result = cli("sql", "select pg_sleep(5)")
+    assert time.monotonic() - start < 4.5
+    assert (result.code, result.err) == (
+        2, "error: sql: the statement ran past the 0.001 s timeout (NASDB_SQL_TIMEOUT_SECONDS)\n")
+
+
+def test_a_timeout_postgresql_cannot_hold_is_one_line(
+        populated: str, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NASDB_SQL_TIMEOUT_SECONDS", "1e12")
+    for args in (("sql", "select 1"), ("query", "params>1")):
+        result = cli(*args)
+        assert result.code == 2, result
+        assert result.err.startswith("error: NASDB_SQL_TIMEOUT_SECONDS='1e12' is above "
+                                     "PostgreSQL's largest statement timeout, 2,147,483 s")
+        assert result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("statement", ["copy events to stdout", "copy (select 1) to stdout",
+                                       "copy events from stdin"])
+def test_copy_is_one_line_in_a_real_process(populated: str, app_url: str,
+                                            statement: str) -> None:
+    """Run as a person runs it (logging unconfigured, as outside pytest), where a failed rollback
+    after the COPY printed 'error ignored in rollback on <psycopg.Connection ...>' too."""
+    env = {**os.environ, "NASDB_DATABASE_URL": app_url, "NASDB_OWNER_URL": populated}
+    env.pop("NASDB_SQL_URL", None)
+    before = log_digest(populated)
+    done = subprocess.run([sys.executable, "-m", "nasdb.ui.cli", "sql", statement], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("error: sql: ") and done.stderr.count("\n") == 1, done
+    assert log_digest(populated) == before
 
 
 def test_a_writing_role_is_refused_even_when_configured(
