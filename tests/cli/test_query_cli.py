@@ -14,6 +14,7 @@ from nasdb.ingest import EventStore, Projector
 from nasdb.ingest.synthetic import search_log
 from nasdb.schema import Database
 from nasdb.ui._cli_query import completion_words, loop, make_session
+from tests._threads import on_own_thread
 
 CARET = (
     "query error at column 8: expected a number after '<'\n"
@@ -114,7 +115,7 @@ def test_console_loop_runs_a_query_and_shows_an_error(searched: Database, tmp_pa
         pipe.send_text("top 1 by acc\r")
         pipe.send_text("\\q\r")
         session = make_session(searched, history, input=pipe, output=DummyOutput())
-        failed = loop(session, searched, echo=echo)
+        failed = on_own_thread(loop, session, searched, echo=echo)
     assert failed == 1
     assert "Number of models" in echo.out[0] and "40" in echo.out[0]
     assert echo.err[0] + "\n" == CARET
@@ -143,5 +144,5 @@ def test_console_ends_on_ctrl_d_and_completes_catalog_names(searched: Database) 
         assert complete("pareto para") == ["params"]
         assert complete("pareto pa") == ["pareto", "parent", "params"]
         assert complete("count dataset=syn") == ["synthetic"]
-        assert loop(session, searched, echo=echo) == 0
+        assert on_own_thread(loop, session, searched, echo=echo) == 0
     assert len(echo.out) == 1

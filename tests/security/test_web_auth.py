@@ -25,6 +25,7 @@ from nasdb.ingest.synthetic import search_log
 from nasdb.schema import Database
 from nasdb.ui.app import AppState, serve
 from nasdb.ui.app._auth import allowed_origins
+from tests._threads import on_own_thread
 from tests.security.conftest import Result, log_digest
 
 
@@ -129,7 +130,7 @@ def _websocket(port: int, token: str, origin: str | None, cookie: str | None) ->
         ws.close()
         return str(json.loads(str(message))["msgtype"])
 
-    return asyncio.run(connect())
+    return on_own_thread(asyncio.run, connect())
 
 
 def test_the_websocket_takes_only_signed_in_sessions_from_allowed_origins(
