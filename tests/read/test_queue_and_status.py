@@ -70,12 +70,17 @@ def test_status_reads_count_what_the_views_hold(db: Database) -> None:
     assert failure.message.startswith(f"model {done}: JobClaimed cannot follow a done job")
 
 
-def test_scores_curves_and_trained_datasets_are_the_views_rows(db: Database) -> None:
+def _thirty_models_and_an_empty_dataset(db: Database) -> None:
+    """30 synthetic models, projected, and a dataset "other" registered with no model."""
     store = EventStore(db=db)
     store.append_batch([(stream, events, 0) for stream, events in search_log(30, 3)])
     store.append_batch([(stream, events, 0) for stream, events in search_log(3, 4, "other")
                         if stream.startswith("dataset-")])
     Projector(db).catch_up()
+
+
+def test_scores_curves_and_trained_datasets_are_the_views_rows(db: Database) -> None:
+    _thirty_models_and_an_empty_dataset(db)
     scores = {s.id: s for s in model_scores(db)}
     for mid, params, test_acc, val_acc, study, dataset in _view(
             db, "select id, params, test_acc, best_val_acc, study_id, dataset_id from models"):
@@ -94,11 +99,7 @@ def test_scores_curves_and_trained_datasets_are_the_views_rows(db: Database) -> 
 
 
 def test_status_counts_per_dataset_and_done_models_by_dataset(db: Database) -> None:
-    store = EventStore(db=db)
-    store.append_batch([(stream, events, 0) for stream, events in search_log(30, 3)])
-    store.append_batch([(stream, events, 0) for stream, events in search_log(3, 4, "other")
-                        if stream.startswith("dataset-")])
-    Projector(db).catch_up()
+    _thirty_models_and_an_empty_dataset(db)
     assert models_by_status(db, "synthetic") == models_by_status(db)  # every model is synthetic's
     assert models_by_status(db, "other") == {}
     done = _view(db, "select count(*) from models where status = 'done'")[0][0]
