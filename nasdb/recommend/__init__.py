@@ -40,6 +40,7 @@ from ._service import (
     load_bundle,
     load_latest,
     load_recommender,
+    usable_trained_models,
 )
 from ._similarity import SIMILARITY_FORMAT, DatasetSimilarity, image_features, prepare_images
 from ._tokens import UNK, Vocabulary, layer_token, tokenize
@@ -84,4 +85,5 @@ __all__ = [
     "recommend",
     "recommend_for",
     "tokenize",
+    "usable_trained_models",
 ]

@@ -32,7 +32,7 @@ from ._service import (
     has_architecture,
     load_bundle,
     partial_curve,
-    trained_models,
+    usable_trained_models,
 )
 
 __all__ = ["predict_model", "recommend_for"]
@@ -126,7 +126,7 @@ def recommend_for(
 
     get_dataset(db, dataset_id)
     bundle = _bundle(db)
-    trained = [m for m in trained_models(db, dataset_id) if has_architecture(m["architecture"])]
+    trained = usable_trained_models(db, dataset_id)
     mode = "trained" if trained else "transfer"
     source = dataset_id if trained else _source_dataset(bundle, dataset_id)
     if mode == "trained":
@@ -134,7 +134,7 @@ def recommend_for(
         open_models = _open_models(db, dataset_id)
     else:
         pool = _refit_shapes(
-            [m for m in trained_models(db, source) if has_architecture(m["architecture"])],
+            usable_trained_models(db, source),
             dataset_id, db,
         )
         open_models = []

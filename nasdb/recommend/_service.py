@@ -67,6 +67,7 @@ __all__ = [
     "load_recommender",
     "model_rows",
     "trained_models",
+    "usable_trained_models",
 ]
 
 KINDS = ("encoder", "similarity", "predictor")
@@ -254,6 +255,12 @@ def trained_models(db: Database, dataset_id: str | None = None) -> list[dict[str
     """Models that finished training with a test accuracy (optionally on one dataset), by id."""
     rows = list_models(db, dataset_id=dataset_id, statuses=["done"], tested=True)
     return [r.model_dump() for r in rows]
+
+
+def usable_trained_models(db: Database, dataset_id: str | None = None) -> list[dict[str, Any]]:
+    """The trained models that fitting and recommending can use: those with a recorded
+    architecture (`has_architecture`)."""
+    return [m for m in trained_models(db, dataset_id) if has_architecture(m["architecture"])]
 
 
 def partial_curve(curve: Sequence[float], epochs_trained: int, done: bool) -> list[float]:

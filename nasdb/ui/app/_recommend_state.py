@@ -40,13 +40,6 @@ COLUMNS = (
     "score_basis", "params", "optimizer", "lr", "batch_size", "epochs", "trained_on", "why",
 )
 
-#: Trained models (with a recorded architecture) as `nasdb.recommend`'s fitting counts them.
-_TRAINED_SQL = (
-    "select count(*) from models where status = 'done' and test_acc is not null "
-    "and (jsonb_typeof(architecture->'layers') = 'array' "
-    "or coalesce(architecture->>'reference', '') <> '')"
-)
-
 _SI = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
 
@@ -149,9 +142,7 @@ class RecommendState(param.Parameterized):
 
     def trained_count(self) -> int:
         """Trained models with a recorded architecture, over all datasets (what fitting uses)."""
-        with self.app.db.connect() as conn:
-            row = conn.execute(_TRAINED_SQL).fetchone()
-        return int(row[0]) if row else 0
+        return len(nasdb_recommend.usable_trained_models(self.app.db))
 
     def _dataset_counts(self) -> dict[str, int]:
         return read.models_by_status(self.app.db, self.dataset) if self.dataset else {}
