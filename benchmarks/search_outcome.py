@@ -40,6 +40,7 @@ from typing import Any
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.schema.errors import NasdbError
+from nasdb.trainers.devices import cpu_name
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 BOUNDS = (100_000, 10_000)
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     report(outcomes, budget)
     load_after = os.getloadavg()
     print(f"\nload average before {load_before[0]:.2f} / after {load_after[0]:.2f} "
-          f"({os.cpu_count()} CPUs); total {time.perf_counter() - total:.0f}s; command: "
+          f"({os.cpu_count()} CPUs, {cpu_name()}); total {time.perf_counter() - total:.0f}s; command: "
           f"python benchmarks/search_outcome.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
 
 

@@ -29,13 +29,11 @@ import argparse
 import copy
 import functools
 import os
-import platform
 import shlex
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 from nasdb.trainers.datasets import DEFAULT_FASHION_MNIST_DIR, LoadedDataset, load_dataset
+from nasdb.trainers.devices import cpu_name
 from nasdb.trainers.loop import train
 
 # --------------------------------------------------------------------------------------------------
@@ -205,16 +204,6 @@ def warm_up(model: nn.Module, data: LoadedDataset, batch_size: int, steps: int =
         opt.zero_grad()
         F.cross_entropy(scratch(xb), yb).backward()
         opt.step()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
