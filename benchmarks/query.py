@@ -90,7 +90,7 @@ class Load:
 def start_projector(db: Database) -> subprocess.Popen[bytes]:
     """The projector service in its own process, as `nasdb.ingest.ensure_projector` starts it."""
     env = {**os.environ, "NASDB_DATABASE_URL": db.url}
-    proc = subprocess.Popen([sys.executable, "-m", "nasdb.ingest._service"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "nasdb.ingest"], env=env)
     while not projector_alive(db):
         if proc.poll() is not None:
             raise SystemExit("the projector service did not start")

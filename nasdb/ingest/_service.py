@@ -6,7 +6,7 @@ catches the projector up on each notification, and at least every ``poll_seconds
 - as a thread inside every worker and the web app (`ProjectorService.start`);
 - as a background process for everything else (`ensure_projector`, run by each CLI command and by
   `wait_projected` when no projector is alive for the database): ``python -m
-  nasdb.ingest._service``, which exits after ``idle_exit`` seconds without events or when its
+  nasdb.ingest``, which exits after ``idle_exit`` seconds without events or when its
   database goes away (a dropped test database). On the embedded server it holds a handle like any
   nasdb process, so the server and its projector stay up together until it idles out.
 
@@ -98,7 +98,7 @@ def ensure_projector(db: Database) -> bool:
         env["NASDB_DATABASE_URL"] = db.url
     with open(home / "projector.log", "ab") as err:
         subprocess.Popen(
-            [sys.executable, "-m", "nasdb.ingest._service",
+            [sys.executable, "-m", "nasdb.ingest",
              "--idle-exit", str(DAEMON_IDLE_EXIT_SECONDS)],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
             start_new_session=True, close_fds=True,
@@ -205,7 +205,7 @@ class ProjectorService:
 
 def main(argv: list[str] | None = None) -> int:
     """The background projector process (`ensure_projector`); also ``nasdb project --follow``."""
-    parser = argparse.ArgumentParser(prog="python -m nasdb.ingest._service")
+    parser = argparse.ArgumentParser(prog="python -m nasdb.ingest")
     parser.add_argument("--idle-exit", type=float, default=None,
                         help="exit after this many seconds without new events")
     args = parser.parse_args(argv)
@@ -217,7 +217,3 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     ProjectorService(db, idle_exit=args.idle_exit, give_up_after=10.0).run()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,7 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 def start_service(db: Database, *, wait_alive: int = 1) -> subprocess.Popen[bytes]:
     """The projector service as its own process (what `ensure_projector` starts)."""
     env = {**os.environ, "NASDB_DATABASE_URL": db.url, "NASDB_POLL_SECONDS": "5"}
-    proc = subprocess.Popen([sys.executable, "-m", "nasdb.ingest._service"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "nasdb.ingest"], env=env)
     deadline = time.monotonic() + 120
     while projector_alive(db) < wait_alive:
         assert proc.poll() is None, "the projector service exited"

@@ -6,6 +6,8 @@ import os
 import random
 import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 
@@ -193,3 +195,13 @@ def test_a_worker_that_stopped_heartbeating_shows_as_lost(db: Database, lease: f
     with db.connect() as conn:
         assert conn.execute("select state from workers where worker = 'w1'").fetchone() == (
             "running",)
+
+
+def test_the_projector_process_starts_without_a_warning_in_its_log() -> None:
+    """Every spawned projector writes its stderr to NASDB_HOME/projector.log; starting it as
+    ``-m nasdb.ingest._service`` put a RuntimeWarning there (the package imports that module)."""
+    done = subprocess.run([sys.executable, "-m", "nasdb.ingest", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: python -m nasdb.ingest" in done.stdout
+    assert done.stderr == ""
