@@ -12,7 +12,7 @@ from nasdb.ingest import EventStore, Projector
 from nasdb.read import get_dataset
 from nasdb.schema import Database
 from nasdb.search import Architecture, Hyperparameters
-from nasdb.steer import Proposal, propose
+from nasdb.steer import Proposal, cancel, propose
 from nasdb.trainers.registry import register_dataset
 from tests.faults.conftest import Server, nasdb_process
 
@@ -27,12 +27,16 @@ def _count(url: str, sql: str) -> int:
 
 
 def test_a_worker_rides_out_a_database_restart(throwaway_server: Server) -> None:
+    """The job is long (100,000 epochs, no early stop), so the restart lands mid-training on any
+    machine: with 12 epochs a fast machine finished the job before the server stopped. Once
+    training has gone on after the restart, the job is cancelled and the worker exits idle."""
     db = Database(throwaway_server.app_url, owner_url=throwaway_server.owner_url)
     store = EventStore(db=db)
     register_dataset(store, "digits")
     Projector(db).catch_up()
     propose(store, get_dataset(db, "digits"), [
-        Proposal(Architecture.from_json(MODEL), Hyperparameters(epochs=12), "handcrafted")])
+        Proposal(Architecture.from_json(MODEL),
+                 Hyperparameters(epochs=100_000, early_stop_patience=0), "handcrafted")])
     store.close()
     db.engine.dispose()
 
@@ -40,13 +44,25 @@ def test_a_worker_rides_out_a_database_restart(throwaway_server: Server) -> None
            "NASDB_LEASE_SECONDS": "30"}
     worker = nasdb_process(env, "worker", "--exit-when-idle", "--device", "cpu")
     url = throwaway_server.owner_url
+    epochs_sql = "select count(*) from events where type = 'EpochCompleted'"
     deadline = time.monotonic() + 120
-    while _count(url, "select count(*) from events where type = 'EpochCompleted'") < 2:
+    while _count(url, epochs_sql) < 2:
         assert worker.poll() is None and time.monotonic() < deadline, worker.stdout
         time.sleep(0.2)
     throwaway_server.stop()  # under the training worker
     time.sleep(3)
     throwaway_server.start()
+    before = _count(url, epochs_sql)
+    deadline = time.monotonic() + 120
+    while _count(url, epochs_sql) <= before:  # training goes on after the restart
+        assert worker.poll() is None and time.monotonic() < deadline, worker.stdout
+        time.sleep(0.2)
+    db = Database(throwaway_server.app_url, owner_url=throwaway_server.owner_url)
+    store = EventStore(db=db)
+    Projector(db).catch_up()
+    cancel(store, "m1", "the restart was ridden out")
+    store.close()
+    db.engine.dispose()
     out, _ = worker.communicate(timeout=240)
 
     assert worker.returncode == 0, out
@@ -60,7 +76,8 @@ def test_a_worker_rides_out_a_database_restart(throwaway_server: Server) -> None
             "select (data->>'epoch')::int from events where stream_id = 'model-m1' "
             "and type = 'EpochCompleted' order by version")]
     assert types.count("JobClaimed") == 1  # the lease was kept: no second claim
-    assert types[-1] == "TrainingCompleted" and "TrainingFailed" not in types
+    assert types[-1] == "TrainingCancelled" and "TrainingFailed" not in types
+    assert len(epochs) > before >= 2
     assert epochs == sorted(set(epochs)) == list(range(1, len(epochs) + 1))
 
 
