@@ -15,9 +15,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from nasdb.ingest import EventStore, NewEvent, Projector
-from nasdb.ingest.synthetic import completed_event, dataset_event, model_lifecycle, search_log
+from nasdb.ingest.synthetic import (
+    DIGIT_CLASSES,
+    completed_event,
+    dataset_event,
+    model_lifecycle,
+    search_log,
+)
 from nasdb.schema import Database
 from nasdb.schema.events import (
+    EpochCompleted,
     JobClaimed,
     TrainingCancelled,
     TrainingFailed,
@@ -212,6 +219,7 @@ class AppendThenProject(RuleBasedStateMachine):
         self.store.append("dataset-synthetic", [dataset_event()])
         self.rng = random.Random(0)
         self.models: list[str] = []
+        self.queued: list[str] = []  # models whose training was requested, never claimed
         self.next_id = 1
 
     @rule(finish=st.booleans(), epochs=st.integers(1, 4), steered=st.booleans())
@@ -222,6 +230,37 @@ class AppendThenProject(RuleBasedStateMachine):
         self.store.append(f"model-{mid}", model_lifecycle(
             self.rng, mid, epochs=epochs, parent_id=parent, finish=finish))
         self.models.append(mid)
+        if not finish:
+            self.queued.append(mid)
+
+    @rule(data=st.data(), epochs=st.integers(1, 3), complete=st.booleans())
+    def retry(self, data: st.DataObject, epochs: int, complete: bool) -> None:
+        """A queued model is claimed and trains, its worker dies, and attempt 2 trains it from
+        scratch (the projection drops attempt 1's epochs), perhaps to completion. Rows of a model
+        that an earlier batch created are replaced: the path that upserts rather than inserts."""
+        if not self.queued:
+            return
+        mid = data.draw(st.sampled_from(self.queued))
+        self.queued.remove(mid)
+
+        def epoch(n: int, acc: float) -> NewEvent:
+            return NewEvent.of(EpochCompleted(
+                epoch=n, train_loss=1.0, train_acc=acc, val_loss=1.0, val_acc=acc,
+                class_acc={"0": acc}, lr=0.01, seconds=0.1))
+
+        def claim(attempt: int) -> NewEvent:
+            return NewEvent.of(JobClaimed(worker="synthetic", attempt=attempt, lease_seconds=60.0))
+
+        self.store.append(f"model-{mid}", [claim(1), *(epoch(n, 0.2) for n in range(1, 4))])
+        # attempt 2 sends epoch 2 twice (a worker that resent it after a reconnect): the later
+        # one wins, with a batch boundary between them
+        self.store.append(f"model-{mid}", [claim(2), epoch(1, 0.3), epoch(2, 0.3)])
+        Projector(self.db).catch_up()
+        events = [epoch(n, 0.5) for n in range(2, epochs + 2)]
+        if complete:
+            events.append(completed_event(epochs + 1, 0.5, DIGIT_CLASSES, [0.5] * 10,
+                                          bytes(64), latency_ms=0.1, train_seconds=1.0))
+        self.store.append(f"model-{mid}", events)
 
     @rule(data=st.data(), kind=st.sampled_from(
         ["Pinned", "Unpinned", "Tagged", "Untagged", "Noted", "PriorityChanged",
@@ -248,11 +287,14 @@ class AppendThenProject(RuleBasedStateMachine):
     def teardown(self) -> None:
         if not hasattr(self, "db"):
             return
-        Projector(self.db).catch_up()
-        incremental = snapshot(self.db)
-        Projector(self.db).replay()
-        assert snapshot(self.db) == incremental
-        self.store.close()
+        try:
+            Projector(self.db).catch_up()
+            incremental = snapshot(self.db)
+            Projector(self.db).replay()
+            assert snapshot(self.db) == incremental
+        finally:  # a failing example must not leak connections while hypothesis shrinks it
+            self.store.close()
+            self.db.engine.dispose()
 
 
 def test_any_sequence_of_appends_projects_like_a_replay(pg_admin_url: str,
