@@ -10,7 +10,9 @@ the same machine, each nasdb run in its own throwaway database:
 - **(b) Optuna TPE direct**: Optuna's TPE run without nasdb (no events, no worker) on the same
   modern space encoding and recipe: ask, build, train, tell validation accuracy;
 - **(c) cnn reference**: the `cnn` reference classifier trained for the whole budget (Adam 1e-3,
-  no schedule), its test accuracy measured after every epoch.
+  no schedule), its test accuracy measured after every epoch;
+- **fronts** (only when named in ``--methods``): the default study with ASHA promoting by Pareto
+  fronts of ``val_acc, params`` (``--set promote=fronts``), a candidate for the default.
 
 Printed: for each method the best test accuracy under 100k and under 10k parameters at 25%, 50%,
 75% and 100% of the budget (models are picked by validation accuracy, as a user would pick them;
@@ -138,6 +140,16 @@ def run_default(url: str, budget: int, limit: int | None) -> Outcome:
                                                      budget={"seconds": budget}))
 
 
+def run_fronts(url: str, budget: int, limit: int | None) -> Outcome:
+    """The default study with ASHA promoting by Pareto fronts (``--set promote=fronts``)."""
+    from nasdb.steer import create_study
+
+    return _study_outcome(url, "nasdb default, promote=fronts", budget, limit,
+                          lambda store: create_study(store, "fashion-mnist",
+                                                     budget={"seconds": budget},
+                                                     settings={"promote": "fronts"}))
+
+
 def run_remap_random(url: str, budget: int, limit: int | None) -> Outcome:
     from nasdb.search.strategies import StudySpace
     from nasdb.steer import create_study
@@ -209,6 +221,10 @@ def run_cnn_reference(budget: int, limit: int | None) -> Outcome:
     return out
 
 
+STUDIES: dict[str, Callable[[str, int, int | None], Outcome]] = {
+    "default": run_default, "fronts": run_fronts, "remap": run_remap_random}
+
+
 def _cell(best: tuple[float, int] | None) -> str:
     return "-" if best is None else f"{best[0]:.4f} ({best[1] // 1000}k)"
 
@@ -238,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Training images (default: all 54,000 after the validation split).")
     parser.add_argument("--methods", default="default,remap,tpe,cnn",
-                        help="Comma-separated subset of default, remap, tpe, cnn.")
+                        help="Comma-separated subset of default, remap, tpe, cnn, and fronts "
+                        "(the default study promoting by Pareto fronts; not in the default set).")
     parser.add_argument("--url", default=os.environ.get("NASDB_DATABASE_URL"),
                         help="Admin URL of a PostgreSQL server (default: embedded).")
     args = parser.parse_args(argv)
@@ -250,10 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     total = time.perf_counter()
     outcomes: list[Outcome] = []
     for method in methods:
-        if method in ("default", "remap"):
+        if method in STUDIES:
             with bench_database(admin, prefix="nasdb_outcome") as url:
-                run = run_default if method == "default" else run_remap_random
-                outcomes.append(run(url, budget, args.limit))
+                outcomes.append(STUDIES[method](url, budget, args.limit))
         elif method == "tpe":
             outcomes.append(run_optuna_tpe(budget, args.limit))
         elif method == "cnn":

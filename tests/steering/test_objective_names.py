@@ -71,3 +71,29 @@ def test_a_studys_front_is_the_one_rule_with_ties_and_duplicates(
     for t in trials:
         by_point.setdefault(tuple(t.value(o) for o in objectives), []).append(t.model_id)
     assert any(len(ids) > 1 and set(ids) <= want for ids in by_point.values())
+
+
+def test_promoting_by_fronts_keeps_the_best_model_of_every_size(store: EventStore) -> None:
+    # (val acc, params): by accuracy alone the three big models lead; by fronts the front of
+    # accuracy and size leads (big and accurate, small and accurate, smallest), then the next front
+    sizes = {1: (0.90, 90_000), 2: (0.89, 95_000), 3: (0.88, 99_000), 4: (0.85, 5_000),
+             5: (0.80, 4_000), 6: (0.70, 50_000), 7: (0.60, 60_000), 8: (0.84, 6_000)}
+    trials = [trial(i, val, val, params) for i, (val, params) in sizes.items()]
+    trials.append(trial(9, None, None, 1_000))  # still training: no objective value, last
+    v = view(store, trials, ("val_acc", "params"))
+    assert [t.model_id for t in v.ranked(trials)][:3] == ["m1", "m2", "m3"]
+    fronts = [t.model_id for t in v.ranked_by_fronts(trials)]
+    assert fronts[:3] == ["m1", "m4", "m5"]  # the first front, most accurate first
+    assert fronts[3:] == ["m2", "m8", "m3", "m6", "m7", "m9"]  # second front, third, fourth
+    # one objective: fronts are the primary ranking
+    single = view(store, trials, ("val_acc",))
+    assert single.ranked_by_fronts(trials) == single.ranked(trials)
+
+
+def test_asha_refuses_an_unknown_promotion_rule(store: EventStore) -> None:
+    from nasdb.schema.errors import InvalidRequest
+    from nasdb.steer import create_study
+
+    with pytest.raises(InvalidRequest, match="promote must be one of primary, fronts, got 'size'"):
+        create_study(store, "digits", "asha", budget={"models": 2}, settings={"promote": "size"},
+                     space=StudySpace(), objectives=("val_acc", "params"))

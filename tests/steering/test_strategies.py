@@ -136,6 +136,20 @@ def test_asha_promotes_asynchronously(store: EventStore) -> None:
     assert len({t.parent_id for t in rung1}) == len(rung1)
 
 
+def test_asha_promoting_by_fronts_promotes_from_the_first_fronts(store: EventStore) -> None:
+    study_id, view = drive(store, "asha", {"models": 7},
+                           {"R": 3, "eta": 3, "parallel": 1, "promote": "fronts"})
+    assert_consistent(store, study_id)
+    rung1 = [t for t in view.trials if t.proposal["rung"] == 1]
+    assert rung1, "ASHA never promoted"
+    by_id = {t.model_id: t for t in view.trials}
+    for t in rung1:
+        # one job at a time: the rung-0 models proposed before t had all finished when it was
+        earlier = [x for x in view.trials if x.proposal["rung"] == 0 and x.number < t.number]
+        assert by_id[t.parent_id] in view.ranked_by_fronts(earlier)[: max(1, len(earlier) // 3)]
+    assert len({t.parent_id for t in rung1}) == len(rung1)
+
+
 def test_pbt_exploits_and_explores_with_lineage(store: EventStore) -> None:
     study_id, view = drive(store, "pbt", {"models": 9},
                            {"population": 3, "generations": 3, "quantile": 0.34,

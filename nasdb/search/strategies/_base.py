@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+import numpy as np
+
+from nasdb.query import pareto_mask
 from nasdb.schema.errors import InvalidRequest
 from nasdb.schema.vocabulary import FINISHED_JOB_STATES, Origin
 
@@ -169,6 +172,24 @@ class StudyView:
     def ranked(self, trials: Sequence[Trial]) -> list[Trial]:
         """Best first by the primary objective; ties broken by proposal order."""
         return sorted(trials, key=lambda t: (-self.score(t), t.number))
+
+    def ranked_by_fronts(self, trials: Sequence[Trial]) -> list[Trial]:
+        """Best first by non-dominated sorting over the study's objectives: the Pareto front
+        (`nasdb.query.pareto_mask`, the one rule), then the front of the rest, and so on; within
+        a front by the primary objective (`ranked`). Trials missing an objective come last.
+
+        With ``val_acc`` and ``params`` this keeps the most accurate model of every size in the
+        running, where `ranked` favours the largest (multi-objective ASHA, Schmucker et al. 2021,
+        selects the same way)."""
+        maximise = [objective_direction(o) == "maximize" for o in self.objectives]
+        rest = [t for t in trials if t.values(self.objectives) is not None]
+        out: list[Trial] = []
+        while rest:
+            values = np.array([t.values(self.objectives) for t in rest], dtype=float)
+            on = pareto_mask(values.reshape(len(rest), len(maximise)), maximise)
+            out += self.ranked([t for t, f in zip(rest, on, strict=True) if f])
+            rest = [t for t, f in zip(rest, on, strict=True) if not f]
+        return out + self.ranked([t for t in trials if t.values(self.objectives) is None])
 
 
 @dataclass(frozen=True)

@@ -152,11 +152,17 @@ def seeded_fresh(view: StudyView, rng: Any, info: dict[str, Any], epochs: int,
 
 class ASHA(Strategy):
     """ASHA; with ``candidates`` > 1 each new configuration is the predictor's pick among that
-    many random draws when the driver has a fitted predictor (`seeded_fresh`)."""
+    many random draws when the driver has a fitted predictor (`seeded_fresh`).
+
+    ``promote`` says which finished trials of a rung are its top 1/eta: ``primary``, the best by
+    the primary objective (ASHA as published); ``fronts``, the best by non-dominated sorting over
+    all the study's objectives (`StudyView.ranked_by_fronts`), so that with ``val_acc, params``
+    small models climb the rungs beside large ones."""
 
     name = "asha"
     defaults: ClassVar[dict[str, Any]] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": True,
-                                          "candidates": 1}
+                                          "candidates": 1, "promote": "primary"}
+    PROMOTE = ("primary", "fronts")
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> None:
@@ -168,6 +174,9 @@ class ASHA(Strategy):
             )
         if settings["candidates"] < 1:
             raise InvalidRequest(f"candidates must be at least 1, got {settings['candidates']}")
+        if settings["promote"] not in cls.PROMOTE:
+            raise InvalidRequest(f"promote must be one of {', '.join(cls.PROMOTE)}, got "
+                                 f"{settings['promote']!r}")
 
     def rungs(self) -> list[int]:
         R, eta, r = int(self.settings["R"]), int(self.settings["eta"]), \
@@ -184,10 +193,11 @@ class ASHA(Strategy):
             k: {config_of(t) for t in mine if t.proposal.get("rung") == k}
             for k in range(len(rungs))
         }
+        order = view.ranked if self.settings["promote"] == "primary" else view.ranked_by_fronts
         out: list[Suggestion] = []
         while len(out) < slots:
             for k in range(len(rungs) - 2, -1, -1):
-                done = view.ranked([t for t in mine if t.proposal.get("rung") == k and t.done])
+                done = order([t for t in mine if t.proposal.get("rung") == k and t.done])
                 top = done[: len(done) // eta]
                 pick = next((t for t in top if config_of(t) not in promoted[k + 1]), None)
                 if pick is not None:
