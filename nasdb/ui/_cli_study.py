@@ -105,7 +105,7 @@ def study() -> None:
               "test accuracy, its recall); repeat for several (default: val_acc, params). The "
               "first one ranks.")
 @click.option("--set", "sets", multiple=True, help="Strategy setting KEY=VALUE (e.g. R=9, "
-              "eta=3, population=8, parallel=4, seed=1). Repeatable.")
+              "eta=3, population=8, parallel=4, seed=1, promote=fronts). Repeatable.")
 @click.option("--space", "space_json", help="modern (default), remap (REMAP's space exactly), "
               "extended, or the search space as JSON: {\"architecture\": {...}, "
               "\"hyperparameters\": {...}, \"dropped\": [...], \"max_blocks\": 3}.")
