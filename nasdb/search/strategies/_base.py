@@ -182,13 +182,15 @@ class StudyView:
         running, where `ranked` favours the largest (multi-objective ASHA, Schmucker et al. 2021,
         selects the same way)."""
         maximise = [objective_direction(o) == "maximize" for o in self.objectives]
-        rest = [t for t in trials if t.values(self.objectives) is not None]
+        known = [(t, v) for t in trials if (v := t.values(self.objectives)) is not None]
+        rest = [t for t, _ in known]
+        values = np.array([v for _, v in known], dtype=float).reshape(len(rest), len(maximise))
         out: list[Trial] = []
         while rest:
-            values = np.array([t.values(self.objectives) for t in rest], dtype=float)
-            on = pareto_mask(values.reshape(len(rest), len(maximise)), maximise)
+            on = pareto_mask(values, maximise)
             out += self.ranked([t for t, f in zip(rest, on, strict=True) if f])
             rest = [t for t, f in zip(rest, on, strict=True) if not f]
+            values = values[~on]
         return out + self.ranked([t for t in trials if t.values(self.objectives) is None])
 
 
