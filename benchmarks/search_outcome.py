@@ -4,15 +4,17 @@ Each method gets the same wall budget (default 3600 s; ``--quick`` 300 s), one a
 the same machine, each nasdb run in its own throwaway database:
 
 - **nasdb default**: ``nasdb study create --dataset fashion-mnist`` (no strategy: ASHA over epochs
-  in the modern space with the modern recipe), driven in-process with one worker;
+  in the modern space with the modern recipe, promoting by Pareto fronts, with a fourth rung of
+  27 epochs when the budget is an hour or more), driven in-process with one worker;
 - **(a) REMAP random**: random sampling of REMAP's space with REMAP's training settings, as the
   seeds did (``--strategy random --space remap``);
 - **(b) Optuna TPE direct**: Optuna's TPE run without nasdb (no events, no worker) on the same
   modern space encoding and recipe: ask, build, train, tell validation accuracy;
 - **(c) cnn reference**: the `cnn` reference classifier trained for the whole budget (Adam 1e-3,
   no schedule), its test accuracy measured after every epoch;
-- **fronts** (only when named in ``--methods``): the default study with ASHA promoting by Pareto
-  fronts of ``val_acc, params`` (``--set promote=fronts``), a candidate for the default.
+- **previous** (only when named in ``--methods``): the default study as it was until December
+  2026, for comparison: rungs of 1, 3 and 9 epochs whatever the budget, promoting by validation
+  accuracy alone (``--set R=9 --set promote=primary``).
 
 Printed: for each method the best test accuracy under 100k and under 10k parameters at 25%, 50%,
 75% and 100% of the budget (models are picked by validation accuracy, as a user would pick them;
@@ -140,14 +142,15 @@ def run_default(url: str, budget: int, limit: int | None) -> Outcome:
                                                      budget={"seconds": budget}))
 
 
-def run_fronts(url: str, budget: int, limit: int | None) -> Outcome:
-    """The default study with ASHA promoting by Pareto fronts (``--set promote=fronts``)."""
+def run_previous(url: str, budget: int, limit: int | None) -> Outcome:
+    """The default study as it was until December 2026: rungs of 1, 3 and 9 epochs on full
+    Fashion-MNIST, each rung's top third by validation accuracy alone."""
     from nasdb.steer import create_study
 
-    return _study_outcome(url, "nasdb default, promote=fronts", budget, limit,
+    return _study_outcome(url, "previous default (1/3/9, promote=primary)", budget, limit,
                           lambda store: create_study(store, "fashion-mnist",
                                                      budget={"seconds": budget},
-                                                     settings={"promote": "fronts"}))
+                                                     settings={"R": 9, "promote": "primary"}))
 
 
 def run_remap_random(url: str, budget: int, limit: int | None) -> Outcome:
@@ -222,7 +225,7 @@ def run_cnn_reference(budget: int, limit: int | None) -> Outcome:
 
 
 STUDIES: dict[str, Callable[[str, int, int | None], Outcome]] = {
-    "default": run_default, "fronts": run_fronts, "remap": run_remap_random}
+    "default": run_default, "previous": run_previous, "remap": run_remap_random}
 
 
 def _cell(best: tuple[float, int] | None) -> str:
@@ -254,8 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Training images (default: all 54,000 after the validation split).")
     parser.add_argument("--methods", default="default,remap,tpe,cnn",
-                        help="Comma-separated subset of default, remap, tpe, cnn, and fronts "
-                        "(the default study promoting by Pareto fronts; not in the default set).")
+                        help="Comma-separated subset of default, remap, tpe, cnn, and previous "
+                        "(the default study as it was until December 2026; not in the default "
+                        "set).")
     parser.add_argument("--url", default=os.environ.get("NASDB_DATABASE_URL"),
                         help="Admin URL of a PostgreSQL server (default: embedded).")
     args = parser.parse_args(argv)
