@@ -4,8 +4,8 @@ Each method gets the same wall budget (default 3600 s; ``--quick`` 300 s), one a
 the same machine, each nasdb run in its own throwaway database:
 
 - **nasdb default**: ``nasdb study create --dataset fashion-mnist`` (no strategy: ASHA over epochs
-  in the modern space with the modern recipe, promoting by Pareto fronts, with a fourth rung of
-  27 epochs when the budget is an hour or more), driven in-process with one worker;
+  in the modern space with the modern recipe, promoting by Pareto fronts), driven in-process
+  with one worker;
 - **(a) REMAP random**: random sampling of REMAP's space with REMAP's training settings, as the
   seeds did (``--strategy random --space remap``);
 - **(b) Optuna TPE direct**: Optuna's TPE run without nasdb (no events, no worker) on the same
@@ -13,8 +13,8 @@ the same machine, each nasdb run in its own throwaway database:
 - **(c) cnn reference**: the `cnn` reference classifier trained for the whole budget (Adam 1e-3,
   no schedule), its test accuracy measured after every epoch;
 - **previous** (only when named in ``--methods``): the default study as it was until December
-  2026, for comparison: rungs of 1, 3 and 9 epochs whatever the budget, promoting by validation
-  accuracy alone (``--set R=9 --set promote=primary``).
+  2026, for comparison: promoting by validation accuracy alone (``--set promote=primary``) and
+  training with crops and flips from 2,000 optimizer steps (``augment_from_steps``).
 
 Printed: for each method the best test accuracy under 100k and under 10k parameters at 25%, 50%,
 75% and 100% of the budget (models are picked by validation accuracy, as a user would pick them;
@@ -143,14 +143,23 @@ def run_default(url: str, budget: int, limit: int | None) -> Outcome:
 
 
 def run_previous(url: str, budget: int, limit: int | None) -> Outcome:
-    """The default study as it was until December 2026: rungs of 1, 3 and 9 epochs on full
-    Fashion-MNIST, each rung's top third by validation accuracy alone."""
+    """The default study as it was until December 2026: each rung's top third by validation
+    accuracy alone, crops and flips from 2,000 optimizer steps (so in the 9-epoch rung)."""
+    from dataclasses import replace
+
+    from nasdb.search._hyperparameters import AUTO_AUGMENT_STEPS
+    from nasdb.search.strategies import StudySpace
     from nasdb.steer import create_study
 
-    return _study_outcome(url, "previous default (1/3/9, promote=primary)", budget, limit,
-                          lambda store: create_study(store, "fashion-mnist",
-                                                     budget={"seconds": budget},
-                                                     settings={"R": 9, "promote": "primary"}))
+    modern = StudySpace.modern()
+    hp = modern.hyperparameters
+    space = replace(modern, hyperparameters=replace(
+        hp, base=replace(hp.base, augment_from_steps=AUTO_AUGMENT_STEPS)))
+    return _study_outcome(url, "previous default (promote=primary, augment from 2000)", budget,
+                          limit, lambda store: create_study(store, "fashion-mnist",
+                                                            budget={"seconds": budget},
+                                                            settings={"promote": "primary"},
+                                                            space=space))
 
 
 def run_remap_random(url: str, budget: int, limit: int | None) -> Outcome:

@@ -29,10 +29,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-import numpy as np
-
 from nasdb.ingest import EventStore, NewEvent, new_model_ids, new_study_id, wait_projected
-from nasdb.query import pareto_mask
 from nasdb.read import class_metrics, get_dataset, get_study, study_trials
 from nasdb.schema.db import Database
 from nasdb.schema.errors import ConcurrencyConflict, InvalidRequest
@@ -65,21 +62,16 @@ _T = TypeVar("_T")
 BUDGET_KEYS = ("models", "epochs", "seconds")
 
 #: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
-#: 9r epochs, and 27r when the wall budget is at least `LONG_BUDGET_SECONDS`; the top third of
-#: each rung promoted by Pareto fronts of the study's objectives, so small models climb beside
-#: large ones; each rung trained from scratch so every model's schedule is a whole OneCycle) in
-#: the modern space; chosen by measurement (README, "Studies"). The bottom rung r is the fewest
-#: epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`). New configurations are
-#: seeded by the accuracy predictor when one is fitted: the best predicted of 8 random draws
-#: (`candidates`).
+#: 9r epochs, the top third of each rung promoted by Pareto fronts of the study's objectives, so
+#: small models climb beside large ones; each rung trained from scratch so every model's schedule
+#: is a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
+#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`). New
+#: configurations are seeded by the accuracy predictor when one is fitted: the best predicted of
+#: 8 random draws (`candidates`).
 DEFAULT_STRATEGY = "asha"
 DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
                                     "candidates": 8, "promote": "fronts"}
 MIN_RUNG_STEPS = 150
-#: A wall budget this long (or longer, or no wall budget at all: `DEFAULT_BUDGET`) gets a fourth
-#: rung of 27r epochs: an hour leaves time to carry a few models that far, and a small model
-#: needs the longer schedule (with crops and flips) to come near its best.
-LONG_BUDGET_SECONDS = 3600
 #: The budget of a default study when none is given: one hour of wall time.
 DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
 #: The parameter bounds `study_status` reports the best model under.
@@ -207,19 +199,14 @@ def check_budget(budget: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-def default_settings(dataset: DatasetInfo, space: StudySpace,
-                     budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def default_settings(dataset: DatasetInfo, space: StudySpace) -> dict[str, Any]:
     """`DEFAULT_SETTINGS` with the rungs scaled so that the bottom one trains at least
-    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset, and with a fourth rung
-    when ``budget`` (`DEFAULT_BUDGET` when None) has at least `LONG_BUDGET_SECONDS` of wall
-    time."""
+    `MIN_RUNG_STEPS` steps with the space's batch size on this dataset."""
     hp = space.for_dataset(space.base(), dataset)
     steps = max(1, math.ceil(max(dataset.train_size, 1) / hp.batch_size))
     r = max(1, math.ceil(MIN_RUNG_STEPS / steps))
     eta = int(DEFAULT_SETTINGS["eta"])
-    seconds = int((DEFAULT_BUDGET if budget is None else budget).get("seconds", 0))
-    rungs = 4 if seconds >= LONG_BUDGET_SECONDS else 3
-    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta ** (rungs - 1)}
+    return {**DEFAULT_SETTINGS, "min_epochs": r, "R": r * eta * eta}
 
 
 def create_study(
@@ -250,7 +237,7 @@ def create_study(
     space = space or StudySpace.modern()
     if strategy is None:
         strategy = DEFAULT_STRATEGY
-        settings = {**default_settings(dataset, space, budget), **(settings or {})}
+        settings = {**default_settings(dataset, space), **(settings or {})}
     if budget is None:
         budget = DEFAULT_BUDGET
     resolved = get_strategy(strategy, dict(settings or {})).settings
@@ -559,14 +546,10 @@ def study_status(db: Database, study_id: str,
 
 
 def pareto_front(view: StudyView) -> list[Trial]:
-    """Done trials on the Pareto front of the study's objectives (the one rule and tie rule:
-    `nasdb.query.pareto_mask`); trials missing an objective take no part."""
-    trials = [t for t in view.done if t.values(view.objectives) is not None]
+    """Done trials on the Pareto front of the study's objectives (the first of
+    `StudyView.fronts`); with one objective, the best trial."""
     if len(view.objectives) < 2:
         best = best_trial(view)
         return [best] if best is not None else []
-    values = [t.values(view.objectives) for t in trials]
-    maximise = [objective_direction(o) == "maximize" for o in view.objectives]
-    mask = pareto_mask(np.array(values, dtype=float).reshape(len(trials), len(maximise)),
-                       maximise)
-    return [t for t, on in zip(trials, mask, strict=True) if on]
+    fronts = view.fronts(view.done)
+    return fronts[0] if fronts else []

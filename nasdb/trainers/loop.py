@@ -455,7 +455,8 @@ def train(
         optimizer = _make_optimizer(trained, cfg)
         steps_per_epoch = max(math.ceil(n_train / cfg.batch_size), 1)
         schedule, per_step = _make_schedule(optimizer, cfg, steps_per_epoch)
-        augment = effective_augment(cfg.augment, data.hflip, cfg.epochs * steps_per_epoch)
+        augment = effective_augment(cfg.augment, data.hflip, cfg.epochs * steps_per_epoch,
+                                    cfg.augment_from_steps)
 
         # ---------------------------------------------------------------------------------- loop
         history: list[EpochResult] = []

@@ -43,7 +43,7 @@ HYPERPARAMETERS_EXAMPLE = (
     '{"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "batch_size": 256, "epochs": 10, '
     '"schedule": "step", "step_gamma": 0.75, "seed": 0, "early_stop_patience": 3, '
     '"early_stop_delta": 0.005, "augment": "none", "label_smoothing": 0.0, '
-    '"wd_norm_bias": true}'
+    '"wd_norm_bias": true, "augment_from_steps": 2000}'
 )
 
 
@@ -197,7 +197,7 @@ def test_hyperparameter_defaults_are_the_contract_example() -> None:
         ({"momentum": 0.9},
          "unknown hyperparameter 'momentum'; known: optimizer, lr, weight_decay, batch_size, "
          "epochs, schedule, step_gamma, seed, early_stop_patience, early_stop_delta, augment, "
-         "label_smoothing, wd_norm_bias"),
+         "label_smoothing, wd_norm_bias, augment_from_steps"),
     ],
 )
 def test_bad_hyperparameters_name_the_problem(data: dict, message: str) -> None:

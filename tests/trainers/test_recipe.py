@@ -18,6 +18,7 @@ from nasdb.schema import Database
 from nasdb.search import Architecture, ConvBlock, GlobalAvgPool, Hyperparameters, SepConv
 from nasdb.search._hyperparameters import (
     AUTO_AUGMENT_STEPS,
+    MODERN_AUGMENT_FROM_STEPS,
     allowed_augment,
     effective_augment,
 )
@@ -60,11 +61,12 @@ def test_flips_only_where_the_dataset_allows_them(db: Database) -> None:
     for name, expected in (("digits", "crop"), ("fashion-mnist", "crop-flip")):
         info = get_dataset(db, name)
         for _ in range(5):
-            augment = space.sample(info, rng)[1].augment
-            assert augment == "auto"
+            hp = space.sample(info, rng)[1]
+            assert (hp.augment, hp.augment_from_steps) == ("auto", MODERN_AUGMENT_FROM_STEPS)
             # a long run gets crops, and flips only where the dataset allows them
-            assert effective_augment(augment, info.hflip, AUTO_AUGMENT_STEPS) == expected
-            assert effective_augment(augment, info.hflip, AUTO_AUGMENT_STEPS - 1) == "none"
+            at = hp.augment_from_steps
+            assert effective_augment(hp.augment, info.hflip, at, at) == expected
+            assert effective_augment(hp.augment, info.hflip, at - 1, at) == "none"
     assert allowed_augment("crop-flip", False) == "crop"
     assert allowed_augment("flip", False) == "none"
     assert allowed_augment("crop-flip", True) == "crop-flip"
@@ -106,6 +108,21 @@ def test_auto_augmentation_leaves_a_short_run_unaugmented(digits: LoadedDataset)
     originals = {tuple(row) for row in digits.x_train.flatten(1).tolist()}
     assert images({"epochs": 1, "augment": "auto"}) == originals  # 1 step: no augmentation
     assert images({"epochs": 1, "augment": "crop"}) != originals  # the spy sees crops
+    # auto augments from the run's recorded threshold: 2 steps here, and this run takes 2
+    assert images({"epochs": 2, "augment": "auto", "augment_from_steps": 2}) != originals
+    assert images({"epochs": 1, "augment": "auto", "augment_from_steps": 2}) == originals
+
+
+def test_payloads_from_before_the_threshold_was_recorded_keep_theirs() -> None:
+    """A proposal recorded without ``augment_from_steps`` trained with crops and flips from
+    `AUTO_AUGMENT_STEPS` steps; reading it back keeps that, so `nasdb reproduce` trains it the
+    same way. The modern recipe records its own, later threshold."""
+    old = Hyperparameters.from_json({"epochs": 9, "augment": "auto"})
+    assert old.augment_from_steps == AUTO_AUGMENT_STEPS == 2000
+    assert StudySpace.modern().hyperparameters.base.augment_from_steps == MODERN_AUGMENT_FROM_STEPS
+    assert Hyperparameters.from_json(old.to_json()) == old
+    with pytest.raises(Exception, match=r"augment_from_steps must be an integer >= 0, got -1"):
+        Hyperparameters(augment_from_steps=-1)
 
 
 def test_augment_batch_crops_and_flips_as_documented() -> None:

@@ -173,24 +173,31 @@ class StudyView:
         """Best first by the primary objective; ties broken by proposal order."""
         return sorted(trials, key=lambda t: (-self.score(t), t.number))
 
-    def ranked_by_fronts(self, trials: Sequence[Trial]) -> list[Trial]:
-        """Best first by non-dominated sorting over the study's objectives: the Pareto front
-        (`nasdb.query.pareto_mask`, the one rule), then the front of the rest, and so on; within
-        a front by the primary objective (`ranked`). Trials missing an objective come last.
-
-        With ``val_acc`` and ``params`` this keeps the most accurate model of every size in the
-        running, where `ranked` favours the largest (multi-objective ASHA, Schmucker et al. 2021,
-        selects the same way)."""
+    def fronts(self, trials: Sequence[Trial]) -> list[list[Trial]]:
+        """Non-dominated sorting over the study's objectives: the Pareto front of ``trials``
+        (`nasdb.query.pareto_mask`, the one rule and tie rule), then the front of the rest, and
+        so on, each front in the order of ``trials``. Trials missing an objective take no
+        part."""
         maximise = [objective_direction(o) == "maximize" for o in self.objectives]
         known = [(t, v) for t in trials if (v := t.values(self.objectives)) is not None]
         rest = [t for t, _ in known]
         values = np.array([v for _, v in known], dtype=float).reshape(len(rest), len(maximise))
-        out: list[Trial] = []
+        out: list[list[Trial]] = []
         while rest:
             on = pareto_mask(values, maximise)
-            out += self.ranked([t for t, f in zip(rest, on, strict=True) if f])
+            out.append([t for t, f in zip(rest, on, strict=True) if f])
             rest = [t for t, f in zip(rest, on, strict=True) if not f]
             values = values[~on]
+        return out
+
+    def ranked_by_fronts(self, trials: Sequence[Trial]) -> list[Trial]:
+        """Best first by `fronts`, within a front by the primary objective (`ranked`); trials
+        missing an objective come last.
+
+        With ``val_acc`` and ``params`` this keeps the most accurate model of every size in the
+        running, where `ranked` favours the largest (multi-objective ASHA, Schmucker et al. 2021,
+        selects the same way)."""
+        out = [t for front in self.fronts(trials) for t in self.ranked(front)]
         return out + self.ranked([t for t in trials if t.values(self.objectives) is None])
 
 
