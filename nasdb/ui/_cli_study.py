@@ -98,8 +98,8 @@ def study() -> None:
 @click.option("--dataset", required=True, help="A registered dataset (nasdb dataset add ...).")
 @click.option("--strategy", default=None, help="random, evolution, hyperband, asha, pbt, tpe, "
               "nsga2, bohb or guided (needs: nasdb recommend fit). Default: the strongest "
-              "measured search, ASHA over 1/3/9 epochs (and 27 with an hour or more), "
-              "promoting by Pareto fronts (README, Studies).")
+              "measured search, ASHA over 1/3/9 epochs promoting by Pareto fronts (README, "
+              "Studies).")
 @_budget_options
 @click.option("--objective", "objectives", multiple=True, help="val_acc (best validation "
               "accuracy), acc (test accuracy), params, flops, latency or acc:CLASS (one class's "
