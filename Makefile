@@ -29,7 +29,7 @@ demo: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest --durations=40
+	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=40
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done

@@ -97,6 +97,18 @@ def empty_db_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, share the cores among the workers: each worker's torch (and the
+    processes it starts) gets cores / workers threads instead of every core."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 _UNEXPLAINED_SKIPS: list[str] = []
 
 

@@ -61,21 +61,23 @@ _T = TypeVar("_T")
 
 BUDGET_KEYS = ("models", "epochs", "seconds")
 
+#: The parameter bounds `study_status` reports the best model under.
+PARAM_BOUNDS: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 #: What ``nasdb study create`` runs without ``--strategy``: ASHA over epochs (rungs of r, 3r and
 #: 9r epochs, the top third of each rung promoted by Pareto fronts of the study's objectives, so
 #: small models climb beside large ones; each rung trained from scratch so every model's schedule
-#: is a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). The bottom
-#: rung r is the fewest epochs giving `MIN_RUNG_STEPS` optimizer steps (`default_settings`). New
-#: configurations are seeded by the accuracy predictor when one is fitted: the best predicted of
-#: 8 random draws (`candidates`).
+#: is a whole OneCycle) in the modern space; chosen by measurement (README, "Studies"). Models of
+#: at most 10k parameters (the smallest of `PARAM_BOUNDS`) compete on their own and are drawn as
+#: often as larger ones (`split_params`). The bottom rung r is the fewest epochs giving
+#: `MIN_RUNG_STEPS` optimizer steps (`default_settings`). New configurations are seeded by the
+#: accuracy predictor when one is fitted: the best predicted of 8 random draws (`candidates`).
 DEFAULT_STRATEGY = "asha"
 DEFAULT_SETTINGS: dict[str, Any] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": False,
-                                    "candidates": 8, "promote": "fronts"}
+                                    "candidates": 8, "promote": "fronts",
+                                    "split_params": PARAM_BOUNDS[0]}
 MIN_RUNG_STEPS = 150
 #: The budget of a default study when none is given: one hour of wall time.
 DEFAULT_BUDGET: dict[str, int] = {"seconds": 3600}
-#: The parameter bounds `study_status` reports the best model under.
-PARAM_BOUNDS: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

@@ -98,15 +98,16 @@ def study() -> None:
 @click.option("--dataset", required=True, help="A registered dataset (nasdb dataset add ...).")
 @click.option("--strategy", default=None, help="random, evolution, hyperband, asha, pbt, tpe, "
               "nsga2, bohb or guided (needs: nasdb recommend fit). Default: the strongest "
-              "measured search, ASHA over 1/3/9 epochs promoting by Pareto fronts (README, "
-              "Studies).")
+              "measured search, ASHA over 1/3/9 epochs promoting by Pareto fronts, models of at "
+              "most 10k parameters competing on their own (README, Studies).")
 @_budget_options
 @click.option("--objective", "objectives", multiple=True, help="val_acc (best validation "
               "accuracy), acc (test accuracy), params, flops, latency or acc:CLASS (one class's "
               "test accuracy, its recall); repeat for several (default: val_acc, params). The "
               "first one ranks.")
 @click.option("--set", "sets", multiple=True, help="Strategy setting KEY=VALUE (e.g. R=9, "
-              "eta=3, population=8, parallel=4, seed=1, promote=primary). Repeatable.")
+              "eta=3, population=8, parallel=4, seed=1, promote=primary, split_params=0). "
+              "Repeatable.")
 @click.option("--space", "space_json", help="modern (default), remap (REMAP's space exactly), "
               "extended, or the search space as JSON: {\"architecture\": {...}, "
               "\"hyperparameters\": {...}, \"dropped\": [...], \"max_blocks\": 3}.")

@@ -35,9 +35,9 @@ def test_create_without_strategy_picks_the_default_search(
     # digits: 1294 training images, batch 64 -> 21 steps an epoch -> rungs of 8, 24, 72 epochs,
     # each rung's top third by Pareto fronts
     assert {k: row.settings[k] for k in
-            ("min_epochs", "R", "eta", "resume", "candidates", "promote")} == {
+            ("min_epochs", "R", "eta", "resume", "candidates", "promote", "split_params")} == {
         "min_epochs": 8, "R": 72, "eta": 3, "resume": False, "candidates": 8,
-        "promote": "fronts"}
+        "promote": "fronts", "split_params": 10_000}
     assert row.budget == {"seconds": 3600}
     # a setting the user gives wins over the default's
     made = nasdb("study", "create", "--dataset", "digits", "--set", "promote=primary",
@@ -68,15 +68,19 @@ def one_thread() -> Iterator[None]:
 @pytest.mark.usefixtures("one_thread")
 def test_a_default_study_on_digits_reaches_097_within_a_small_budget(
         store: EventStore, nasdb: Callable[..., Result]) -> None:
-    # four configurations at 8 epochs, the best of the first three promoted to 24
-    study_id = create_study(store, "digits", budget={"epochs": 56}, name="small")
+    # six configurations at 8 epochs, every other one drawn for the competition of models of at
+    # most 10k parameters; once three models of one competition are done its best is promoted to
+    # 24 epochs
+    study_id = create_study(store, "digits", budget={"epochs": 72}, name="small")
     worker = Worker(store.db, lease_seconds=120)
     started = time.monotonic()
     assert run_study(store.db, study_id, train=lambda: worker.run(max_jobs=1)) == "done"
     print(f"default study on digits: {time.monotonic() - started:.1f}s")
     status = study_status(store.db, study_id)
     view = load_view(store, study_id)
-    assert status["models_by_status"] == {"done": 5}
+    assert status["models_by_status"] == {"done": 7}
+    assert [t.proposal.get("params_max") for t in view.trials if t.proposal["rung"] == 0] \
+        == [None, 10_000] * 3
     rungs = {int(t.proposal["rung"]) for t in view.trials}
     assert rungs >= {0, 1}  # hopeless configurations stopped after the bottom rung
     best = max(view.done, key=lambda t: t.best_val_acc or 0.0)

@@ -150,6 +150,42 @@ def test_asha_promoting_by_fronts_promotes_from_the_first_fronts(store: EventSto
     assert len({t.parent_id for t in rung1}) == len(rung1)
 
 
+def test_asha_split_params_runs_two_competitions(store: EventStore) -> None:
+    split = 2000  # about 4 in 10 of TINY's digits models have at most 2,000 parameters
+    study_id, view = drive(store, "asha", {"models": 10},
+                           {"R": 3, "eta": 3, "parallel": 1, "split_params": split})
+    assert_consistent(store, study_id)
+
+    def small(t: Any) -> bool:
+        return t.params <= split
+
+    bottom = [t for t in view.trials if t.proposal["rung"] == 0]
+    capped = [t for t in bottom if "params_max" in t.proposal]
+    assert capped, "no configuration was drawn for the small competition"
+    assert all(t.proposal["params_max"] == split and small(t) for t in capped)
+    # each new configuration goes to the competition with fewer: the small one never trails
+    for t in bottom:
+        before = [x for x in bottom if x.number < t.number]
+        assert sum(map(small, before)) >= sum(not small(x) for x in before) - 1
+    rung1 = [t for t in view.trials if t.proposal["rung"] == 1]
+    assert rung1, "ASHA never promoted"
+    by_id = {t.model_id: t for t in view.trials}
+    for t in rung1:
+        parent = by_id[t.parent_id]
+        # top third of the parent's own competition, among the rung-0 models proposed before t
+        rivals = [x for x in bottom if x.number < t.number and small(x) == small(parent)]
+        assert parent in view.ranked(rivals)[: len(rivals) // 3]
+
+
+def test_asha_refuses_a_negative_split() -> None:
+    from nasdb.schema.errors import InvalidRequest
+    from nasdb.search.strategies import get_strategy
+
+    with pytest.raises(InvalidRequest, match="split_params must be 0 \\(off\\) or a parameter "
+                                            "count, got -1"):
+        get_strategy("asha", {"split_params": -1})
+
+
 def test_pbt_exploits_and_explores_with_lineage(store: EventStore) -> None:
     study_id, view = drive(store, "pbt", {"models": 9},
                            {"population": 3, "generations": 3, "quantile": 0.34,

@@ -310,9 +310,13 @@ def test_studies_show_history_parallel_coordinates_importance_and_refine(
                   in p and p)
     assert n in plots["Trade-off: accuracy vs params"]["rows"]
     assert n in plots["Exploration history: lr"]["rows"]
-    brushes = [e.data["detail"] for e in _events(db, "UiAction")
-               if e.data["action"] == "brush" and e.data["detail"]["study"] == sid]
-    assert brushes and brushes[-1]["ranges"]["lr"][1] < 0.01
+    # the server appends the UiAction after it has re-rendered the views, so a loaded machine may
+    # show the filtered page before the event is in the log
+    brushes = _wait(lambda: (b := [e.data["detail"] for e in _events(db, "UiAction")
+                                   if e.data["action"] == "brush"
+                                   and e.data["detail"]["study"] == sid])
+                    and b[-1]["ranges"].get("lr", (0, 1))[1] < 0.01 and b)
+    assert brushes, "no brush of lr below 0.01 was recorded"
     # Importance: bars per hyperparameter and the pairwise heatmap, computed off the event loop.
     page.locator(".study-show-importance input").check()
     page.wait_for_selector(".study-importance", timeout=180_000)

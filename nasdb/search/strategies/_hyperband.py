@@ -26,6 +26,7 @@ rung budget with at least ``min_points`` finished trials (random with probabilit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -157,11 +158,19 @@ class ASHA(Strategy):
     ``promote`` says which finished trials of a rung are its top 1/eta: ``primary``, the best by
     the primary objective (ASHA as published); ``fronts``, the best by non-dominated sorting over
     all the study's objectives (`StudyView.ranked_by_fronts`), so that with ``val_acc, params``
-    small models climb the rungs beside large ones."""
+    small models climb the rungs beside large ones.
+
+    ``split_params`` N (0: off), when below the space's ``max_params``, runs two competitions side
+    by side: models of at most N parameters and the rest (`strata`). Each rung promotes the top
+    1/eta of each competition on its own, and a new configuration is drawn for the competition
+    with fewer bottom-rung trials, under N parameters when it is the small one (its proposal
+    records ``params_max``). So a study asked for good models under 10k and under 100k trains
+    about as many of each, instead of the few small ones the space's chain draws by chance."""
 
     name = "asha"
     defaults: ClassVar[dict[str, Any]] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": True,
-                                          "candidates": 1, "promote": "primary"}
+                                          "candidates": 1, "promote": "primary",
+                                          "split_params": 0}
     PROMOTE = ("primary", "fronts")
 
     @classmethod
@@ -174,6 +183,9 @@ class ASHA(Strategy):
             )
         if settings["candidates"] < 1:
             raise InvalidRequest(f"candidates must be at least 1, got {settings['candidates']}")
+        if settings["split_params"] < 0:
+            raise InvalidRequest(f"split_params must be 0 (off) or a parameter count, got "
+                                 f"{settings['split_params']}")
         if settings["promote"] not in cls.PROMOTE:
             raise InvalidRequest(f"promote must be one of {', '.join(cls.PROMOTE)}, got "
                                  f"{settings['promote']!r}")
@@ -184,34 +196,67 @@ class ASHA(Strategy):
         top = _log_floor(R / r, eta)
         return [r * eta**k for k in range(top + 1)]
 
+    def strata(self, view: StudyView) -> list[int]:
+        """The parameter bounds of the competitions, smallest first: ``[split_params, max_params]``
+        or, when the split is off or not below the space's cap, ``[max_params]``."""
+        cap = view.space.architecture.max_params
+        split = int(self.settings["split_params"])
+        return [split, cap] if 0 < split < cap else [cap]
+
     def ask(self, view: StudyView, slots: int) -> list[Suggestion]:
         rng = view.rng()
         eta = int(self.settings["eta"])
         rungs = self.rungs()
+        bounds = self.strata(view)
+
+        def stratum(params: int) -> int:
+            return next((i for i, b in enumerate(bounds) if params <= b), len(bounds) - 1)
+
         mine = [t for t in view.trials if t.proposal.get("strategy") == self.name]
         promoted: dict[int, set[str]] = {
             k: {config_of(t) for t in mine if t.proposal.get("rung") == k}
             for k in range(len(rungs))
         }
+        drawn = [sum(1 for t in mine if t.proposal.get("rung") == 0 and stratum(t.params) == i)
+                 for i in range(len(bounds))]
         order = view.ranked if self.settings["promote"] == "primary" else view.ranked_by_fronts
         out: list[Suggestion] = []
         while len(out) < slots:
-            for k in range(len(rungs) - 2, -1, -1):
-                done = order([t for t in mine if t.proposal.get("rung") == k and t.done])
+            pick = self._promotion(mine, promoted, order, eta, stratum, len(bounds))
+            if pick is not None:
+                k, parent = pick
+                info = {"strategy": self.name, "rung": k, "rung_epochs": rungs[k]}
+                out.append(_promote(view, parent, k, rungs[k], info,
+                                    bool(self.settings["resume"])))
+                promoted[k].add(config_of(parent))
+                continue
+            # the competition with fewer bottom-rung trials; on a tie the larger one
+            i = min(range(len(bounds) - 1, -1, -1), key=lambda n: drawn[n])
+            info = {"strategy": self.name, "rung": 0, "rung_epochs": rungs[0]}
+            within = view
+            if i < len(bounds) - 1:
+                info["params_max"] = bounds[i]
+                within = replace(view, space=view.space.capped(bounds[i]))
+            out.append(seeded_fresh(within, rng, info, rungs[0],
+                                    int(self.settings["candidates"])))
+            drawn[i] += 1
+        return out
+
+    @staticmethod
+    def _promotion(mine: list[Trial], promoted: dict[int, set[str]],
+                   order: Callable[[Sequence[Trial]], list[Trial]], eta: int,
+                   stratum: Callable[[int], int], strata: int) -> tuple[int, Trial] | None:
+        """The highest rung ``k`` + 1 with a trial in the top 1/eta of its competition on rung
+        ``k`` that was not promoted yet, and that trial; None when there is none."""
+        for k in range(len(promoted) - 2, -1, -1):
+            for i in range(strata):
+                done = order([t for t in mine if t.proposal.get("rung") == k and t.done
+                              and stratum(t.params) == i])
                 top = done[: len(done) // eta]
                 pick = next((t for t in top if config_of(t) not in promoted[k + 1]), None)
                 if pick is not None:
-                    info = {"strategy": self.name, "rung": k + 1, "rung_epochs": rungs[k + 1]}
-                    out.append(_promote(view, pick, k + 1, rungs[k + 1], info,
-                                        bool(self.settings["resume"])))
-                    promoted[k + 1].add(config_of(pick))
-                    break
-            else:
-                s = seeded_fresh(view, rng, {"strategy": self.name, "rung": 0,
-                                             "rung_epochs": rungs[0]}, rungs[0],
-                                 int(self.settings["candidates"]))
-                out.append(s)
-        return out
+                    return k + 1, pick
+        return None
 
 
 class BOHB(Hyperband):

@@ -214,6 +214,12 @@ class StudySpace:
     def base(self) -> Hyperparameters:
         return self.hyperparameters.base
 
+    def capped(self, max_params: int) -> StudySpace:
+        """This space with architectures of at most ``max_params`` parameters (never above its
+        own cap)."""
+        a = self.architecture
+        return replace(self, architecture=replace(a, max_params=min(a.max_params, max_params)))
+
     def sample_hyperparameters(self, rng: random.Random) -> Hyperparameters:
         hp = self.hyperparameters.sample(rng)
         fixed = {n: getattr(self.base(), n) for n in self.dropped if n in HYPERPARAMETER_NAMES}
