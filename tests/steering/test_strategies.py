@@ -177,6 +177,15 @@ def test_asha_split_params_runs_two_competitions(store: EventStore) -> None:
         assert parent in view.ranked(rivals)[: len(rivals) // 3]
 
 
+def test_asha_draws_freely_when_nothing_fits_under_the_split(store: EventStore) -> None:
+    # no model has 15 parameters or fewer: the 10-class head alone has at least 20
+    study_id, view = drive(store, "asha", {"models": 3},
+                           {"R": 3, "eta": 3, "parallel": 1, "split_params": 15})
+    assert_consistent(store, study_id)
+    assert len(view.trials) == 3
+    assert all("params_max" not in t.proposal and t.params > 15 for t in view.trials)
+
+
 def test_asha_refuses_a_negative_split() -> None:
     from nasdb.schema.errors import InvalidRequest
     from nasdb.search.strategies import get_strategy

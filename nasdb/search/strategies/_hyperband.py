@@ -164,7 +164,7 @@ class ASHA(Strategy):
     by side: models of at most N parameters and the rest (`strata`). Each rung promotes the top
     1/eta of each competition on its own, and a new configuration is drawn for the competition
     with fewer bottom-rung trials, under N parameters when it is the small one (its proposal
-    records ``params_max``). So a study asked for good models under 10k and under 100k trains
+    records ``params_max``; a space with no model that small draws freely instead). So a study asked for good models under 10k and under 100k trains
     about as many of each, instead of the few small ones the space's chain draws by chance."""
 
     name = "asha"
@@ -233,13 +233,17 @@ class ASHA(Strategy):
             # the competition with fewer bottom-rung trials; on a tie the larger one
             i = min(range(len(bounds) - 1, -1, -1), key=lambda n: drawn[n])
             info = {"strategy": self.name, "rung": 0, "rung_epochs": rungs[0]}
-            within = view
-            if i < len(bounds) - 1:
-                info["params_max"] = bounds[i]
-                within = replace(view, space=view.space.capped(bounds[i]))
-            out.append(seeded_fresh(within, rng, info, rungs[0],
-                                    int(self.settings["candidates"])))
+            candidates = int(self.settings["candidates"])
             drawn[i] += 1
+            if i < len(bounds) - 1:
+                try:
+                    out.append(seeded_fresh(replace(view, space=view.space.capped(bounds[i])),
+                                            rng, {**info, "params_max": bounds[i]}, rungs[0],
+                                            candidates))
+                    continue
+                except InvalidRequest:  # no model of the space fits under the split: draw freely
+                    pass
+            out.append(seeded_fresh(view, rng, info, rungs[0], candidates))
         return out
 
     @staticmethod
