@@ -164,8 +164,9 @@ class ASHA(Strategy):
     by side: models of at most N parameters and the rest (`strata`). Each rung promotes the top
     1/eta of each competition on its own, and a new configuration is drawn for the competition
     with fewer bottom-rung trials, under N parameters when it is the small one (its proposal
-    records ``params_max``; a space with no model that small draws freely instead). So a study asked for good models under 10k and under 100k trains
-    about as many of each, instead of the few small ones the space's chain draws by chance."""
+    records ``params_max``; a space with no model that small draws freely instead). So a study
+    asked for good models under 10k and under 100k trains about as many of each, instead of the
+    few small ones the space's chain draws by chance."""
 
     name = "asha"
     defaults: ClassVar[dict[str, Any]] = {"R": 9, "eta": 3, "min_epochs": 1, "resume": True,
