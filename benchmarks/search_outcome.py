@@ -14,12 +14,16 @@ the same machine, each nasdb run in its own throwaway database:
   no schedule), its test accuracy measured after every epoch;
 - **previous** (only when named in ``--methods``): the default study as it was until December
   2026, for comparison: promoting by validation accuracy alone (``--set promote=primary``) and
-  training with crops and flips from 2,000 optimizer steps (``augment_from_steps``).
+  training with crops and flips from 2,000 optimizer steps (``augment_from_steps``);
+- **nasdb-S** (only when named, e.g. ``nasdb-hyperband``): ``nasdb study create --dataset
+  fashion-mnist --strategy S`` with S's own default settings in the modern space, the default's
+  rivals for the place of default search.
 
 Printed: for each method the best test accuracy under 100k and under 10k parameters at 25%, 50%,
 75% and 100% of the budget (models are picked by validation accuracy, as a user would pick them;
-reference classifiers never count as found models, so (c) is listed with its own accuracy), and
-the number of models trained. Models still training when the budget ends do not count.
+reference classifiers never count as found models, so (c) is listed with its own accuracy and
+"-" models), and the number of models trained. Models still training when the budget ends do not
+count.
 
     python benchmarks/search_outcome.py --quick      # 4 x 300 s
     python benchmarks/search_outcome.py              # 4 x 3600 s
@@ -44,6 +48,7 @@ from typing import Any
 from _server import bench_database, embedded_admin_url  # benchmarks/_server.py
 
 from nasdb.schema.errors import NasdbError
+from nasdb.search.strategies import STRATEGIES
 from nasdb.trainers.devices import cpu_name
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -59,7 +64,8 @@ class Outcome:
     budget: float
     models: list[tuple[float, int, float, float]] = field(default_factory=list)
     wall: float = 0.0
-    note: str = ""
+    #: set for a reference classifier: its ``models`` are its epochs, and none is a found model
+    reference: str = ""
 
     def best(self, bound: int, share: float) -> tuple[float, int] | None:
         """Test accuracy and params of the best-by-validation model under ``bound`` finished by
@@ -70,8 +76,9 @@ class Outcome:
         top = max(seen, key=lambda m: m[2])
         return top[3], top[1]
 
-    def trained(self) -> int:
-        return sum(1 for m in self.models if m[0] <= self.budget)
+    def trained(self) -> str:
+        """The models column: how many finished within the budget; "-" for a reference."""
+        return "-" if self.reference else str(sum(1 for m in self.models if m[0] <= self.budget))
 
 
 def _study_outcome(url: str, method: str, budget: int, limit: int | None,
@@ -162,6 +169,17 @@ def run_previous(url: str, budget: int, limit: int | None) -> Outcome:
                                                             space=space))
 
 
+def run_strategy(strategy: str) -> Callable[[str, int, int | None], Outcome]:
+    """A nasdb study with ``strategy`` and its own default settings in the modern space."""
+    from nasdb.steer import create_study
+
+    def run(url: str, budget: int, limit: int | None) -> Outcome:
+        return _study_outcome(url, f"nasdb {strategy} (modern)", budget, limit,
+                              lambda store: create_study(store, "fashion-mnist", strategy,
+                                                         budget={"seconds": budget}))
+    return run
+
+
 def run_remap_random(url: str, budget: int, limit: int | None) -> Outcome:
     from nasdb.search.strategies import StudySpace
     from nasdb.steer import create_study
@@ -219,7 +237,7 @@ def run_cnn_reference(budget: int, limit: int | None) -> Outcome:
     data = load_dataset("fashion-mnist", FMNIST, limit=limit)
     module = build_seeded(Architecture(reference="cnn"), data.input_shape, data.num_classes, 0)
     params = sum(p.numel() for p in module.parameters())
-    out = Outcome("(c) cnn reference", budget, note="reference: not a found model")
+    out = Outcome("(c) cnn reference", budget, reference="reference: not a found model")
 
     def on_epoch(r: EpochResult) -> bool:
         test = evaluate(module, data.x_test, data.y_test, num_classes=data.num_classes)
@@ -250,13 +268,13 @@ def report(outcomes: Sequence[Outcome], budget: int) -> None:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for o in outcomes:
-            cells = [o.method, *(_cell(o.best(bound, s)) for s in SHARES), str(o.trained()),
+            cells = [o.method, *(_cell(o.best(bound, s)) for s in SHARES), o.trained(),
                      f"{o.wall:.0f}"]
             print("| " + " | ".join(cells) + " |")
     for o in outcomes:
-        if o.note and o.models:
+        if o.reference and o.models:
             print(f"{o.method}: {o.models[-1][1]:,} params, test acc {o.models[-1][3]:.4f} after "
-                  f"{len(o.models)} epochs ({o.note})")
+                  f"{len(o.models)} epochs ({o.reference})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,14 +284,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Training images (default: all 54,000 after the validation split).")
     parser.add_argument("--methods", default="default,remap,tpe,cnn",
-                        help="Comma-separated subset of default, remap, tpe, cnn, and previous "
-                        "(the default study as it was until December 2026; not in the default "
-                        "set).")
+                        help="Comma-separated subset of default, remap, tpe, cnn, and, not in "
+                        "the default set, previous (the default study as it was until December "
+                        "2026) and nasdb-S for a nasdb strategy S (e.g. nasdb-hyperband).")
     parser.add_argument("--url", default=os.environ.get("NASDB_DATABASE_URL"),
                         help="Admin URL of a PostgreSQL server (default: embedded).")
     args = parser.parse_args(argv)
     budget = 300 if args.quick else args.budget_seconds
     methods = [m for m in args.methods.split(",") if m]
+    for method in methods:
+        strategy = method.removeprefix("nasdb-")
+        if method.startswith("nasdb-") and strategy in STRATEGIES:
+            STUDIES[method] = run_strategy(strategy)
+        elif method not in (*STUDIES, "tpe", "cnn"):
+            parser.error(f"unknown method {method!r}; choose from default, remap, tpe, cnn, "
+                         f"previous, nasdb-{{{','.join(STRATEGIES)}}}")
     os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
     admin = args.url or embedded_admin_url(["fsync = off"])
     load_before = os.getloadavg()
@@ -285,10 +310,8 @@ def main(argv: list[str] | None = None) -> None:
                 outcomes.append(STUDIES[method](url, budget, args.limit))
         elif method == "tpe":
             outcomes.append(run_optuna_tpe(budget, args.limit))
-        elif method == "cnn":
-            outcomes.append(run_cnn_reference(budget, args.limit))
         else:
-            parser.error(f"unknown method {method!r}")
+            outcomes.append(run_cnn_reference(budget, args.limit))
         o = outcomes[-1]
         print(f"  {o.method}: {o.trained()} models in {o.wall:.0f}s; best under 100k "
               f"{_cell(o.best(100_000, 1.0))}, under 10k {_cell(o.best(10_000, 1.0))}",
