@@ -277,6 +277,15 @@ def report(outcomes: Sequence[Outcome], budget: int) -> None:
                   f"{len(o.models)} epochs ({o.reference})")
 
 
+def study_runner(method: str) -> Callable[[str, int, int | None], Outcome] | None:
+    """The nasdb study behind ``method`` (a name in `STUDIES`, or ``nasdb-S`` for a strategy S),
+    or None for a method that is not a nasdb study."""
+    strategy = method.removeprefix("nasdb-")
+    if method.startswith("nasdb-") and strategy in STRATEGIES:
+        return run_strategy(strategy)
+    return STUDIES.get(method)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 s per method.")
@@ -293,10 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     budget = 300 if args.quick else args.budget_seconds
     methods = [m for m in args.methods.split(",") if m]
     for method in methods:
-        strategy = method.removeprefix("nasdb-")
-        if method.startswith("nasdb-") and strategy in STRATEGIES:
-            STUDIES[method] = run_strategy(strategy)
-        elif method not in (*STUDIES, "tpe", "cnn"):
+        if method not in ("tpe", "cnn") and study_runner(method) is None:
             parser.error(f"unknown method {method!r}; choose from default, remap, tpe, cnn, "
                          f"previous, nasdb-{{{','.join(STRATEGIES)}}}")
     os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
@@ -305,9 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     total = time.perf_counter()
     outcomes: list[Outcome] = []
     for method in methods:
-        if method in STUDIES:
+        if runner := study_runner(method):
             with bench_database(admin, prefix="nasdb_outcome") as url:
-                outcomes.append(STUDIES[method](url, budget, args.limit))
+                outcomes.append(runner(url, budget, args.limit))
         elif method == "tpe":
             outcomes.append(run_optuna_tpe(budget, args.limit))
         else:
